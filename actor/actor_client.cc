@@ -1,0 +1,59 @@
+#include "actor/actor_client.h"
+
+#include "common/grpc_status.h"
+#include "common/weights_stream.h"
+#include "proto/grail/v1/actor.grpc.pb.h"
+
+namespace grail::actor {
+namespace {
+
+class GrpcActorClient : public ActorClient {
+ public:
+  explicit GrpcActorClient(const ClientOptions& options)
+      : options_(options), stub_(grail::v1::ActorService::NewStub(MakeChannel(options))) {}
+
+  absl::Status Generate(const grail::v1::GenerateRequest& request,
+                        const std::function<void(grail::v1::Sample)>& on_sample) override {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.timeout);
+    auto reader = stub_->Generate(&context, request);
+    grail::v1::Sample sample;
+    while (reader->Read(&sample)) on_sample(std::move(sample));
+    return FromGrpcStatus(reader->Finish());
+  }
+
+  absl::StatusOr<grail::v1::LoadWeightsResponse> LoadWeights(absl::string_view blob,
+                                                             int64_t version) override {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.timeout);
+    grail::v1::LoadWeightsResponse response;
+    auto writer = stub_->LoadWeights(&context, &response);
+    absl::Status sent = WriteWeightsStream(writer.get(), blob, version);
+    writer->WritesDone();
+    absl::Status status = FromGrpcStatus(writer->Finish());
+    if (!status.ok()) return status;  // the server's reason beats "stream broken"
+    if (!sent.ok()) return sent;
+    return response;
+  }
+
+  absl::StatusOr<grail::v1::ActorInfo> GetInfo() override {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.timeout);
+    grail::v1::ActorInfo info;
+    absl::Status status = FromGrpcStatus(stub_->GetInfo(&context, {}, &info));
+    if (!status.ok()) return status;
+    return info;
+  }
+
+ private:
+  ClientOptions options_;
+  std::unique_ptr<grail::v1::ActorService::Stub> stub_;
+};
+
+}  // namespace
+
+std::unique_ptr<ActorClient> NewGrpcActorClient(const ClientOptions& options) {
+  return std::make_unique<GrpcActorClient>(options);
+}
+
+}  // namespace grail::actor

@@ -1,0 +1,44 @@
+#ifndef GRAIL_ACTOR_ROLLOUT_ENGINE_H_
+#define GRAIL_ACTOR_ROLLOUT_ENGINE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "proto/grail/v1/actor.pb.h"
+#include "proto/grail/v1/common.pb.h"
+
+namespace grail::actor {
+
+struct RolloutEngineOptions {
+  // LibTorch intra-op threads (process-wide; set once at creation).
+  int num_threads = 1;
+  // Upper bound on prompts * group_size in one Generate call.
+  int max_rows_per_request = 4096;
+};
+
+// Generates samples with the currently loaded policy. Starts with no model; weights arrive
+// as versioned safetensors blobs. Thread-safe: generation runs on a snapshot of the model,
+// so a weights swap never disturbs a call in progress. Hides LibTorch from its users.
+class RolloutEngine {
+ public:
+  static absl::StatusOr<std::unique_ptr<RolloutEngine>> Create(const RolloutEngineOptions& options);
+  virtual ~RolloutEngine() = default;
+
+  // Swaps to `blob` (already digest-checked) as `version`; the old model keeps serving on error.
+  virtual absl::Status LoadWeights(std::string blob, int64_t version) = 0;
+
+  // Generates request.group_size samples per prompt and calls `emit` for each finished one
+  // (emit returning false cancels the rest). FAILED_PRECONDITION when no model is loaded;
+  // INVALID_ARGUMENT naming the field for bad requests.
+  virtual absl::Status Generate(const grail::v1::GenerateRequest& request,
+                                const std::function<bool(grail::v1::Sample)>& emit) = 0;
+
+  virtual grail::v1::ActorInfo Info() const = 0;
+};
+
+}  // namespace grail::actor
+
+#endif  // GRAIL_ACTOR_ROLLOUT_ENGINE_H_

@@ -1,0 +1,134 @@
+#include "common/weights_stream.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "absl/strings/str_cat.h"
+
+namespace grail {
+
+std::string Sha256Hex(absl::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 15]);
+  }
+  return out;
+}
+
+namespace {
+
+// Calls `fn` on each chunk of `blob` in order; stops early when it returns false.
+bool ForEachChunk(absl::string_view blob, int64_t version, int64_t chunk_bytes,
+                  const std::function<bool(const grail::v1::WeightsChunk&)>& fn) {
+  const std::string digest = Sha256Hex(blob);
+  const int64_t total = static_cast<int64_t>(blob.size());
+  int64_t offset = 0;
+  do {
+    const int64_t n = std::min(chunk_bytes, total - offset);
+    grail::v1::WeightsChunk c;
+    c.set_version(version);
+    c.set_offset(offset);
+    c.set_total_bytes(total);
+    c.set_digest(digest);
+    c.set_data(blob.data() + offset, n);
+    if (!fn(c)) return false;
+    offset += n;
+  } while (offset < total);
+  return true;
+}
+
+}  // namespace
+
+std::vector<grail::v1::WeightsChunk> ChunkWeights(absl::string_view blob, int64_t version,
+                                                  int64_t chunk_bytes) {
+  std::vector<grail::v1::WeightsChunk> chunks;
+  ForEachChunk(blob, version, chunk_bytes, [&](const grail::v1::WeightsChunk& c) {
+    chunks.push_back(c);
+    return true;
+  });
+  return chunks;
+}
+
+absl::Status WeightsAssembler::Add(const grail::v1::WeightsChunk& chunk) {
+  const std::string where = absl::StrCat("weights chunk ", chunks_);
+  if (chunks_ == 0) {
+    if (chunk.version() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": version ", chunk.version(), " < 0"));
+    }
+    if (chunk.total_bytes() < 0 || chunk.total_bytes() > max_total_bytes_) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": total_bytes ", chunk.total_bytes(),
+                                                     " outside [0, ", max_total_bytes_, "]"));
+    }
+    if (chunk.digest().size() != 64) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": digest is not a SHA-256 hex string"));
+    }
+    version_ = chunk.version();
+    total_ = chunk.total_bytes();
+    digest_ = chunk.digest();
+    blob_.reserve(static_cast<size_t>(total_));
+  } else if (chunk.version() != version_ || chunk.total_bytes() != total_ ||
+             chunk.digest() != digest_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": version, total_bytes or digest changed within the stream"));
+  }
+  if (chunk.offset() != bytes_received()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": offset ", chunk.offset(),
+                                                   ", expected ", bytes_received()));
+  }
+  if (static_cast<int64_t>(chunk.data().size()) > total_ - bytes_received()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": data runs past total_bytes ", total_));
+  }
+  blob_.append(chunk.data());
+  ++chunks_;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> WeightsAssembler::Finish() {
+  if (chunks_ == 0) return absl::InvalidArgumentError("weights: empty stream");
+  if (bytes_received() != total_) {
+    return absl::DataLossError(absl::StrCat("weights: stream ended after ", bytes_received(),
+                                            " of ", total_, " bytes"));
+  }
+  const std::string actual = Sha256Hex(blob_);
+  if (actual != digest_) {
+    return absl::DataLossError(absl::StrCat("weights: digest mismatch (got ", actual.substr(0, 12),
+                                            "..., stream says ", digest_.substr(0, 12), "...)"));
+  }
+  return std::move(blob_);
+}
+
+absl::StatusOr<ReceivedWeights> ReadWeightsStream(
+    grpc::ServerReaderInterface<grail::v1::WeightsChunk>* reader) {
+  WeightsAssembler assembler;
+  grail::v1::WeightsChunk chunk;
+  while (reader->Read(&chunk)) {
+    absl::Status status = assembler.Add(chunk);
+    if (!status.ok()) return status;
+  }
+  ReceivedWeights out;
+  out.version = assembler.version();
+  absl::StatusOr<std::string> blob = assembler.Finish();
+  if (!blob.ok()) return blob.status();
+  out.blob = std::move(*blob);
+  return out;
+}
+
+absl::Status WriteWeightsStream(grpc::internal::WriterInterface<grail::v1::WeightsChunk>* writer,
+                                absl::string_view blob, int64_t version, int64_t chunk_bytes) {
+  int64_t offset = 0;
+  const bool ok = ForEachChunk(blob, version, chunk_bytes, [&](const grail::v1::WeightsChunk& c) {
+    offset = c.offset();
+    return writer->Write(c);
+  });
+  if (!ok) return absl::UnavailableError(absl::StrCat("weights stream broken at offset ", offset));
+  return absl::OkStatus();
+}
+
+}  // namespace grail

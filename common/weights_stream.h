@@ -1,0 +1,68 @@
+#ifndef GRAIL_COMMON_WEIGHTS_STREAM_H_
+#define GRAIL_COMMON_WEIGHTS_STREAM_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include <grpcpp/support/sync_stream.h>
+#include "proto/grail/v1/common.pb.h"
+
+namespace grail {
+
+// Default chunk size of weights streams (within the 1-4 MiB the contract asks for).
+inline constexpr int64_t kWeightsChunkBytes = int64_t{2} << 20;
+
+// SHA-256 of `bytes` as lowercase hex.
+std::string Sha256Hex(absl::string_view bytes);
+
+// Splits a weights blob into chunks of at most `chunk_bytes`, each carrying version, offset,
+// total size and the digest of the whole blob. An empty blob gives one empty chunk.
+std::vector<grail::v1::WeightsChunk> ChunkWeights(absl::string_view blob, int64_t version,
+                                                  int64_t chunk_bytes = kWeightsChunkBytes);
+
+// Reassembles a chunk stream on the receiving side. Chunks must arrive in order, agree on
+// version, total and digest, and stay within `max_total_bytes`; Finish() checks that the
+// blob is complete and that its SHA-256 matches. Any violation is an error naming the chunk;
+// the partial blob is then discarded. Not thread-safe (one per stream).
+class WeightsAssembler {
+ public:
+  explicit WeightsAssembler(int64_t max_total_bytes = int64_t{16} << 30)
+      : max_total_bytes_(max_total_bytes) {}
+
+  absl::Status Add(const grail::v1::WeightsChunk& chunk);
+  // Returns the verified blob; INVALID_ARGUMENT for an empty stream, DATA_LOSS for a short
+  // stream or a digest mismatch.
+  absl::StatusOr<std::string> Finish();
+
+  int64_t version() const { return version_; }
+  int64_t bytes_received() const { return static_cast<int64_t>(blob_.size()); }
+
+ private:
+  int64_t max_total_bytes_;
+  int64_t chunks_ = 0;
+  int64_t version_ = -1;
+  int64_t total_ = -1;
+  std::string digest_;
+  std::string blob_;
+};
+
+struct ReceivedWeights {
+  std::string blob;  // verified against the stream's digest
+  int64_t version = -1;
+};
+
+// Reads a whole weights stream on the server side and verifies it (see WeightsAssembler).
+absl::StatusOr<ReceivedWeights> ReadWeightsStream(
+    grpc::ServerReaderInterface<grail::v1::WeightsChunk>* reader);
+
+// Writes `blob` as a chunked stream (client or server side); UNAVAILABLE if the peer went away.
+absl::Status WriteWeightsStream(grpc::internal::WriterInterface<grail::v1::WeightsChunk>* writer,
+                                absl::string_view blob, int64_t version,
+                                int64_t chunk_bytes = kWeightsChunkBytes);
+
+}  // namespace grail
+
+#endif  // GRAIL_COMMON_WEIGHTS_STREAM_H_

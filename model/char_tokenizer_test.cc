@@ -1,0 +1,28 @@
+#include "model/char_tokenizer.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace grail::model {
+namespace {
+
+TEST(CharTokenizerTest, RoundTrips) {
+  CharTokenizer tok;
+  auto ids = tok.Encode("12+345=357 ok");
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(ids->size(), 13u);
+  for (int id : *ids) EXPECT_GE(id, 3);
+  EXPECT_EQ(tok.Decode(*ids), "12+345=357 ok");
+  std::vector<int> with_specials = {CharTokenizer::kBos, (*ids)[0], CharTokenizer::kEos};
+  EXPECT_EQ(tok.Decode(with_specials), "1");
+}
+
+TEST(CharTokenizerTest, RejectsUnknownCharacterNamingPosition) {
+  CharTokenizer tok;
+  auto ids = tok.Encode("ab\ncd");
+  ASSERT_FALSE(ids.ok());
+  EXPECT_THAT(std::string(ids.status().message()), ::testing::HasSubstr("text[2]"));
+}
+
+}  // namespace
+}  // namespace grail::model

@@ -1,0 +1,131 @@
+#include "model/checkpoint.h"
+
+#include <sys/stat.h>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+
+namespace grail::model {
+namespace {
+
+absl::StatusOr<torch::ScalarType> TorchDType(const std::string& st) {
+  if (st == "F32") return torch::kFloat32;
+  if (st == "F16") return torch::kFloat16;
+  if (st == "BF16") return torch::kBFloat16;
+  if (st == "F64") return torch::kFloat64;
+  if (st == "I64") return torch::kInt64;
+  if (st == "I32") return torch::kInt32;
+  if (st == "U8") return torch::kUInt8;
+  if (st == "BOOL") return torch::kBool;
+  return absl::InvalidArgumentError(absl::StrCat("unsupported safetensors dtype ", st));
+}
+
+}  // namespace
+
+std::string SafetensorsDType(torch::ScalarType type) {
+  switch (type) {
+    case torch::kFloat32: return "F32";
+    case torch::kFloat16: return "F16";
+    case torch::kBFloat16: return "BF16";
+    case torch::kFloat64: return "F64";
+    case torch::kInt64: return "I64";
+    case torch::kInt32: return "I32";
+    case torch::kUInt8: return "U8";
+    case torch::kBool: return "BOOL";
+    default: return "";
+  }
+}
+
+absl::StatusOr<std::string> ModelToSafetensors(CausalLm& model) {
+  std::map<std::string, SafetensorsTensor> tensors;
+  std::vector<torch::Tensor> keep;  // contiguous CPU copies the views point into
+  for (const auto& item : model->named_parameters()) {
+    torch::Tensor t = item.value().detach().to(torch::kCPU).contiguous();
+    keep.push_back(t);
+    SafetensorsTensor st;
+    st.dtype = SafetensorsDType(t.scalar_type());
+    if (st.dtype.empty()) return absl::InvalidArgumentError(absl::StrCat(item.key(), ": unsupported dtype"));
+    st.shape = t.sizes().vec();
+    st.data = absl::string_view(static_cast<const char*>(t.data_ptr()), t.nbytes());
+    tensors.emplace(item.key(), st);
+  }
+  return SerializeSafetensors(tensors, {{kConfigMetadataKey, ToHfConfigJson(model->config())},
+                                        {"format", "pt"}});
+}
+
+absl::Status LoadParameters(const SafetensorsFile& file, CausalLm& model) {
+  torch::NoGradGuard no_grad;
+  std::set<std::string> seen;
+  for (auto& item : model->named_parameters()) {
+    const std::string& name = item.key();
+    auto it = file.tensors().find(name);
+    if (it == file.tensors().end()) {
+      return absl::InvalidArgumentError(absl::StrCat("weights: missing tensor ", name));
+    }
+    const SafetensorsTensor& st = it->second;
+    torch::Tensor& p = item.value();
+    if (st.shape != p.sizes().vec()) {
+      return absl::InvalidArgumentError(absl::StrCat("weights: ", name, " has shape [",
+                                                     absl::StrJoin(st.shape, ","), "], model wants [",
+                                                     absl::StrJoin(p.sizes(), ","), "]"));
+    }
+    ASSIGN_OR_RETURN(torch::ScalarType type, TorchDType(st.dtype));
+    if (!c10::isFloatingType(type)) {
+      return absl::InvalidArgumentError(absl::StrCat("weights: ", name, " has dtype ", st.dtype));
+    }
+    // from_blob does not copy; the copy_ below does, converting dtype if needed.
+    auto src = torch::from_blob(const_cast<char*>(st.data.data()), st.shape,
+                                torch::TensorOptions().dtype(type));
+    p.copy_(src);
+    seen.insert(name);
+  }
+  for (const auto& [name, st] : file.tensors()) {
+    if (seen.count(name)) continue;
+    if (name == "lm_head.weight" && model->config().tie_word_embeddings) continue;
+    return absl::InvalidArgumentError(absl::StrCat("weights: unexpected tensor ", name));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CausalLm> ModelFromSafetensors(const SafetensorsFile& file) {
+  auto it = file.metadata().find(kConfigMetadataKey);
+  if (it == file.metadata().end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weights: metadata has no ", kConfigMetadataKey));
+  }
+  ASSIGN_OR_RETURN(ModelConfig config, ParseHfConfigJson(it->second));
+  try {
+    CausalLm model(config);
+    RETURN_IF_ERROR(LoadParameters(file, model));
+    return model;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("weights: ", e.what_without_backtrace()));
+  }
+}
+
+absl::Status SaveModelDir(CausalLm& model, const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return absl::InternalError(absl::StrCat("cannot create directory ", dir));
+  }
+  ASSIGN_OR_RETURN(std::string blob, ModelToSafetensors(model));
+  RETURN_IF_ERROR(WriteFileAtomically(dir + "/model.safetensors", blob));
+  return WriteFileAtomically(dir + "/config.json", ToHfConfigJson(model->config()));
+}
+
+absl::StatusOr<CausalLm> LoadModelDir(const std::string& dir) {
+  ASSIGN_OR_RETURN(std::string config_text, ReadFileToString(dir + "/config.json"));
+  ASSIGN_OR_RETURN(ModelConfig config, ParseHfConfigJson(config_text));
+  ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Read(dir + "/model.safetensors"));
+  try {
+    CausalLm model(config);
+    RETURN_IF_ERROR(LoadParameters(file, model));
+    return model;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat(dir, ": ", e.what_without_backtrace()));
+  }
+}
+
+}  // namespace grail::model

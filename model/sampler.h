@@ -1,0 +1,55 @@
+#ifndef GRAIL_MODEL_SAMPLER_H_
+#define GRAIL_MODEL_SAMPLER_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/transformer.h"
+
+namespace grail::model {
+
+struct SamplingOptions {
+  // Softmax temperature; 0 = greedy (argmax).
+  float temperature = 1.0f;
+  // Nucleus sampling: keep the smallest set of tokens with cumulative probability >= top_p.
+  // 0 or 1 = off.
+  float top_p = 1.0f;
+  // Keep only the k most likely tokens; 0 = off.
+  int top_k = 0;
+  // Upper bound on generated tokens per sequence (the model context bounds it too).
+  int max_new_tokens = 32;
+  // Generation of a row stops after it samples one of these (the token is kept).
+  std::vector<int> stop_token_ids;
+  // Seed of the sampling generator: the same seed, model and prompts give the same output.
+  uint64_t seed = 0;
+};
+
+enum class FinishReason { kEos, kLength };
+
+struct GenerationResult {
+  std::vector<int> tokens;       // response tokens only
+  std::vector<float> log_probs;  // log p(token) under the temperature-scaled distribution
+                                 // before top-k/top-p truncation (raw logits when greedy)
+  FinishReason finish = FinishReason::kLength;
+};
+
+// INVALID_ARGUMENT naming the field for out-of-range options.
+absl::Status ValidateSamplingOptions(const SamplingOptions& options);
+
+// Generates one response per prompt in a single batch: left-padded prefill, then
+// incremental decoding with a KV cache. Rows that finish keep their slot until the batch
+// ends. A prompt that is empty or does not fit the model context is INVALID_ARGUMENT naming
+// prompts[i].
+absl::StatusOr<std::vector<GenerationResult>> Generate(CausalLm& model,
+                                                       const std::vector<std::vector<int>>& prompts,
+                                                       const SamplingOptions& options);
+
+// Samples one token per row from logits [B,V]; returns (tokens [B], log_probs [B]).
+std::pair<torch::Tensor, torch::Tensor> SampleTokens(const torch::Tensor& logits,
+                                                     const SamplingOptions& options,
+                                                     at::Generator& generator);
+
+}  // namespace grail::model
+
+#endif  // GRAIL_MODEL_SAMPLER_H_

@@ -1,0 +1,150 @@
+#include "model/sampler.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace grail::model {
+namespace {
+
+CausalLm TinyModel() {
+  ModelConfig c;
+  c.vocab_size = 20;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.max_position_embeddings = 40;
+  CausalLm model(c);
+  model->InitWeights(7);
+  {
+    // Larger weights than the default init give peaked, varied distributions.
+    torch::NoGradGuard g;
+    for (auto& p : model->parameters()) {
+      if (p.dim() == 2) p.mul_(20);
+    }
+  }
+  return model;
+}
+
+const std::vector<std::vector<int>> kPrompts = {{3, 4, 5}, {6, 7}, {8, 9, 10, 11, 12}};
+
+TEST(SamplerTest, FixedSeedIsReproducible) {
+  CausalLm model = TinyModel();
+  SamplingOptions o;
+  o.max_new_tokens = 10;
+  o.seed = 42;
+  auto a = Generate(model, kPrompts, o);
+  auto b = Generate(model, kPrompts, o);
+  ASSERT_TRUE(a.ok() && b.ok());
+  bool any_differs = false;
+  o.seed = 43;
+  auto c = Generate(model, kPrompts, o);
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    EXPECT_EQ((*a)[i].tokens, (*b)[i].tokens);
+    EXPECT_EQ((*a)[i].log_probs, (*b)[i].log_probs);
+    EXPECT_EQ((*a)[i].tokens.size(), 10u);
+    any_differs |= (*a)[i].tokens != (*c)[i].tokens;
+  }
+  EXPECT_TRUE(any_differs) << "different seeds gave identical samples";
+}
+
+TEST(SamplerTest, LogProbsMatchAFullForwardPass) {
+  CausalLm model = TinyModel();
+  SamplingOptions o;
+  o.max_new_tokens = 8;
+  o.temperature = 0.7f;
+  o.seed = 1;
+  auto out = Generate(model, kPrompts, o);
+  ASSERT_TRUE(out.ok());
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    std::vector<int64_t> seq(kPrompts[i].begin(), kPrompts[i].end());
+    seq.insert(seq.end(), (*out)[i].tokens.begin(), (*out)[i].tokens.end());
+    auto ids = torch::tensor(seq).unsqueeze(0);
+    auto valid = torch::ones_like(ids, torch::kBool);
+    auto logits = model->Logits(model->Hidden(ids, PositionsFromValid(valid), valid)) / 0.7;
+    const int64_t P = kPrompts[i].size(), R = (*out)[i].tokens.size();
+    auto lp = TokenLogProbs(logits.narrow(1, P - 1, R), ids.narrow(1, P, R)).squeeze(0);
+    for (int64_t t = 0; t < R; ++t) {
+      EXPECT_NEAR(lp[t].item<float>(), (*out)[i].log_probs[t], 1e-4) << "row " << i << " t " << t;
+    }
+  }
+}
+
+TEST(SamplerTest, GreedyEqualsTopKOne) {
+  CausalLm model = TinyModel();
+  SamplingOptions greedy;
+  greedy.temperature = 0;
+  greedy.max_new_tokens = 6;
+  SamplingOptions k1;
+  k1.top_k = 1;
+  k1.max_new_tokens = 6;
+  k1.seed = 99;
+  auto a = Generate(model, kPrompts, greedy);
+  auto b = Generate(model, kPrompts, k1);
+  for (size_t i = 0; i < kPrompts.size(); ++i) EXPECT_EQ((*a)[i].tokens, (*b)[i].tokens);
+}
+
+TEST(SamplerTest, TopPKeepsTheNucleus) {
+  at::Generator gen = at::detail::createCPUGenerator(0);
+  // Probabilities 0.6, 0.3, 0.1: top_p=0.5 keeps only the first token.
+  auto logits = torch::log(torch::tensor({{0.6f, 0.3f, 0.1f}})).repeat({200, 1});
+  SamplingOptions o;
+  o.top_p = 0.5f;
+  auto [tokens, lps] = SampleTokens(logits, o, gen);
+  EXPECT_TRUE((tokens == 0).all().item<bool>());
+  EXPECT_NEAR(lps[0].item<float>(), std::log(0.6f), 1e-5);  // untruncated distribution
+  o.top_p = 0.8f;  // keeps two tokens
+  auto [t2, l2] = SampleTokens(logits, o, gen);
+  EXPECT_TRUE((t2 <= 1).all().item<bool>());
+  EXPECT_TRUE((t2 == 1).any().item<bool>());
+}
+
+TEST(SamplerTest, StopTokensEndRowsAndLengthIsReported) {
+  CausalLm model = TinyModel();
+  SamplingOptions o;
+  o.temperature = 0;
+  o.max_new_tokens = 12;
+  auto free_run = Generate(model, kPrompts, o);
+  ASSERT_TRUE(free_run.ok());
+  const int stop = (*free_run)[0].tokens[2];
+  o.stop_token_ids = {stop};
+  auto stopped = Generate(model, kPrompts, o);
+  ASSERT_TRUE(stopped.ok());
+  const auto& row = (*stopped)[0];
+  EXPECT_EQ(row.finish, FinishReason::kEos);
+  EXPECT_EQ(row.tokens.back(), stop);
+  EXPECT_LE(row.tokens.size(), 3u);
+  for (const auto& r : *stopped) {
+    if (r.finish == FinishReason::kLength) EXPECT_EQ(r.tokens.size(), 12u);
+  }
+}
+
+TEST(SamplerTest, ContextBoundsGeneration) {
+  CausalLm model = TinyModel();  // context 40
+  SamplingOptions o;
+  o.max_new_tokens = 100;
+  auto out = Generate(model, {{3, 4, 5, 6, 7}}, o);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ((*out)[0].tokens.size(), 35u);
+  EXPECT_EQ((*out)[0].finish, FinishReason::kLength);
+}
+
+TEST(SamplerTest, RejectsBadInputNamingTheField) {
+  CausalLm model = TinyModel();
+  SamplingOptions o;
+  auto too_long = Generate(model, {{3}, std::vector<int>(40, 3)}, o);
+  EXPECT_THAT(std::string(too_long.status().message()), ::testing::HasSubstr("prompts[1]"));
+  auto bad_id = Generate(model, {{3, 99}}, o);
+  EXPECT_THAT(std::string(bad_id.status().message()), ::testing::HasSubstr("prompts[0]: token id 99"));
+  o.top_p = 1.5f;
+  EXPECT_THAT(std::string(Generate(model, kPrompts, o).status().message()),
+              ::testing::HasSubstr("sampling.top_p"));
+  o = SamplingOptions();
+  o.temperature = -1;
+  EXPECT_FALSE(Generate(model, kPrompts, o).ok());
+}
+
+}  // namespace
+}  // namespace grail::model

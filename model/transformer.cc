@@ -1,0 +1,195 @@
+#include "model/transformer.h"
+
+#include <cmath>
+
+namespace grail::model {
+namespace {
+
+torch::nn::Linear MakeLinear(int64_t in, int64_t out, bool bias) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+}
+
+torch::Tensor RotateHalf(const torch::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// Large negative instead of -inf so that fully masked rows (padding queries) stay finite.
+constexpr float kMaskValue = -1e30f;
+
+}  // namespace
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight_ = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps_) * weight_;
+}
+
+AttentionImpl::AttentionImpl(const ModelConfig& c) : config_(c) {
+  const int64_t d = c.head_dim();
+  q_proj_ = register_module("q_proj", MakeLinear(c.hidden_size, c.num_attention_heads * d, c.attention_bias));
+  k_proj_ = register_module("k_proj", MakeLinear(c.hidden_size, c.num_key_value_heads * d, c.attention_bias));
+  v_proj_ = register_module("v_proj", MakeLinear(c.hidden_size, c.num_key_value_heads * d, c.attention_bias));
+  o_proj_ = register_module("o_proj", MakeLinear(c.num_attention_heads * d, c.hidden_size, false));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
+                                     const torch::Tensor& sin, const torch::Tensor& mask,
+                                     KVCache* cache, int64_t layer) {
+  const int64_t B = x.size(0), T = x.size(1), D = config_.head_dim();
+  const int64_t H = config_.num_attention_heads, KV = config_.num_key_value_heads;
+  auto q = q_proj_(x).view({B, T, H, D}).transpose(1, 2);
+  auto k = k_proj_(x).view({B, T, KV, D}).transpose(1, 2);
+  auto v = v_proj_(x).view({B, T, KV, D}).transpose(1, 2);
+  auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
+  q = q * c + RotateHalf(q) * s;
+  k = k * c + RotateHalf(k) * s;
+  if (cache != nullptr) {
+    cache->keys[layer].narrow(2, cache->length, T).copy_(k);
+    cache->values[layer].narrow(2, cache->length, T).copy_(v);
+    k = cache->keys[layer].narrow(2, 0, cache->length + T);
+    v = cache->values[layer].narrow(2, 0, cache->length + T);
+  }
+  if (KV != H) {
+    k = k.repeat_interleave(H / KV, 1);
+    v = v.repeat_interleave(H / KV, 1);
+  }
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(D));
+  scores = scores.masked_fill(mask.logical_not(), kMaskValue);
+  auto out = torch::matmul(torch::softmax(scores, -1), v);
+  return o_proj_(out.transpose(1, 2).reshape({B, T, H * D}));
+}
+
+MlpImpl::MlpImpl(const ModelConfig& c) {
+  gate_proj_ = register_module("gate_proj", MakeLinear(c.hidden_size, c.intermediate_size, false));
+  up_proj_ = register_module("up_proj", MakeLinear(c.hidden_size, c.intermediate_size, false));
+  down_proj_ = register_module("down_proj", MakeLinear(c.intermediate_size, c.hidden_size, false));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  return down_proj_(torch::silu(gate_proj_(x)) * up_proj_(x));
+}
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
+  input_layernorm_ = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  self_attn_ = register_module("self_attn", Attention(c));
+  post_attention_layernorm_ =
+      register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  mlp_ = register_module("mlp", Mlp(c));
+}
+
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
+                                        const torch::Tensor& sin, const torch::Tensor& mask,
+                                        KVCache* cache, int64_t layer) {
+  auto h = x + self_attn_(input_layernorm_(x), cos, sin, mask, cache, layer);
+  return h + mlp_(post_attention_layernorm_(h));
+}
+
+DecoderBodyImpl::DecoderBodyImpl(const ModelConfig& c) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+CausalLmImpl::CausalLmImpl(const ModelConfig& c) : config_(c) {
+  body_ = register_module("model", DecoderBody(c));
+  if (!c.tie_word_embeddings) {
+    lm_head_ = register_module("lm_head", MakeLinear(c.hidden_size, c.vocab_size, false));
+  }
+  if (c.value_head) score_ = register_module("score", MakeLinear(c.hidden_size, 1, false));
+  const int64_t d = c.head_dim();
+  auto inv_freq = 1.0 / torch::pow(torch::tensor(c.rope_theta, torch::kFloat64),
+                                   torch::arange(0, d, 2, torch::kFloat64) / static_cast<double>(d));
+  inv_freq_ = register_buffer("inv_freq", inv_freq.to(torch::kFloat32));
+  InitWeights(0);
+}
+
+void CausalLmImpl::InitWeights(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  for (auto& item : named_parameters()) {
+    const std::string& name = item.key();
+    torch::Tensor& p = item.value();
+    if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) {
+      p.zero_();
+    } else if (p.dim() == 1) {
+      p.fill_(1.0);
+    } else {
+      p.normal_(0.0, 0.02, gen);
+    }
+  }
+}
+
+torch::Tensor CausalLmImpl::Hidden(const torch::Tensor& input_ids, const torch::Tensor& positions,
+                                   const torch::Tensor& valid, KVCache* cache) {
+  const int64_t T = input_ids.size(1);
+  const int64_t past = cache ? cache->length : 0;
+  torch::Tensor key_valid;
+  if (cache != nullptr) {
+    TORCH_CHECK(past + T <= cache->capacity(), "KV cache overflow: ", past + T, " > ",
+                cache->capacity());
+    cache->key_valid.narrow(1, past, T).copy_(valid);
+    key_valid = cache->key_valid.narrow(1, 0, past + T);
+  } else {
+    key_valid = valid;
+  }
+  auto opts = torch::TensorOptions().dtype(torch::kInt64).device(input_ids.device());
+  auto q_pos = torch::arange(past, past + T, opts).unsqueeze(1);   // [T,1]
+  auto k_pos = torch::arange(0, past + T, opts).unsqueeze(0);      // [1,S]
+  auto mask = (k_pos <= q_pos).unsqueeze(0).unsqueeze(0) &
+              key_valid.to(torch::kBool).unsqueeze(1).unsqueeze(1);  // [B,1,T,S]
+
+  auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_;  // [B,T,D/2]
+  auto emb = torch::cat({freqs, freqs}, -1);
+  auto cos = emb.cos(), sin = emb.sin();
+
+  auto h = body_->embed_tokens(input_ids);
+  for (size_t i = 0; i < body_->layers->size(); ++i) {
+    h = body_->layers[i]->as<DecoderLayer>()->forward(h, cos, sin, mask, cache,
+                                                      static_cast<int64_t>(i));
+  }
+  if (cache != nullptr) cache->length += T;
+  return body_->norm(h);
+}
+
+torch::Tensor CausalLmImpl::Logits(const torch::Tensor& hidden) {
+  if (config_.tie_word_embeddings) {
+    return torch::matmul(hidden, body_->embed_tokens->weight.t());
+  }
+  return lm_head_(hidden);
+}
+
+torch::Tensor CausalLmImpl::Values(const torch::Tensor& hidden) {
+  TORCH_CHECK(score_, "model has no value head");
+  return score_(hidden).squeeze(-1);
+}
+
+KVCache CausalLmImpl::NewCache(int64_t batch, int64_t capacity) const {
+  KVCache cache;
+  auto opts = inv_freq_.options();
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+    cache.keys.push_back(torch::zeros({batch, config_.num_key_value_heads, capacity, config_.head_dim()}, opts));
+    cache.values.push_back(torch::zeros_like(cache.keys.back()));
+  }
+  cache.key_valid = torch::zeros({batch, capacity}, opts.dtype(torch::kBool));
+  return cache;
+}
+
+int64_t CausalLmImpl::NumParameters() const {
+  int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+torch::Tensor PositionsFromValid(const torch::Tensor& valid) {
+  return (valid.to(torch::kInt64).cumsum(1) - 1).clamp_min(0);
+}
+
+torch::Tensor TokenLogProbs(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return torch::log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);
+}
+
+}  // namespace grail::model

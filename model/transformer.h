@@ -1,0 +1,125 @@
+#ifndef GRAIL_MODEL_TRANSFORMER_H_
+#define GRAIL_MODEL_TRANSFORMER_H_
+
+// LibTorch code: include only from torch targets (model/, actor/, reference/, learner/).
+
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "model/model_config.h"
+
+namespace grail::model {
+
+// Keys and values of every layer for a batch, preallocated to `capacity` positions.
+// Not thread-safe; one cache per generation batch.
+struct KVCache {
+  std::vector<torch::Tensor> keys;    // per layer [B, num_kv_heads, capacity, head_dim]
+  std::vector<torch::Tensor> values;  // same
+  torch::Tensor key_valid;            // [B, capacity] bool: false on padding
+  int64_t length = 0;                 // positions filled so far
+  int64_t capacity() const { return key_valid.size(1); }
+};
+
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::Tensor weight_;
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  explicit AttentionImpl(const ModelConfig& config);
+  // x [B,T,C]; cos/sin [B,T,head_dim]; mask [B,1,T,S] bool (true = may attend).
+  // With a cache, writes this step's keys/values at positions [length, length+T).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& mask, KVCache* cache, int64_t layer);
+
+ private:
+  ModelConfig config_;
+  torch::nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
+};
+TORCH_MODULE(Attention);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  explicit MlpImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Linear gate_proj_{nullptr}, up_proj_{nullptr}, down_proj_{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit DecoderLayerImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& mask, KVCache* cache, int64_t layer);
+
+ private:
+  RMSNorm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};
+  Attention self_attn_{nullptr};
+  Mlp mlp_{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+// The "model." part of an HF checkpoint: embeddings, layers, final norm.
+class DecoderBodyImpl : public torch::nn::Module {
+ public:
+  explicit DecoderBodyImpl(const ModelConfig& config);
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(DecoderBody);
+
+// Llama/Qwen2-style causal LM with an optional scalar value head. Parameter names match HF
+// (model.layers.0.self_attn.q_proj.weight, lm_head.weight, score.weight). Not thread-safe
+// for concurrent training; concurrent inference under NoGradGuard is fine.
+class CausalLmImpl : public torch::nn::Module {
+ public:
+  explicit CausalLmImpl(const ModelConfig& config);
+
+  const ModelConfig& config() const { return config_; }
+
+  // Re-initialises every parameter deterministically from `seed` (normal(0, 0.02) for
+  // matrices, ones for norms, zeros for biases).
+  void InitWeights(uint64_t seed);
+
+  // input_ids [B,T] int64; positions [B,T] int64; valid [B,T] bool (false on padding).
+  // Without a cache, attends causally within the input. With a cache, appends to it and
+  // attends to everything cached so far. Returns final hidden states [B,T,C].
+  torch::Tensor Hidden(const torch::Tensor& input_ids, const torch::Tensor& positions,
+                       const torch::Tensor& valid, KVCache* cache = nullptr);
+  torch::Tensor Logits(const torch::Tensor& hidden);  // [B,T,V]
+  torch::Tensor Values(const torch::Tensor& hidden);  // [B,T]; REQUIRES config().value_head
+
+  // A cache for `batch` rows and `capacity` positions, on this model's device and dtype.
+  KVCache NewCache(int64_t batch, int64_t capacity) const;
+
+  int64_t NumParameters() const;
+
+ private:
+  ModelConfig config_;
+  DecoderBody body_{nullptr};
+  torch::nn::Linear lm_head_{nullptr};
+  torch::nn::Linear score_{nullptr};
+  torch::Tensor inv_freq_;
+};
+TORCH_MODULE(CausalLm);
+
+// Positions for right- or left-padded rows: the index of each token among the valid ones.
+torch::Tensor PositionsFromValid(const torch::Tensor& valid);
+
+// log p(targets) under logits: [B,T,V] x [B,T] -> [B,T].
+torch::Tensor TokenLogProbs(const torch::Tensor& logits, const torch::Tensor& targets);
+
+}  // namespace grail::model
+
+#endif  // GRAIL_MODEL_TRANSFORMER_H_
