@@ -105,7 +105,7 @@ absl::StatusOr<std::string> WeightsAssembler::Finish() {
 }
 
 absl::StatusOr<ReceivedWeights> ReadWeightsStream(
-    grpc::ServerReaderInterface<grail::v1::WeightsChunk>* reader) {
+    grpc::internal::ReaderInterface<grail::v1::WeightsChunk>* reader) {
   WeightsAssembler assembler;
   grail::v1::WeightsChunk chunk;
   while (reader->Read(&chunk)) {

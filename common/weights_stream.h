@@ -54,9 +54,10 @@ struct ReceivedWeights {
   int64_t version = -1;
 };
 
-// Reads a whole weights stream on the server side and verifies it (see WeightsAssembler).
+// Reads a whole weights stream (client or server side) and verifies it (see
+// WeightsAssembler). Stops reading at the first bad chunk.
 absl::StatusOr<ReceivedWeights> ReadWeightsStream(
-    grpc::ServerReaderInterface<grail::v1::WeightsChunk>* reader);
+    grpc::internal::ReaderInterface<grail::v1::WeightsChunk>* reader);
 
 // Writes `blob` as a chunked stream (client or server side); UNAVAILABLE if the peer went away.
 absl::Status WriteWeightsStream(grpc::internal::WriterInterface<grail::v1::WeightsChunk>* writer,

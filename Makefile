@@ -1,0 +1,29 @@
+# grail: the two commands a user needs are `make demo` and `make test`.
+BUILD_DIR ?= build
+JOBS ?= 2
+BUILD_TYPE ?= RelWithDebInfo
+
+.PHONY: all deps configure build test demo clean
+
+all: build
+
+# Debian packages (idempotent; apt-get runs only when something is missing).
+deps:
+	bash tools/install_deps.sh
+
+configure: deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: configure
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+# Installs, builds and runs every test; non-zero exit on any failure.
+# Narrower runs: `make test CTEST_ARGS="-L unit"` (labels: unit, integration, common, model, coordinator).
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
+
+demo: build
+	bash tools/demo.sh $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR)

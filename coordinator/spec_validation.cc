@@ -1,0 +1,75 @@
+#include "coordinator/spec_validation.h"
+
+#include <set>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "model/model_config.h"
+
+namespace grail::coordinator {
+namespace {
+
+absl::Status Bad(absl::string_view field, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
+}
+
+const std::set<std::string>& GroupRelativeEstimators() {
+  static const auto* kSet = new std::set<std::string>{"grpo", "dr_grpo", "rloo", "gfpo"};
+  return *kSet;
+}
+
+}  // namespace
+
+absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
+  const auto& m = spec.model();
+  if (m.path().empty() && !m.has_config()) {
+    return Bad("model", "set either model.path (a checkpoint directory) or model.config");
+  }
+  if (!m.path().empty() && m.has_config()) {
+    return Bad("model", "set only one of model.path and model.config");
+  }
+  if (m.has_config()) {
+    absl::Status s = model::ModelConfigFromProto(m.config()).Validate();
+    if (!s.ok()) return Bad("model.config", s.message());
+  }
+  if (!m.tokenizer().empty() && m.tokenizer() != "char") {
+    return Bad("model.tokenizer", absl::StrCat("'", m.tokenizer(), "' is not supported (use char)"));
+  }
+
+  const auto& d = spec.dataset();
+  if (d.builtin().empty() == d.jsonl_path().empty()) {
+    return Bad("dataset", "set exactly one of dataset.builtin and dataset.jsonl_path");
+  }
+  if (!d.builtin().empty() && d.builtin() != "arithmetic") {
+    return Bad("dataset.builtin", absl::StrCat("unknown task '", d.builtin(), "' (known: arithmetic)"));
+  }
+  if (d.heldout_size() < 0) return Bad("dataset.heldout_size", "must be >= 0");
+
+  const auto& s = spec.sampling();
+  if (s.temperature() < 0) return Bad("sampling.temperature", "must be >= 0");
+  if (s.top_p() < 0 || s.top_p() > 1) return Bad("sampling.top_p", "must be in [0, 1]");
+  if (s.top_k() < 0) return Bad("sampling.top_k", "must be >= 0");
+  if (s.max_new_tokens() <= 0) return Bad("sampling.max_new_tokens", "must be > 0");
+
+  const auto& a = spec.algorithm();
+  const std::string estimator = a.advantage_estimator().empty() ? "grpo" : a.advantage_estimator();
+  static const auto* kKnown =
+      new std::set<std::string>{"grpo", "dr_grpo", "rloo", "reinforce_pp", "gfpo", "gae"};
+  if (!kKnown->count(estimator)) {
+    return Bad("algorithm.advantage_estimator", absl::StrCat("unknown estimator '", estimator, "'"));
+  }
+  if (GroupRelativeEstimators().count(estimator) && a.group_size() < 2) {
+    return Bad("algorithm.group_size",
+               absl::StrCat("must be >= 2 for ", estimator, ", got ", a.group_size()));
+  }
+  if (a.group_size() < 1) return Bad("algorithm.group_size", "must be >= 1");
+
+  const auto& t = spec.trainer();
+  if (t.total_steps() <= 0) return Bad("trainer.total_steps", "must be > 0");
+  if (t.prompts_per_step() <= 0) return Bad("trainer.prompts_per_step", "must be > 0");
+  if (t.learning_rate() < 0) return Bad("trainer.learning_rate", "must be >= 0");
+  if (t.max_staleness() < 0) return Bad("trainer.max_staleness", "must be >= 0");
+  return absl::OkStatus();
+}
+
+}  // namespace grail::coordinator

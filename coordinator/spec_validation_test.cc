@@ -1,0 +1,65 @@
+#include "coordinator/spec_validation.h"
+
+#include "common/config.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace grail::coordinator {
+namespace {
+
+constexpr char kValid[] = R"(
+name: t
+model: {config: {vocab_size: 98, hidden_size: 64, num_attention_heads: 4}, tokenizer: char}
+dataset: {builtin: arithmetic}
+sampling: {temperature: 1.0, max_new_tokens: 8}
+algorithm: {advantage_estimator: grpo, group_size: 4}
+trainer: {total_steps: 10, prompts_per_step: 8}
+)";
+
+grail::v1::RunSpec Parse(const std::string& text) {
+  grail::v1::RunSpec spec;
+  absl::Status s = ParseConfig(text, ConfigFormat::kYaml, &spec);
+  EXPECT_TRUE(s.ok()) << s;
+  return spec;
+}
+
+TEST(SpecValidationTest, AcceptsValidSpec) {
+  EXPECT_TRUE(ValidateRunSpec(Parse(kValid)).ok()) << ValidateRunSpec(Parse(kValid));
+}
+
+struct Edit {
+  std::function<void(grail::v1::RunSpec*)> apply;
+  const char* field;
+};
+
+class SpecRejectsTest : public ::testing::TestWithParam<Edit> {};
+
+TEST_P(SpecRejectsTest, NamesTheField) {
+  grail::v1::RunSpec spec = Parse(kValid);
+  GetParam().apply(&spec);
+  absl::Status s = ValidateRunSpec(spec);
+  ASSERT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), ::testing::StartsWith(GetParam().field));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, SpecRejectsTest,
+    ::testing::Values(
+        Edit{[](auto* s) { s->mutable_algorithm()->set_group_size(1); }, "algorithm.group_size"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_advantage_estimator("ppo2"); },
+             "algorithm.advantage_estimator"},
+        Edit{[](auto* s) { s->mutable_model()->clear_config(); }, "model"},
+        Edit{[](auto* s) { s->mutable_model()->set_path("x"); }, "model"},
+        Edit{[](auto* s) { s->mutable_model()->mutable_config()->set_num_attention_heads(5); },
+             "model.config"},
+        Edit{[](auto* s) { s->mutable_model()->set_tokenizer("bpe"); }, "model.tokenizer"},
+        Edit{[](auto* s) { s->mutable_dataset()->set_jsonl_path("a.jsonl"); }, "dataset"},
+        Edit{[](auto* s) { s->mutable_dataset()->set_builtin("chess"); }, "dataset.builtin"},
+        Edit{[](auto* s) { s->mutable_sampling()->set_top_p(1.5); }, "sampling.top_p"},
+        Edit{[](auto* s) { s->mutable_sampling()->set_max_new_tokens(0); }, "sampling.max_new_tokens"},
+        Edit{[](auto* s) { s->mutable_trainer()->set_total_steps(0); }, "trainer.total_steps"},
+        Edit{[](auto* s) { s->mutable_trainer()->set_prompts_per_step(-1); },
+             "trainer.prompts_per_step"}));
+
+}  // namespace
+}  // namespace grail::coordinator

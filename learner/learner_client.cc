@@ -1,0 +1,63 @@
+#include "learner/learner_client.h"
+
+#include "common/grpc_status.h"
+#include "common/weights_stream.h"
+#include "proto/grail/v1/learner.grpc.pb.h"
+
+namespace grail::learner {
+namespace {
+
+class GrpcLearnerClient : public LearnerClient {
+ public:
+  explicit GrpcLearnerClient(const ClientOptions& options)
+      : options_(options), stub_(grail::v1::LearnerService::NewStub(MakeChannel(options))) {}
+
+  absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec& spec) override {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.timeout);
+    grail::v1::InitModelRequest request;
+    *request.mutable_spec() = spec;
+    grail::v1::InitModelResponse response;
+    absl::Status status = FromGrpcStatus(stub_->InitModel(&context, request, &response));
+    if (!status.ok()) return status;
+    return response;
+  }
+
+  absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(
+      const grail::v1::TrainStepRequest& request) override {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.timeout);
+    grail::v1::TrainStepResponse response;
+    absl::Status status = FromGrpcStatus(stub_->TrainStep(&context, request, &response));
+    if (!status.ok()) return status;
+    return response;
+  }
+
+  absl::StatusOr<Weights> GetWeights(int64_t min_version) override {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.timeout);
+    grail::v1::GetWeightsRequest request;
+    request.set_min_version(min_version);
+    auto reader = stub_->GetWeights(&context, request);
+    absl::StatusOr<ReceivedWeights> received = ReadWeightsStream(reader.get());
+    if (!received.ok()) context.TryCancel();
+    absl::Status status = FromGrpcStatus(reader->Finish());
+    // The server's own error explains an empty or short stream better than ours does.
+    if (!status.ok() && !absl::IsCancelled(status)) return status;
+    if (!received.ok()) return received.status();
+    if (!status.ok()) return status;
+    return Weights{std::move(received->blob), received->version};
+  }
+
+ private:
+  ClientOptions options_;
+  std::unique_ptr<grail::v1::LearnerService::Stub> stub_;
+};
+
+}  // namespace
+
+std::unique_ptr<LearnerClient> NewGrpcLearnerClient(const ClientOptions& options) {
+  return std::make_unique<GrpcLearnerClient>(options);
+}
+
+}  // namespace grail::learner

@@ -1,0 +1,32 @@
+#ifndef GRAIL_LEARNER_LEARNER_CLIENT_H_
+#define GRAIL_LEARNER_LEARNER_CLIENT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/grpc_client.h"
+#include "proto/grail/v1/learner.pb.h"
+
+namespace grail::learner {
+
+// Talks to a learner (rank 0 of its group). Implementations are thread-safe.
+class LearnerClient {
+ public:
+  struct Weights {
+    std::string blob;  // verified against the stream's digest
+    int64_t version = -1;
+  };
+
+  virtual ~LearnerClient() = default;
+  virtual absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec& spec) = 0;
+  virtual absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(
+      const grail::v1::TrainStepRequest& request) = 0;
+  virtual absl::StatusOr<Weights> GetWeights(int64_t min_version) = 0;
+};
+
+std::unique_ptr<LearnerClient> NewGrpcLearnerClient(const ClientOptions& options);
+
+}  // namespace grail::learner
+
+#endif  // GRAIL_LEARNER_LEARNER_CLIENT_H_

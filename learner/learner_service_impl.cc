@@ -1,0 +1,40 @@
+#include "learner/learner_service_impl.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/weights_stream.h"
+
+namespace grail::learner {
+
+grpc::Status LearnerServiceImpl::InitModel(grpc::ServerContext*,
+                                           const grail::v1::InitModelRequest* request,
+                                           grail::v1::InitModelResponse* response) {
+  auto result = trainer_->InitModel(request->spec());
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = std::move(*result);
+  return grpc::Status::OK;
+}
+
+grpc::Status LearnerServiceImpl::TrainStep(grpc::ServerContext*,
+                                           const grail::v1::TrainStepRequest* request,
+                                           grail::v1::TrainStepResponse* response) {
+  auto result = trainer_->TrainStep(*request);
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = std::move(*result);
+  return grpc::Status::OK;
+}
+
+grpc::Status LearnerServiceImpl::GetWeights(grpc::ServerContext*,
+                                            const grail::v1::GetWeightsRequest* request,
+                                            grpc::ServerWriter<grail::v1::WeightsChunk>* writer) {
+  auto weights = trainer_->GetWeights();
+  if (!weights.ok()) return ToGrpcStatus(weights.status());
+  if (weights->version < request->min_version()) {
+    return ToGrpcStatus(absl::FailedPreconditionError(absl::StrCat(
+        "min_version: ", request->min_version(), " is newer than the current version ",
+        weights->version)));
+  }
+  return ToGrpcStatus(WriteWeightsStream(writer, weights->blob, weights->version));
+}
+
+}  // namespace grail::learner

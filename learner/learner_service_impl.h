@@ -1,0 +1,27 @@
+#ifndef GRAIL_LEARNER_LEARNER_SERVICE_IMPL_H_
+#define GRAIL_LEARNER_LEARNER_SERVICE_IMPL_H_
+
+#include "learner/trainer.h"
+#include "proto/grail/v1/learner.grpc.pb.h"
+
+namespace grail::learner {
+
+// gRPC adapter over a Trainer. Stateless; the trainer must outlive it.
+class LearnerServiceImpl final : public grail::v1::LearnerService::Service {
+ public:
+  explicit LearnerServiceImpl(Trainer* trainer) : trainer_(trainer) {}
+
+  grpc::Status InitModel(grpc::ServerContext* context, const grail::v1::InitModelRequest* request,
+                         grail::v1::InitModelResponse* response) override;
+  grpc::Status TrainStep(grpc::ServerContext* context, const grail::v1::TrainStepRequest* request,
+                         grail::v1::TrainStepResponse* response) override;
+  grpc::Status GetWeights(grpc::ServerContext* context, const grail::v1::GetWeightsRequest* request,
+                          grpc::ServerWriter<grail::v1::WeightsChunk>* writer) override;
+
+ private:
+  Trainer* trainer_;
+};
+
+}  // namespace grail::learner
+
+#endif  // GRAIL_LEARNER_LEARNER_SERVICE_IMPL_H_

@@ -1,0 +1,44 @@
+#ifndef GRAIL_LEARNER_TRAINER_H_
+#define GRAIL_LEARNER_TRAINER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "proto/grail/v1/learner.pb.h"
+
+namespace grail::learner {
+
+struct TrainerOptions {
+  // LibTorch intra-op threads (process-wide; set once at creation).
+  int num_threads = 1;
+  // Model and checkpoint paths in run specs resolve under this directory.
+  std::string data_root = ".";
+};
+
+// Owns the policy being trained. Starts with no model; InitModel builds the one a run spec
+// names (a checkpoint directory under data_root, or a seeded fresh initialisation).
+// Thread-safe. Hides LibTorch from its users.
+class Trainer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const TrainerOptions& options);
+  virtual ~Trainer() = default;
+
+  // Builds the model of spec.model and publishes it as weights version 0.
+  virtual absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec& spec) = 0;
+
+  // The current weights as a safetensors blob (with its config) and their version.
+  // FAILED_PRECONDITION before InitModel.
+  struct Weights {
+    std::string blob;
+    int64_t version = -1;
+  };
+  virtual absl::StatusOr<Weights> GetWeights() = 0;
+
+  virtual absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(
+      const grail::v1::TrainStepRequest& request) = 0;
+};
+
+}  // namespace grail::learner
+
+#endif  // GRAIL_LEARNER_TRAINER_H_

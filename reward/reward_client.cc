@@ -1,0 +1,34 @@
+#include "reward/reward_client.h"
+
+#include "common/grpc_status.h"
+#include "proto/grail/v1/reward.grpc.pb.h"
+
+namespace grail::reward {
+namespace {
+
+class GrpcRewardClient : public RewardClient {
+ public:
+  explicit GrpcRewardClient(const ClientOptions& options)
+      : options_(options), stub_(grail::v1::RewardService::NewStub(MakeChannel(options))) {}
+
+  absl::StatusOr<grail::v1::ScoreResponse> Score(const grail::v1::ScoreRequest& request) override {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.timeout);
+    grail::v1::ScoreResponse response;
+    absl::Status status = FromGrpcStatus(stub_->Score(&context, request, &response));
+    if (!status.ok()) return status;
+    return response;
+  }
+
+ private:
+  ClientOptions options_;
+  std::unique_ptr<grail::v1::RewardService::Stub> stub_;
+};
+
+}  // namespace
+
+std::unique_ptr<RewardClient> NewGrpcRewardClient(const ClientOptions& options) {
+  return std::make_unique<GrpcRewardClient>(options);
+}
+
+}  // namespace grail::reward

@@ -1,0 +1,23 @@
+#ifndef GRAIL_REWARD_REWARD_CLIENT_H_
+#define GRAIL_REWARD_REWARD_CLIENT_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "common/grpc_client.h"
+#include "proto/grail/v1/reward.pb.h"
+
+namespace grail::reward {
+
+// Talks to the reward scorer. Implementations are thread-safe.
+class RewardClient {
+ public:
+  virtual ~RewardClient() = default;
+  virtual absl::StatusOr<grail::v1::ScoreResponse> Score(const grail::v1::ScoreRequest& request) = 0;
+};
+
+std::unique_ptr<RewardClient> NewGrpcRewardClient(const ClientOptions& options);
+
+}  // namespace grail::reward
+
+#endif  // GRAIL_REWARD_REWARD_CLIENT_H_

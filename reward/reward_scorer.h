@@ -1,0 +1,32 @@
+#ifndef GRAIL_REWARD_REWARD_SCORER_H_
+#define GRAIL_REWARD_REWARD_SCORER_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "proto/grail/v1/reward.pb.h"
+
+namespace grail::reward {
+
+struct RewardScorerOptions {
+  // Most items in one Score call.
+  int max_items_per_request = 65536;
+};
+
+// Scores responses with verifiers. Thread-safe. Checks requests (INVALID_ARGUMENT naming
+// the item and field); the verifiers themselves come with the RL loop and answer
+// UNIMPLEMENTED until then.
+class RewardScorer {
+ public:
+  static absl::StatusOr<std::unique_ptr<RewardScorer>> Create(const RewardScorerOptions& options);
+
+  absl::StatusOr<grail::v1::ScoreResponse> Score(const grail::v1::ScoreRequest& request) const;
+
+ private:
+  explicit RewardScorer(const RewardScorerOptions& options) : options_(options) {}
+  RewardScorerOptions options_;
+};
+
+}  // namespace grail::reward
+
+#endif  // GRAIL_REWARD_REWARD_SCORER_H_

@@ -1,0 +1,106 @@
+#include "tests/service_process.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <regex>
+
+#include "absl/strings/str_cat.h"
+
+namespace grail::testing {
+
+std::string BinDir() {
+  const char* dir = std::getenv("GRAIL_BIN_DIR");
+  return dir != nullptr ? dir : "build/bin";
+}
+
+absl::StatusOr<std::unique_ptr<ServiceProcess>> ServiceProcess::Start(
+    const std::string& binary, const std::vector<std::string>& extra_args, absl::Duration timeout) {
+  int out[2];
+  if (pipe(out) != 0) return absl::InternalError("pipe failed");
+  std::vector<std::string> args = {BinDir() + "/" + binary, "--listen=127.0.0.1:0",
+                                   "--metrics_listen=127.0.0.1:0"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  pid_t pid = fork();
+  if (pid < 0) return absl::InternalError("fork failed");
+  if (pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    close(out[1]);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(out[1]);
+  std::unique_ptr<ServiceProcess> self(new ServiceProcess());
+  self->pid_ = pid;
+  self->stdout_fd_ = out[0];
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string buffer;
+  while (buffer.find('\n') == std::string::npos) {
+    const int wait_ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (wait_ms <= 0) return absl::DeadlineExceededError(absl::StrCat(binary, ": no ready line"));
+    pollfd p{self->stdout_fd_, POLLIN, 0};
+    if (poll(&p, 1, wait_ms) <= 0) continue;
+    char chunk[512];
+    const ssize_t n = read(self->stdout_fd_, chunk, sizeof(chunk));
+    if (n <= 0) return absl::UnavailableError(absl::StrCat(binary, ": exited before its ready line"));
+    buffer.append(chunk, n);
+  }
+  self->ready_line_ = buffer.substr(0, buffer.find('\n'));
+  std::smatch m;
+  static const std::regex kReady(R"(^(\S+): serving grpc=(\S+) metrics=(\S+)$)");
+  if (!std::regex_match(self->ready_line_, m, kReady) || m[1] != binary) {
+    return absl::InternalError(absl::StrCat("unexpected ready line: '", self->ready_line_, "'"));
+  }
+  self->grpc_address_ = m[2];
+  self->metrics_address_ = m[3];
+  return self;
+}
+
+int ServiceProcess::metrics_port() const {
+  return std::atoi(metrics_address_.substr(metrics_address_.rfind(':') + 1).c_str());
+}
+
+absl::StatusOr<int> ServiceProcess::SignalAndWait(int signal, absl::Duration timeout) {
+  if (pid_ <= 0) return absl::FailedPreconditionError("not running");
+  kill(pid_, signal);
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return absl::DeadlineExceededError("process did not exit in time");
+}
+
+ServiceProcess::~ServiceProcess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  if (stdout_fd_ >= 0) close(stdout_fd_);
+}
+
+CommandResult RunCommand(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) result.output.append(buf, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+}  // namespace grail::testing

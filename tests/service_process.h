@@ -1,0 +1,56 @@
+#ifndef GRAIL_TESTS_SERVICE_PROCESS_H_
+#define GRAIL_TESTS_SERVICE_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace grail::testing {
+
+// Directory holding the built binaries (GRAIL_BIN_DIR, set by ctest).
+std::string BinDir();
+
+// A grail service binary started as a child process on 127.0.0.1 with free ports. The
+// destructor kills it if it is still running. Not thread-safe.
+class ServiceProcess {
+ public:
+  // Starts `binary` with --listen/--metrics_listen on port 0 plus `extra_args`, and waits
+  // (up to `timeout`) for its ready line.
+  static absl::StatusOr<std::unique_ptr<ServiceProcess>> Start(
+      const std::string& binary, const std::vector<std::string>& extra_args = {},
+      absl::Duration timeout = absl::Seconds(60));
+  ~ServiceProcess();
+
+  const std::string& ready_line() const { return ready_line_; }
+  const std::string& grpc_address() const { return grpc_address_; }
+  const std::string& metrics_address() const { return metrics_address_; }
+  int metrics_port() const;
+  pid_t pid() const { return pid_; }
+
+  // Sends `signal` and waits up to `timeout` for the exit; returns the wait status.
+  absl::StatusOr<int> SignalAndWait(int signal, absl::Duration timeout);
+
+ private:
+  ServiceProcess() = default;
+
+  pid_t pid_ = -1;
+  int stdout_fd_ = -1;
+  std::string ready_line_;
+  std::string grpc_address_;
+  std::string metrics_address_;
+};
+
+// Runs a shell command; returns its exit code and combined output.
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;
+};
+CommandResult RunCommand(const std::string& command);
+
+}  // namespace grail::testing
+
+#endif  // GRAIL_TESTS_SERVICE_PROCESS_H_
