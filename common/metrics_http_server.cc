@@ -25,6 +25,8 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   self->collectables_ = std::move(collectables);
   self->server_ = std::make_unique<httplib::Server>();
   self->server_->new_task_queue = [] { return new httplib::ThreadPool(2); };
+  // Stop() waits for idle keep-alive connections to time out; keep that short.
+  self->server_->set_keep_alive_timeout(1);
   MetricsHttpServer* raw = self.get();
   self->server_->Get("/metrics", [raw](const httplib::Request&, httplib::Response& res) {
     res.set_content(RenderMetricsText(raw->collectables_), "text/plain; version=0.0.4");

@@ -108,10 +108,13 @@ absl::StatusOr<ReceivedWeights> ReadWeightsStream(
     grpc::internal::ReaderInterface<grail::v1::WeightsChunk>* reader) {
   WeightsAssembler assembler;
   grail::v1::WeightsChunk chunk;
+  absl::Status bad;
+  // After a bad chunk the rest is read and dropped, so that the peer's stream ends normally
+  // and both sides see this error rather than a cancellation.
   while (reader->Read(&chunk)) {
-    absl::Status status = assembler.Add(chunk);
-    if (!status.ok()) return status;
+    if (bad.ok()) bad = assembler.Add(chunk);
   }
+  if (!bad.ok()) return bad;
   ReceivedWeights out;
   out.version = assembler.version();
   absl::StatusOr<std::string> blob = assembler.Finish();

@@ -55,7 +55,7 @@ struct ReceivedWeights {
 };
 
 // Reads a whole weights stream (client or server side) and verifies it (see
-// WeightsAssembler). Stops reading at the first bad chunk.
+// WeightsAssembler). A bad chunk's error is returned once the stream has ended.
 absl::StatusOr<ReceivedWeights> ReadWeightsStream(
     grpc::internal::ReaderInterface<grail::v1::WeightsChunk>* reader);
 

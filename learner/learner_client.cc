@@ -40,12 +40,10 @@ class GrpcLearnerClient : public LearnerClient {
     request.set_min_version(min_version);
     auto reader = stub_->GetWeights(&context, request);
     absl::StatusOr<ReceivedWeights> received = ReadWeightsStream(reader.get());
-    if (!received.ok()) context.TryCancel();
     absl::Status status = FromGrpcStatus(reader->Finish());
     // The server's own error explains an empty or short stream better than ours does.
-    if (!status.ok() && !absl::IsCancelled(status)) return status;
-    if (!received.ok()) return received.status();
     if (!status.ok()) return status;
+    if (!received.ok()) return received.status();
     return Weights{std::move(received->blob), received->version};
   }
 
