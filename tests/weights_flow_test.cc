@@ -3,8 +3,12 @@
 // the same tokens with the same log-probs; malformed tensors and corrupted weights are
 // refused while the services stay up.
 
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <cmath>
 #include <cstring>
+#include <thread>
 
 #include "actor/actor_client.h"
 #include "common/grpc_client.h"
@@ -207,6 +211,33 @@ TEST_F(WeightsFlowTest, LearnerRefusesBadModelSpecsNamingTheField) {
   escape.mutable_model()->set_path("../../etc");
   EXPECT_EQ(learner_->InitModel(escape).status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(learner_->GetWeights(0).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(WeightsFlowTest, SigtermLetsAnInFlightGenerateFinish) {
+  ASSERT_TRUE(learner_->InitModel(SmallModelSpec()).ok());
+  auto weights = learner_->GetWeights(0);
+  ASSERT_TRUE(actor_->LoadWeights(weights->blob, 0).ok());
+  grail::v1::GenerateRequest gen;
+  gen.set_group_size(16);
+  for (int p = 0; p < 24; ++p) {
+    auto* prompt = gen.add_prompts();
+    prompt->set_prompt_id(p);
+    prompt->add_token_ids(3 + p % 30);
+  }
+  gen.mutable_sampling()->set_temperature(1.0);
+  gen.mutable_sampling()->set_max_new_tokens(60);
+  absl::Status result;
+  size_t received = 0;
+  std::thread call([&] {
+    result = actor_->Generate(gen, [&](grail::v1::Sample) { ++received; });
+  });
+  absl::SleepFor(absl::Milliseconds(300));  // the call is running on the server
+  auto status = actor_proc_->SignalAndWait(SIGTERM, absl::Seconds(30));
+  call.join();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  EXPECT_TRUE(result.ok()) << result;
+  EXPECT_EQ(received, 24u * 16u);
 }
 
 }  // namespace
