@@ -5,7 +5,10 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/grpc_client.h"
@@ -32,7 +35,44 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
-const char* StateName(grail::v1::RunState s) { return grail::v1::RunState_Name(s).c_str() + 10; }
+std::string StateName(grail::v1::RunState s) {
+  return absl::AsciiStrToLower(grail::v1::RunState_Name(s).substr(10));
+}
+
+double Metric(const grail::v1::StepReport& r, const std::string& key) {
+  auto it = r.metrics().find(key);
+  return it == r.metrics().end() ? 0 : it->second;
+}
+
+// One line per report: "[rl] step 12/40  reward 0.53  acc 0.53  tok/s 812  ETA 1m20s".
+std::string ProgressLine(const grail::v1::StepReport& r, absl::Time* rl_start, int64_t* rl_first_step) {
+  const std::string& phase = r.phase();
+  if (phase == "rl") {
+    if (*rl_start == absl::InfinitePast()) {
+      *rl_start = absl::Now();
+      *rl_first_step = r.step();
+    }
+    std::string eta = "?";
+    const int64_t done = r.step() - *rl_first_step;
+    if (done > 0) {
+      const absl::Duration per_step = (absl::Now() - *rl_start) / done;
+      eta = absl::FormatDuration(absl::Trunc(per_step * (r.total_steps() - r.step()), absl::Seconds(1)));
+    }
+    return absl::StrFormat("[rl] step %d/%d  reward %.3f  acc %.3f  len %.1f  filtered %.2f  tok/s %.0f  v%d  ETA %s",
+                           r.step(), r.total_steps(), Metric(r, "reward_mean"), Metric(r, "accuracy"),
+                           Metric(r, "response_length_mean"), Metric(r, "filtered_group_ratio"),
+                           Metric(r, "tokens_per_second"), r.policy_version(), eta);
+  }
+  if (phase == "sft") {
+    return absl::StrFormat("[sft] step %d/%d  loss %.4f", r.step(), static_cast<int64_t>(Metric(r, "sft_steps")),
+                           Metric(r, "sft_loss"));
+  }
+  if (phase == "eval") {
+    return absl::StrFormat("[eval] after step %d  heldout_accuracy %.3f", r.step(), Metric(r, "heldout_accuracy"));
+  }
+  if (phase == "done") return absl::StrCat("[done] ", StateName(r.state()), r.message().empty() ? "" : ": ", r.message());
+  return absl::StrCat("[", phase, "] step ", r.step());
+}
 
 }  // namespace
 
@@ -104,11 +144,28 @@ int main(int argc, char** argv) {
   }
   if (command == "watch") {
     if (!need(1)) return 2;
-    absl::Status status = client->Watch(args[2], [](const grail::v1::StepReport& r) {
-      std::cout << "step " << r.step() << "/" << r.total_steps() << "  version " << r.policy_version()
-                << std::endl;
+    const std::string run_id = args[2];
+    absl::Time rl_start = absl::InfinitePast();
+    int64_t rl_first_step = 0;
+    grail::v1::RunState final_state = grail::v1::RUN_STATE_UNSPECIFIED;
+    std::string final_message;
+    absl::Status status = client->Watch(run_id, [&](const grail::v1::StepReport& r) {
+      std::cout << ProgressLine(r, &rl_start, &rl_first_step) << std::endl;
+      if (r.phase() == "done") {
+        final_state = r.state();
+        final_message = r.message();
+      }
     });
     if (!status.ok()) return Fail(status);
+    if (final_state != grail::v1::RUN_STATE_SUCCEEDED) {
+      std::cerr << "grailctl: run " << run_id << " ended " << StateName(final_state)
+                << (final_message.empty() ? "" : ": " + final_message) << std::endl;
+      return 1;
+    }
+    auto run = client->Get(run_id);
+    if (run.ok()) {
+      for (const auto& [k, v] : run->summary()) std::cout << "summary " << k << "=" << v << std::endl;
+    }
     return 0;
   }
   std::cerr << "grailctl: unknown command '" << command << "'\n" << kUsage << std::endl;

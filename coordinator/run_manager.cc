@@ -1,34 +1,195 @@
 #include "coordinator/run_manager.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/paths.h"
+#include "common/status_macros.h"
 #include "coordinator/spec_validation.h"
+#include "model/char_tokenizer.h"
+#include "model/model_config.h"
 
 namespace grail::coordinator {
+namespace {
+
+const char* StateLabel(grail::v1::RunState s) {
+  switch (s) {
+    case grail::v1::RUN_STATE_PENDING: return "pending";
+    case grail::v1::RUN_STATE_RUNNING: return "running";
+    case grail::v1::RUN_STATE_SUCCEEDED: return "succeeded";
+    case grail::v1::RUN_STATE_FAILED: return "failed";
+    case grail::v1::RUN_STATE_CANCELLED: return "cancelled";
+    default: return "unspecified";
+  }
+}
+
+// Loads the run's datasets and checks that every prompt fits the model context.
+absl::StatusOr<Splits> LoadData(const grail::v1::RunSpec& spec, const std::string& data_root) {
+  const auto& d = spec.dataset();
+  const int heldout = d.heldout_size() > 0 ? d.heldout_size() : 500;
+  Splits splits{Dataset({}), Dataset({})};
+  if (!d.builtin().empty()) {
+    ArithmeticOptions o;
+    o.seed = d.seed();
+    o.max_digits = d.max_digits() > 0 ? d.max_digits() : 2;
+    o.train_size = d.train_size();
+    o.heldout_size = heldout;
+    ASSIGN_OR_RETURN(splits, MakeArithmeticSplits(o));
+  } else {
+    ASSIGN_OR_RETURN(std::string path, ResolveUnderRoot(data_root, d.jsonl_path(), "dataset.jsonl_path"));
+    ASSIGN_OR_RETURN(splits, LoadJsonlSplits(path, d.seed(), d.heldout_size()));
+  }
+  if (spec.model().has_config()) {
+    const int64_t context = model::ModelConfigFromProto(spec.model().config()).max_position_embeddings;
+    model::CharTokenizer tok;
+    for (const Dataset* ds : {&splits.train, &splits.heldout}) {
+      for (size_t i = 0; i < ds->size(); ++i) {
+        const auto& p = ds->Get(i);
+        auto ids = tok.Encode(p.prompt);
+        if (!ids.ok()) {
+          return absl::InvalidArgumentError(absl::StrCat("dataset: prompt ", i, ": ", ids.status().message()));
+        }
+        // BOS + prompt, plus room for at least one generated token.
+        if (static_cast<int64_t>(ids->size()) + 2 > context) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "dataset: prompt ", i, " has ", ids->size(),
+              " tokens, longer than model.config.max_position_embeddings ", context, " allows"));
+        }
+      }
+    }
+  }
+  return splits;
+}
+
+}  // namespace
+
+RunManager::RunManager(RunManagerOptions options, ServiceClients clients, CoordinatorMetrics* metrics)
+    : options_(std::move(options)), clients_(std::move(clients)), metrics_(metrics) {}
+
+RunManager::~RunManager() {
+  CancelAll();
+  std::vector<std::thread*> threads;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, r] : runs_) threads.push_back(&r->thread);
+  }
+  for (auto* t : threads) {
+    if (t->joinable()) t->join();
+  }
+}
+
+bool RunManager::Terminal(const grail::v1::Run& run) const {
+  return run.state() == grail::v1::RUN_STATE_SUCCEEDED || run.state() == grail::v1::RUN_STATE_FAILED ||
+         run.state() == grail::v1::RUN_STATE_CANCELLED;
+}
 
 absl::StatusOr<std::string> RunManager::Submit(const grail::v1::RunSpec& spec) {
-  absl::Status valid = ValidateRunSpec(spec);
-  if (!valid.ok()) return valid;
-  return absl::UnimplementedError("the RL loop is not implemented yet; the spec is valid");
+  RETURN_IF_ERROR(ValidateRunSpec(spec));
+  if (clients_.actors.empty()) return absl::FailedPreconditionError("no actors configured (--actors)");
+  ASSIGN_OR_RETURN(Splits data, LoadData(spec, options_.data_root));
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, r] : runs_) {
+    if (!Terminal(r->run)) {
+      return absl::FailedPreconditionError(absl::StrCat("run ", id, " is still active; cancel it or wait"));
+    }
+  }
+  const std::string id = absl::StrFormat("run-%06d", next_id_++);
+  auto record = std::make_unique<RunRecord>();
+  record->run.set_run_id(id);
+  *record->run.mutable_spec() = spec;
+  record->run.set_state(grail::v1::RUN_STATE_RUNNING);
+  record->run.set_create_time_unix_ms(absl::ToUnixMillis(absl::Now()));
+  RunRecord* raw = record.get();
+  runs_[id] = std::move(record);
+  metrics_->SetRunState("running");
+  raw->thread = std::thread([this, raw, data = std::move(data)]() mutable { Execute(raw, std::move(data)); });
+  return id;
+}
+
+void RunManager::Execute(RunRecord* record, Splits data) {
+  grail::v1::RunSpec spec;
+  std::string id;
+  {
+    absl::MutexLock lock(&mu_);
+    spec = record->run.spec();
+    id = record->run.run_id();
+  }
+  RlLoop loop(
+      id, spec, std::move(data), clients_, metrics_,
+      [this, record](const grail::v1::StepReport& report) {
+        absl::MutexLock lock(&mu_);
+        record->reports.push_back(report);
+        *record->run.mutable_last_report() = report;
+      },
+      &record->cancelled);
+  absl::Status status = loop.Run();
+  absl::MutexLock lock(&mu_);
+  for (const auto& [k, v] : loop.summary()) (*record->run.mutable_summary())[k] = v;
+  grail::v1::RunState state = status.ok() ? grail::v1::RUN_STATE_SUCCEEDED
+                              : absl::IsCancelled(status) ? grail::v1::RUN_STATE_CANCELLED
+                                                          : grail::v1::RUN_STATE_FAILED;
+  record->run.set_state(state);
+  if (!status.ok()) record->run.set_error(status.ToString());
+  grail::v1::StepReport final_report = record->run.last_report();
+  final_report.set_phase("done");
+  final_report.set_state(state);
+  final_report.set_message(status.ok() ? "" : status.ToString());
+  record->reports.push_back(final_report);
+  *record->run.mutable_last_report() = final_report;
+  metrics_->SetRunState(StateLabel(state));
 }
 
 absl::StatusOr<grail::v1::Run> RunManager::Get(const std::string& run_id) const {
   absl::MutexLock lock(&mu_);
   auto it = runs_.find(run_id);
   if (it == runs_.end()) return absl::NotFoundError(absl::StrCat("run_id: no run '", run_id, "'"));
-  return it->second;
+  return it->second->run;
 }
 
 std::vector<grail::v1::Run> RunManager::List() const {
   absl::MutexLock lock(&mu_);
   std::vector<grail::v1::Run> out;
-  for (const auto& [id, run] : runs_) out.push_back(run);
+  for (const auto& [id, r] : runs_) out.push_back(r->run);
   return out;
 }
 
 absl::Status RunManager::Cancel(const std::string& run_id) {
   absl::MutexLock lock(&mu_);
-  if (!runs_.count(run_id)) return absl::NotFoundError(absl::StrCat("run_id: no run '", run_id, "'"));
+  auto it = runs_.find(run_id);
+  if (it == runs_.end()) return absl::NotFoundError(absl::StrCat("run_id: no run '", run_id, "'"));
+  it->second->cancelled = true;
   return absl::OkStatus();
+}
+
+void RunManager::CancelAll() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, r] : runs_) r->cancelled = true;
+}
+
+absl::Status RunManager::Watch(const std::string& run_id,
+                               const std::function<bool(const grail::v1::StepReport&)>& on_report,
+                               const std::function<bool()>& still_wanted) {
+  size_t sent = 0;
+  while (true) {
+    std::vector<grail::v1::StepReport> fresh;
+    bool done;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = runs_.find(run_id);
+      if (it == runs_.end()) return absl::NotFoundError(absl::StrCat("run_id: no run '", run_id, "'"));
+      RunRecord* r = it->second.get();
+      auto ready = [r, sent]() { return r->reports.size() > sent; };
+      mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(500));
+      fresh.assign(r->reports.begin() + sent, r->reports.end());
+      sent = r->reports.size();
+      done = Terminal(r->run);  // the final report is added together with the state
+    }
+    for (const auto& report : fresh) {
+      if (!on_report(report)) return absl::CancelledError("watcher went away");
+    }
+    if (done) return absl::OkStatus();
+    if (!still_wanted()) return absl::CancelledError("watcher went away");
+  }
 }
 
 }  // namespace grail::coordinator

@@ -1,30 +1,70 @@
 #ifndef GRAIL_COORDINATOR_RUN_MANAGER_H_
 #define GRAIL_COORDINATOR_RUN_MANAGER_H_
 
+#include <atomic>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "coordinator/coordinator_metrics.h"
+#include "coordinator/rl_loop.h"
 #include "proto/grail/v1/coordinator.pb.h"
 
 namespace grail::coordinator {
 
-// Keeps the runs this coordinator knows and their states. Thread-safe.
-// The RL loop that executes a run is not part of this version: Submit validates the spec
-// and answers UNIMPLEMENTED for a valid one.
+struct RunManagerOptions {
+  // Dataset files named in run specs resolve under this directory.
+  std::string data_root = ".";
+};
+
+// Accepts runs, executes each on its own thread with an RlLoop (one active run at a time,
+// since the services hold one model), and keeps every run's state and step reports for
+// Get, List and Watch. Thread-safe.
 class RunManager {
  public:
+  RunManager(RunManagerOptions options, ServiceClients clients, CoordinatorMetrics* metrics);
+  ~RunManager();  // cancels active runs and joins their threads
+
+  // Validates the spec (INVALID_ARGUMENT naming the field: unknown estimator, group_size < 2,
+  // a missing dataset file, a prompt longer than the model context, ...) and starts the run.
+  // FAILED_PRECONDITION while another run is active.
   absl::StatusOr<std::string> Submit(const grail::v1::RunSpec& spec) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<grail::v1::Run> Get(const std::string& run_id) const ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<grail::v1::Run> List() const ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Cancel(const std::string& run_id) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Calls on_report for every report of the run so far and then for each new one, until the
+  // run ends (OK) or `still_wanted` returns false (CANCELLED).
+  absl::Status Watch(const std::string& run_id,
+                     const std::function<bool(const grail::v1::StepReport&)>& on_report,
+                     const std::function<bool()>& still_wanted) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Cancels every active run (used on shutdown).
+  void CancelAll() ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
+  struct RunRecord {
+    grail::v1::Run run;
+    std::vector<grail::v1::StepReport> reports;
+    std::atomic<bool> cancelled{false};
+    std::thread thread;
+  };
+
+  void Execute(RunRecord* record, Splits data) ABSL_LOCKS_EXCLUDED(mu_);
+  bool Terminal(const grail::v1::Run& run) const;
+
+  const RunManagerOptions options_;
+  ServiceClients clients_;
+  CoordinatorMetrics* metrics_;
   mutable absl::Mutex mu_;
-  std::map<std::string, grail::v1::Run> runs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<RunRecord>> runs_ ABSL_GUARDED_BY(mu_);
+  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace grail::coordinator

@@ -26,6 +26,14 @@ grpc::Status RunServiceImpl::ListRuns(grpc::ServerContext*, const grail::v1::Lis
   return grpc::Status::OK;
 }
 
+grpc::Status RunServiceImpl::WatchRun(grpc::ServerContext* context,
+                                      const grail::v1::WatchRunRequest* request,
+                                      grpc::ServerWriter<grail::v1::StepReport>* writer) {
+  return ToGrpcStatus(runs_->Watch(
+      request->run_id(), [&](const grail::v1::StepReport& r) { return writer->Write(r); },
+      [&] { return !context->IsCancelled(); }));
+}
+
 grpc::Status RunServiceImpl::CancelRun(grpc::ServerContext*, const grail::v1::CancelRunRequest* request,
                                        grail::v1::CancelRunResponse*) {
   return ToGrpcStatus(runs_->Cancel(request->run_id()));

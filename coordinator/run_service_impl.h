@@ -17,6 +17,8 @@ class RunServiceImpl final : public grail::v1::RunService::Service {
                       grail::v1::Run* response) override;
   grpc::Status ListRuns(grpc::ServerContext* context, const grail::v1::ListRunsRequest* request,
                         grail::v1::ListRunsResponse* response) override;
+  grpc::Status WatchRun(grpc::ServerContext* context, const grail::v1::WatchRunRequest* request,
+                        grpc::ServerWriter<grail::v1::StepReport>* writer) override;
   grpc::Status CancelRun(grpc::ServerContext* context, const grail::v1::CancelRunRequest* request,
                          grail::v1::CancelRunResponse* response) override;
 

@@ -23,6 +23,16 @@ class GrpcLearnerClient : public LearnerClient {
     return response;
   }
 
+  absl::StatusOr<grail::v1::TrainStepResponse> SupervisedStep(
+      const grail::v1::SupervisedStepRequest& request) override {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.timeout);
+    grail::v1::TrainStepResponse response;
+    absl::Status status = FromGrpcStatus(stub_->SupervisedStep(&context, request, &response));
+    if (!status.ok()) return status;
+    return response;
+  }
+
   absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(
       const grail::v1::TrainStepRequest& request) override {
     grpc::ClientContext context;

@@ -20,6 +20,8 @@ class LearnerClient {
 
   virtual ~LearnerClient() = default;
   virtual absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec& spec) = 0;
+  virtual absl::StatusOr<grail::v1::TrainStepResponse> SupervisedStep(
+      const grail::v1::SupervisedStepRequest& request) = 0;
   virtual absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(
       const grail::v1::TrainStepRequest& request) = 0;
   virtual absl::StatusOr<Weights> GetWeights(int64_t min_version) = 0;

@@ -15,6 +15,15 @@ grpc::Status LearnerServiceImpl::InitModel(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status LearnerServiceImpl::SupervisedStep(grpc::ServerContext*,
+                                                const grail::v1::SupervisedStepRequest* request,
+                                                grail::v1::TrainStepResponse* response) {
+  auto result = trainer_->SupervisedStep(*request);
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = std::move(*result);
+  return grpc::Status::OK;
+}
+
 grpc::Status LearnerServiceImpl::TrainStep(grpc::ServerContext*,
                                            const grail::v1::TrainStepRequest* request,
                                            grail::v1::TrainStepResponse* response) {

@@ -13,6 +13,9 @@ class LearnerServiceImpl final : public grail::v1::LearnerService::Service {
 
   grpc::Status InitModel(grpc::ServerContext* context, const grail::v1::InitModelRequest* request,
                          grail::v1::InitModelResponse* response) override;
+  grpc::Status SupervisedStep(grpc::ServerContext* context,
+                              const grail::v1::SupervisedStepRequest* request,
+                              grail::v1::TrainStepResponse* response) override;
   grpc::Status TrainStep(grpc::ServerContext* context, const grail::v1::TrainStepRequest* request,
                          grail::v1::TrainStepResponse* response) override;
   grpc::Status GetWeights(grpc::ServerContext* context, const grail::v1::GetWeightsRequest* request,

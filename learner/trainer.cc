@@ -2,17 +2,103 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/paths.h"
 #include "common/status_macros.h"
+#include "learner/policy_loss.h"
 #include "model/checkpoint.h"
 #include "model/model_config.h"
+#include "model/tensor_convert.h"
 #include "model/transformer.h"
 
 namespace grail::learner {
 namespace {
+
+// Settings of a run with the documented defaults filled in.
+struct TrainSettings {
+  double learning_rate = 1e-4;
+  double sft_learning_rate = 1e-3;
+  double weight_decay = 0.0;
+  double grad_clip = 1.0;
+  int warmup_steps = 0;
+  int ppo_epochs = 1;
+  int mini_batches = 1;
+  PpoClipOptions clip;
+  double kl_coef = 0.0;
+  double entropy_coef = 0.0;
+};
+
+TrainSettings SettingsFromSpec(const grail::v1::RunSpec& spec) {
+  TrainSettings s;
+  const auto& t = spec.trainer();
+  const auto& a = spec.algorithm();
+  if (t.learning_rate() > 0) s.learning_rate = t.learning_rate();
+  if (t.sft_learning_rate() > 0) s.sft_learning_rate = t.sft_learning_rate();
+  s.weight_decay = t.weight_decay();
+  if (t.grad_clip() > 0) s.grad_clip = t.grad_clip();
+  s.warmup_steps = t.warmup_steps();
+  if (t.ppo_epochs() > 0) s.ppo_epochs = t.ppo_epochs();
+  if (t.mini_batches() > 0) s.mini_batches = t.mini_batches();
+  if (a.clip_ratio_low() > 0) s.clip.clip_ratio_low = a.clip_ratio_low();
+  if (a.clip_ratio_high() > 0) s.clip.clip_ratio_high = a.clip_ratio_high();
+  if (a.clip_ratio_c() > 0) s.clip.clip_ratio_c = a.clip_ratio_c();
+  s.kl_coef = a.kl_coef();
+  s.entropy_coef = a.entropy_coef();
+  return s;
+}
+
+// Per-token log-probs aligned with input_ids: column t is log p(ids[:, t] | ids[:, :t]);
+// column 0 is 0. Right padding needs no attention mask under causal attention.
+torch::Tensor AlignedLogProbs(model::CausalLm& model, const torch::Tensor& ids,
+                              torch::Tensor* entropy = nullptr) {
+  const int64_t B = ids.size(0), T = ids.size(1);
+  auto valid = torch::ones({B, T}, torch::kBool);
+  auto positions = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
+  auto logits = model->Logits(model->Hidden(ids, positions, valid)).narrow(1, 0, T - 1);
+  auto log_softmax = torch::log_softmax(logits, -1);
+  auto lp = log_softmax.gather(-1, ids.narrow(1, 1, T - 1).unsqueeze(-1)).squeeze(-1);
+  if (entropy != nullptr) {
+    torch::NoGradGuard no_grad;
+    auto ent = -(log_softmax.exp() * log_softmax).sum(-1);
+    *entropy = torch::cat({torch::zeros({B, 1}), ent}, 1);
+  }
+  return torch::cat({torch::zeros({B, 1}), lp}, 1);
+}
+
+absl::StatusOr<torch::Tensor> FloatMatrix(const grail::v1::Tensor& t, const std::string& field,
+                                          const torch::Tensor& like) {
+  RETURN_IF_ERROR(ValidateTensorAs(t, field, 2, {grail::v1::DTYPE_FLOAT32}));
+  ASSIGN_OR_RETURN(torch::Tensor out, model::TensorFromProto(t, field));
+  if (out.sizes() != like.sizes()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".shape: must equal input_ids.shape"));
+  }
+  if (!torch::isfinite(out).all().item<bool>()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": contains NaN or Inf"));
+  }
+  return out;
+}
+
+absl::StatusOr<torch::Tensor> TokenIds(const grail::v1::Tensor& t, const std::string& field,
+                                       int64_t vocab, int64_t context) {
+  RETURN_IF_ERROR(ValidateTensorAs(t, field, 2, {grail::v1::DTYPE_INT64}));
+  ASSIGN_OR_RETURN(torch::Tensor ids, model::TensorFromProto(t, field));
+  if (ids.size(0) == 0 || ids.size(1) < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".shape: need at least 1 row and 2 columns"));
+  }
+  if (ids.size(1) > context) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".shape[1]: ", ids.size(1), " exceeds the model context ", context));
+  }
+  if (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= vocab) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": token ids must be in [0, ", vocab, ")"));
+  }
+  return ids;
+}
 
 class TorchTrainer : public Trainer {
  public:
@@ -42,6 +128,13 @@ class TorchTrainer : public Trainer {
     response.set_num_parameters((*built)->NumParameters());
     absl::MutexLock lock(&mu_);
     model_ = std::move(built);
+    settings_ = SettingsFromSpec(spec);
+    auto params = (*model_)->parameters();
+    sft_optimizer_ = std::make_unique<torch::optim::AdamW>(
+        params, torch::optim::AdamWOptions(settings_.sft_learning_rate).weight_decay(0.0));
+    rl_optimizer_ = std::make_unique<torch::optim::AdamW>(
+        params, torch::optim::AdamWOptions(settings_.learning_rate).weight_decay(settings_.weight_decay));
+    rl_steps_ = 0;
     version_ = 0;
     response.set_weights_version(version_);
     return response;
@@ -56,14 +149,127 @@ class TorchTrainer : public Trainer {
     return w;
   }
 
-  absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(const grail::v1::TrainStepRequest&) override {
-    return absl::UnimplementedError("TrainStep is not implemented yet");
+  absl::StatusOr<grail::v1::TrainStepResponse> SupervisedStep(
+      const grail::v1::SupervisedStepRequest& request) override {
+    absl::MutexLock lock(&mu_);
+    if (model_ == nullptr) return absl::FailedPreconditionError("no model: call InitModel first");
+    auto& m = *model_;
+    ASSIGN_OR_RETURN(torch::Tensor ids, TokenIds(request.input_ids(), "input_ids", m->config().vocab_size,
+                                                 m->config().max_position_embeddings));
+    ASSIGN_OR_RETURN(torch::Tensor mask, FloatMatrix(request.loss_mask(), "loss_mask", ids));
+    try {
+      m->train();
+      sft_optimizer_->zero_grad();
+      auto lp = AlignedLogProbs(m, ids);
+      auto loss = -MaskedMean(lp, mask);
+      loss.backward();
+      const double grad_norm = torch::nn::utils::clip_grad_norm_(m->parameters(), settings_.grad_clip);
+      sft_optimizer_->step();
+      ++version_;
+      grail::v1::TrainStepResponse response;
+      response.set_weights_version(version_);
+      auto& metrics = *response.mutable_metrics();
+      metrics["sft_loss"] = loss.item<double>();
+      metrics["grad_norm"] = grad_norm;
+      return response;
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat("supervised step failed: ", e.what_without_backtrace()));
+    }
+  }
+
+  absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(const grail::v1::TrainStepRequest& request) override {
+    absl::MutexLock lock(&mu_);
+    if (model_ == nullptr) return absl::FailedPreconditionError("no model: call InitModel first");
+    auto& m = *model_;
+    const auto& e = request.experience();
+    ASSIGN_OR_RETURN(torch::Tensor ids, TokenIds(e.input_ids(), "experience.input_ids",
+                                                 m->config().vocab_size,
+                                                 m->config().max_position_embeddings));
+    ASSIGN_OR_RETURN(torch::Tensor mask, FloatMatrix(e.response_mask(), "experience.response_mask", ids));
+    ASSIGN_OR_RETURN(torch::Tensor old_lp, FloatMatrix(e.old_log_probs(), "experience.old_log_probs", ids));
+    ASSIGN_OR_RETURN(torch::Tensor adv, FloatMatrix(e.advantages(), "experience.advantages", ids));
+    torch::Tensor ref_lp;
+    if (e.has_ref_log_probs()) {
+      ASSIGN_OR_RETURN(ref_lp, FloatMatrix(e.ref_log_probs(), "experience.ref_log_probs", ids));
+    }
+    try {
+      return RlStepLocked(m, ids, mask, old_lp, adv, ref_lp);
+    } catch (const c10::Error& err) {
+      return absl::InternalError(absl::StrCat("train step failed: ", err.what_without_backtrace()));
+    }
   }
 
  private:
+  grail::v1::TrainStepResponse RlStepLocked(model::CausalLm& m, const torch::Tensor& ids,
+                                            const torch::Tensor& mask, const torch::Tensor& old_lp,
+                                            const torch::Tensor& adv, const torch::Tensor& ref_lp)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    ++rl_steps_;
+    const double warm = settings_.warmup_steps > 0
+                            ? std::min(1.0, static_cast<double>(rl_steps_) / settings_.warmup_steps)
+                            : 1.0;
+    const double lr = settings_.learning_rate * warm;
+    for (auto& group : rl_optimizer_->param_groups()) {
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    }
+    m->train();
+    const int64_t B = ids.size(0);
+    const int64_t mb = std::max<int64_t>(1, std::min<int64_t>(settings_.mini_batches, B));
+    double loss_sum = 0, clip_sum = 0, clip_low_sum = 0, kl_sum = 0, ent_sum = 0, grad_sum = 0,
+           ref_kl_sum = 0;
+    int updates = 0;
+    for (int epoch = 0; epoch < settings_.ppo_epochs; ++epoch) {
+      for (int64_t k = 0; k < mb; ++k) {
+        const int64_t begin = B * k / mb, end = B * (k + 1) / mb;
+        if (end <= begin) continue;
+        auto sl = [&](const torch::Tensor& t) { return t.narrow(0, begin, end - begin); };
+        rl_optimizer_->zero_grad();
+        torch::Tensor entropy;
+        auto lp = AlignedLogProbs(m, sl(ids), &entropy);
+        PolicyLossResult pg = PpoClipLoss(sl(old_lp), lp, sl(adv), sl(mask), settings_.clip);
+        auto loss = pg.loss;
+        if (ref_lp.defined()) {
+          // k3 estimator of KL(pi || ref), per token.
+          auto log_ratio = (sl(ref_lp) - lp).clamp(-20.0, 20.0);
+          auto k3 = (log_ratio.exp() - log_ratio - 1).clamp(-10.0, 10.0);
+          auto kl = MaskedMean(k3, sl(mask));
+          if (settings_.kl_coef > 0) loss = loss + settings_.kl_coef * kl;
+          ref_kl_sum += kl.item<double>();
+        }
+        loss.backward();
+        grad_sum += torch::nn::utils::clip_grad_norm_(m->parameters(), settings_.grad_clip);
+        rl_optimizer_->step();
+        loss_sum += loss.item<double>();
+        clip_sum += pg.clipfrac;
+        clip_low_sum += pg.clipfrac_lower;
+        kl_sum += pg.approx_kl;
+        ent_sum += MaskedMean(entropy, sl(mask)).item<double>();
+        ++updates;
+      }
+    }
+    ++version_;
+    grail::v1::TrainStepResponse response;
+    response.set_weights_version(version_);
+    auto& metrics = *response.mutable_metrics();
+    const double n = std::max(1, updates);
+    metrics["loss"] = loss_sum / n;
+    metrics["pg_clipfrac"] = clip_sum / n;
+    metrics["pg_clipfrac_lower"] = clip_low_sum / n;
+    metrics["ppo_kl"] = kl_sum / n;
+    metrics["entropy"] = ent_sum / n;
+    metrics["grad_norm"] = grad_sum / n;
+    metrics["learning_rate"] = lr;
+    if (ref_lp.defined()) metrics["kl"] = ref_kl_sum / n;
+    return response;
+  }
+
   TrainerOptions options_;
   absl::Mutex mu_;
   std::shared_ptr<model::CausalLm> model_ ABSL_GUARDED_BY(mu_);
+  TrainSettings settings_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<torch::optim::AdamW> sft_optimizer_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<torch::optim::AdamW> rl_optimizer_ ABSL_GUARDED_BY(mu_);
+  int64_t rl_steps_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t version_ ABSL_GUARDED_BY(mu_) = -1;
 };
 

@@ -35,6 +35,12 @@ class Trainer {
   };
   virtual absl::StatusOr<Weights> GetWeights() = 0;
 
+  // One optimizer step of cross-entropy on the masked tokens (supervised warm-up).
+  virtual absl::StatusOr<grail::v1::TrainStepResponse> SupervisedStep(
+      const grail::v1::SupervisedStepRequest& request) = 0;
+
+  // One RL step on a batch of experience with the run's objective (ppo_epochs passes over
+  // mini_batches mini-batches), then publishes a new weights version.
   virtual absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(
       const grail::v1::TrainStepRequest& request) = 0;
 };

@@ -13,9 +13,9 @@ struct RewardScorerOptions {
   int max_items_per_request = 65536;
 };
 
-// Scores responses with verifiers. Thread-safe. Checks requests (INVALID_ARGUMENT naming
-// the item and field); the verifiers themselves come with the RL loop and answer
-// UNIMPLEMENTED until then.
+// Scores responses with verifiers (math, format, ifeval) plus optional overlong shaping.
+// Stateless and thread-safe. Malformed requests are INVALID_ARGUMENT naming the item and
+// field; an item that cannot be scored is marked failed, never given a zero reward.
 class RewardScorer {
  public:
   static absl::StatusOr<std::unique_ptr<RewardScorer>> Create(const RewardScorerOptions& options);

@@ -1,0 +1,71 @@
+#include "coordinator/coordinator_metrics.h"
+
+namespace grail::coordinator {
+namespace {
+
+struct GaugeSpec {
+  const char* key;   // step report key
+  const char* name;  // metric name
+  const char* help;
+};
+
+constexpr GaugeSpec kStepGauges[] = {
+    {"step", "grail_coordinator_step", "Last completed RL step."},
+    {"policy_version", "grail_coordinator_policy_version", "Weights version after the last step."},
+    {"reward_mean", "grail_coordinator_reward_mean", "Mean reward of the step's samples."},
+    {"reward_std", "grail_coordinator_reward_std", "Std of the step's rewards."},
+    {"accuracy", "grail_coordinator_accuracy_ratio", "Fraction of the step's samples judged correct."},
+    {"response_length_mean", "grail_coordinator_response_length_mean_tokens", "Mean response length."},
+    {"response_length_max", "grail_coordinator_response_length_max_tokens", "Longest response."},
+    {"truncation_ratio", "grail_coordinator_truncation_ratio", "Fraction of responses cut by the length limit."},
+    {"filtered_group_ratio", "grail_coordinator_filtered_group_ratio", "Fraction of sampled groups dropped by dynamic sampling."},
+    {"carried_over_groups", "grail_coordinator_carried_over_groups", "Informative groups carried to the next step."},
+    {"tokens_per_second", "grail_coordinator_tokens_per_second", "Generated tokens per second of step time."},
+    {"heldout_accuracy", "grail_coordinator_heldout_accuracy_ratio", "Greedy accuracy on the held-out split at the last evaluation."},
+    {"kl", "grail_coordinator_kl", "Mean k3 KL to the reference (from the learner)."},
+    {"entropy", "grail_coordinator_entropy", "Mean token entropy of the policy (from the learner)."},
+    {"pg_clipfrac", "grail_coordinator_pg_clipfrac_ratio", "Fraction of clipped policy-gradient tokens."},
+};
+
+}  // namespace
+
+CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
+  for (const auto& g : kStepGauges) {
+    step_gauges_[g.key] = &prometheus::BuildGauge().Name(g.name).Help(g.help).Register(registry).Add({});
+  }
+  phase_ = &prometheus::BuildHistogram()
+                .Name("grail_coordinator_phase_duration_seconds")
+                .Help("Time of each phase of an RL step: generate, score, reference, train, weight_sync, eval.")
+                .Register(registry);
+  samples_ = &prometheus::BuildCounter()
+                  .Name("grail_coordinator_samples_total")
+                  .Help("Samples by outcome: generated, trained, filtered, failed.")
+                  .Register(registry);
+  run_state_ = &prometheus::BuildGauge()
+                    .Name("grail_coordinator_run_state")
+                    .Help("1 for the state of the most recent run.")
+                    .Register(registry);
+}
+
+void CoordinatorMetrics::SetStepGauge(const std::string& name, double value) {
+  auto it = step_gauges_.find(name);
+  if (it != step_gauges_.end()) it->second->Set(value);
+}
+
+void CoordinatorMetrics::ObservePhase(const std::string& phase, double seconds) {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {0.01, 0.05, 0.1, 0.25, 0.5, 1,
+                                                                    2.5,  5,    10,  30,   60,  300};
+  phase_->Add({{"phase", phase}}, kBuckets).Observe(seconds);
+}
+
+void CoordinatorMetrics::CountSamples(const std::string& outcome, double n) {
+  samples_->Add({{"outcome", outcome}}).Increment(n);
+}
+
+void CoordinatorMetrics::SetRunState(const std::string& state) {
+  for (const char* s : {"pending", "running", "succeeded", "failed", "cancelled"}) {
+    run_state_->Add({{"state", s}}).Set(state == s ? 1 : 0);
+  }
+}
+
+}  // namespace grail::coordinator

@@ -1,0 +1,37 @@
+#ifndef GRAIL_COORDINATOR_COORDINATOR_METRICS_H_
+#define GRAIL_COORDINATOR_COORDINATOR_METRICS_H_
+
+#include <map>
+#include <string>
+
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace grail::coordinator {
+
+// The coordinator's RL metrics (grail_coordinator_*), built once from the registry that
+// main owns. Thread-safe (prometheus-cpp metrics are).
+class CoordinatorMetrics {
+ public:
+  explicit CoordinatorMetrics(prometheus::Registry& registry);
+
+  // Sets the per-step gauge `name` (a key of the step report's metrics, e.g. reward_mean).
+  // Unknown names are ignored, so only the documented, bounded set is exported.
+  void SetStepGauge(const std::string& name, double value);
+  void ObservePhase(const std::string& phase, double seconds);
+  void CountSamples(const std::string& outcome, double n);  // generated, trained, filtered, failed
+  void SetRunState(const std::string& state);  // one-hot over run states
+
+ private:
+  std::map<std::string, prometheus::Gauge*> step_gauges_;
+  prometheus::Family<prometheus::Histogram>* phase_;
+  prometheus::Family<prometheus::Counter>* samples_;
+  prometheus::Family<prometheus::Gauge>* run_state_;
+};
+
+}  // namespace grail::coordinator
+
+#endif  // GRAIL_COORDINATOR_COORDINATOR_METRICS_H_

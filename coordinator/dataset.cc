@@ -1,0 +1,128 @@
+#include "coordinator/dataset.h"
+
+#include <algorithm>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace grail::coordinator {
+
+absl::StatusOr<Splits> MakeArithmeticSplits(const ArithmeticOptions& o) {
+  if (o.max_digits < 1 || o.max_digits > 9) {
+    return absl::InvalidArgumentError("dataset.max_digits: must be in [1, 9]");
+  }
+  if (o.heldout_size < 0 || o.train_size < 0) {
+    return absl::InvalidArgumentError("dataset: sizes must be >= 0");
+  }
+  int64_t limit = 1;
+  for (int i = 0; i < o.max_digits; ++i) limit *= 10;
+  const int64_t space = limit * limit;
+  const int64_t heldout = o.heldout_size;
+  const int64_t train = o.train_size > 0 ? o.train_size : space - heldout;
+  if (heldout + train > space || train <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("dataset: ", heldout, " held-out + ", train,
+                                                   " train problems exceed the ", space,
+                                                   " distinct problems of ", o.max_digits, " digits"));
+  }
+  std::mt19937_64 rng(o.seed);
+  std::vector<int64_t> codes;
+  if (space <= 4 * (heldout + train)) {
+    codes.resize(space);
+    std::iota(codes.begin(), codes.end(), 0);
+    std::shuffle(codes.begin(), codes.end(), rng);
+    codes.resize(heldout + train);
+  } else {
+    std::set<int64_t> seen;
+    std::uniform_int_distribution<int64_t> dist(0, space - 1);
+    while (static_cast<int64_t>(codes.size()) < heldout + train) {
+      const int64_t c = dist(rng);
+      if (seen.insert(c).second) codes.push_back(c);
+    }
+  }
+  auto make = [&](int64_t code) {
+    const int64_t a = code / limit, b = code % limit;
+    return Problem{absl::StrCat(a, "+", b, "="), absl::StrCat(a + b), "math", ""};
+  };
+  std::vector<Problem> h, t;
+  for (int64_t i = 0; i < heldout; ++i) h.push_back(make(codes[i]));
+  for (int64_t i = heldout; i < heldout + train; ++i) t.push_back(make(codes[i]));
+  return Splits{Dataset(std::move(t)), Dataset(std::move(h))};
+}
+
+absl::StatusOr<Splits> LoadJsonlSplits(const std::string& path, uint64_t seed, int heldout_size) {
+  std::ifstream in(path);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("dataset.jsonl_path: cannot read '", path, "'"));
+  std::vector<Problem> rows;
+  std::string line;
+  int line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = absl::StrCat(path, ":", line_no);
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": not a JSON object"));
+    }
+    Problem p;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const std::string& k = it.key();
+      if (k == "prompt" || k == "answer" || k == "verifier") {
+        if (!it.value().is_string()) {
+          return absl::InvalidArgumentError(absl::StrCat(where, ": field '", k, "' must be a string"));
+        }
+        (k == "prompt" ? p.prompt : k == "answer" ? p.answer : p.verifier) = it.value().get<std::string>();
+      } else if (k == "constraints") {
+        if (!it.value().is_object()) {
+          return absl::InvalidArgumentError(absl::StrCat(where, ": field 'constraints' must be an object"));
+        }
+        p.constraints_json = it.value().dump();
+        if (!j.contains("verifier")) p.verifier = "ifeval";
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": unknown field '", k, "'"));
+      }
+    }
+    if (p.prompt.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ": missing field 'prompt'"));
+    if (p.answer.empty() && p.constraints_json.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": missing field 'answer'"));
+    }
+    rows.push_back(std::move(p));
+  }
+  if (rows.empty()) return absl::InvalidArgumentError(absl::StrCat("dataset.jsonl_path: '", path, "' has no rows"));
+  if (heldout_size >= static_cast<int>(rows.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("dataset.heldout_size: ", heldout_size,
+                                                   " leaves no training rows of ", rows.size()));
+  }
+  std::mt19937_64 rng(seed);
+  std::shuffle(rows.begin(), rows.end(), rng);
+  std::vector<Problem> h(rows.begin(), rows.begin() + heldout_size);
+  std::vector<Problem> t(rows.begin() + heldout_size, rows.end());
+  return Splits{Dataset(std::move(t)), Dataset(std::move(h))};
+}
+
+DatasetCursor::DatasetCursor(size_t size, uint64_t seed, State state)
+    : size_(size), seed_(seed), state_(state) {
+  Shuffle();
+}
+
+void DatasetCursor::Shuffle() {
+  order_.resize(size_);
+  std::iota(order_.begin(), order_.end(), size_t{0});
+  std::mt19937_64 rng(seed_ ^ (0x9E3779B97F4A7C15ull * (state_.epoch + 1)));
+  std::shuffle(order_.begin(), order_.end(), rng);
+}
+
+size_t DatasetCursor::Next() {
+  if (state_.offset >= size_) {
+    ++state_.epoch;
+    state_.offset = 0;
+    Shuffle();
+  }
+  return order_[state_.offset++];
+}
+
+}  // namespace grail::coordinator

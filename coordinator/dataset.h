@@ -1,0 +1,76 @@
+#ifndef GRAIL_COORDINATOR_DATASET_H_
+#define GRAIL_COORDINATOR_DATASET_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace grail::coordinator {
+
+// One verifiable problem.
+struct Problem {
+  std::string prompt;
+  std::string answer;
+  std::string verifier = "math";   // reward verifier that scores responses
+  std::string constraints_json;    // for the ifeval verifier
+};
+
+// An immutable list of problems. Thread-safe.
+class Dataset {
+ public:
+  explicit Dataset(std::vector<Problem> problems) : problems_(std::move(problems)) {}
+  size_t size() const { return problems_.size(); }
+  const Problem& Get(size_t i) const { return problems_[i]; }
+  const std::vector<Problem>& problems() const { return problems_; }
+
+ private:
+  std::vector<Problem> problems_;
+};
+
+struct ArithmeticOptions {
+  uint64_t seed = 0;
+  int max_digits = 2;      // operands in [0, 10^max_digits)
+  int train_size = 0;      // 0: every problem not held out
+  int heldout_size = 500;
+};
+
+// The built-in task: "A+B=" with answer A+B. Train and held-out splits are disjoint and
+// fixed by the seed.
+struct Splits {
+  Dataset train;
+  Dataset heldout;
+};
+absl::StatusOr<Splits> MakeArithmeticSplits(const ArithmeticOptions& options);
+
+// Reads a JSONL file of {"prompt": str, "answer": str, "verifier"?: str,
+// "constraints"?: object}. Errors name the line and field. `heldout_size` rows (taken
+// after a seeded shuffle) form the held-out split.
+absl::StatusOr<Splits> LoadJsonlSplits(const std::string& path, uint64_t seed, int heldout_size);
+
+// Deterministic, resumable order over a dataset: each epoch is a fresh seeded permutation.
+// Not thread-safe.
+class DatasetCursor {
+ public:
+  struct State {
+    uint64_t epoch = 0;
+    uint64_t offset = 0;
+  };
+  DatasetCursor(size_t size, uint64_t seed) : DatasetCursor(size, seed, State{0, 0}) {}
+  DatasetCursor(size_t size, uint64_t seed, State state);
+  size_t Next();
+  State state() const { return state_; }
+
+ private:
+  void Shuffle();
+  size_t size_;
+  uint64_t seed_;
+  State state_;
+  std::vector<size_t> order_;
+};
+
+}  // namespace grail::coordinator
+
+#endif  // GRAIL_COORDINATOR_DATASET_H_

@@ -1,0 +1,100 @@
+#include "coordinator/dataset.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace grail::coordinator {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ArithmeticTest, SplitsAreSeededDisjointAndCorrect) {
+  ArithmeticOptions o;
+  o.seed = 3;
+  o.max_digits = 2;
+  o.heldout_size = 500;
+  auto a = MakeArithmeticSplits(o);
+  auto b = MakeArithmeticSplits(o);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->heldout.size(), 500u);
+  EXPECT_EQ(a->train.size(), 10000u - 500u);
+  std::set<std::string> heldout;
+  for (const auto& p : a->heldout.problems()) heldout.insert(p.prompt);
+  EXPECT_EQ(heldout.size(), 500u);
+  for (const auto& p : a->train.problems()) EXPECT_FALSE(heldout.count(p.prompt)) << p.prompt;
+  for (size_t i = 0; i < 50; ++i) EXPECT_EQ(a->train.Get(i).prompt, b->train.Get(i).prompt);
+  const Problem& p = a->train.Get(7);
+  int x, y;
+  ASSERT_EQ(sscanf(p.prompt.c_str(), "%d+%d=", &x, &y), 2);
+  EXPECT_EQ(p.answer, std::to_string(x + y));
+  o.seed = 4;
+  EXPECT_NE(MakeArithmeticSplits(o)->heldout.Get(0).prompt + MakeArithmeticSplits(o)->heldout.Get(1).prompt,
+            a->heldout.Get(0).prompt + a->heldout.Get(1).prompt);
+}
+
+TEST(ArithmeticTest, LargeDigitCountsSampleWithoutEnumerating) {
+  ArithmeticOptions o;
+  o.max_digits = 6;
+  o.train_size = 2000;
+  o.heldout_size = 100;
+  auto s = MakeArithmeticSplits(o);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->train.size(), 2000u);
+  o.max_digits = 1;
+  o.train_size = 0;
+  o.heldout_size = 200;
+  EXPECT_FALSE(MakeArithmeticSplits(o).ok());  // only 100 problems exist
+}
+
+TEST(DatasetCursorTest, DeterministicEpochsAndResume) {
+  DatasetCursor a(10, 42);
+  std::vector<size_t> first;
+  for (int i = 0; i < 25; ++i) first.push_back(a.Next());
+  std::set<size_t> epoch0(first.begin(), first.begin() + 10);
+  EXPECT_EQ(epoch0.size(), 10u);  // a permutation
+  EXPECT_NE(std::vector<size_t>(first.begin(), first.begin() + 10),
+            std::vector<size_t>(first.begin() + 10, first.begin() + 20));
+  DatasetCursor b(10, 42);
+  for (int i = 0; i < 13; ++i) b.Next();
+  DatasetCursor resumed(10, 42, b.state());
+  for (int i = 13; i < 25; ++i) EXPECT_EQ(resumed.Next(), first[i]);
+}
+
+std::string WriteTemp(const std::string& text) {
+  std::string path = ::testing::TempDir() + "grail_ds_XXXXXX";
+  int fd = mkstemp(path.data());
+  close(fd);
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(JsonlTest, LoadsRowsAndNamesBadFields) {
+  auto path = WriteTemp(R"({"prompt": "1+1=", "answer": "2"}
+{"prompt": "Say hi", "constraints": {"keyword": "hi"}}
+
+{"prompt": "2+2=", "answer": "4", "verifier": "math"}
+)");
+  auto s = LoadJsonlSplits(path, 1, 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->train.size() + s->heldout.size(), 3u);
+  bool found_ifeval = false;
+  for (const auto* d : {&s->train, &s->heldout}) {
+    for (const auto& p : d->problems()) found_ifeval |= p.verifier == "ifeval";
+  }
+  EXPECT_TRUE(found_ifeval);
+  auto bad = LoadJsonlSplits(WriteTemp("{\"prompt\": \"x\", \"answr\": \"1\"}\n"), 1, 0);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr(":1: unknown field 'answr'"));
+  auto typed = LoadJsonlSplits(WriteTemp("{\"prompt\": 3, \"answer\": \"1\"}\n"), 1, 0);
+  EXPECT_THAT(std::string(typed.status().message()), HasSubstr("'prompt' must be a string"));
+  EXPECT_THAT(std::string(LoadJsonlSplits("/nonexistent.jsonl", 1, 0).status().message()),
+              HasSubstr("dataset.jsonl_path"));
+  EXPECT_FALSE(LoadJsonlSplits(path, 1, 3).ok());  // nothing left to train on
+}
+
+}  // namespace
+}  // namespace grail::coordinator

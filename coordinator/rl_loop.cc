@@ -1,0 +1,507 @@
+#include "coordinator/rl_loop.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "coordinator/advantages.h"
+
+namespace grail::coordinator {
+
+namespace {
+
+constexpr int kDefaultSftBatch = 64;
+constexpr int kDefaultSamplingRounds = 3;
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+uint64_t Mix(uint64_t a, uint64_t b) {
+  uint64_t x = a ^ (b + 0x9E3779B97F4A7C15ull + (a << 6) + (a >> 2));
+  x ^= x >> 31;
+  x *= 0xBF58476D1CE4E5B9ull;
+  return x ^ (x >> 29);
+}
+
+grail::v1::Tensor Int64Matrix(int64_t rows, int64_t cols, const std::vector<int64_t>& values) {
+  grail::v1::Tensor t;
+  t.set_dtype(grail::v1::DTYPE_INT64);
+  t.add_shape(rows);
+  t.add_shape(cols);
+  t.set_data(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(int64_t));
+  return t;
+}
+
+grail::v1::Tensor FloatMatrix(int64_t rows, int64_t cols, const std::vector<float>& values) {
+  grail::v1::Tensor t;
+  t.set_dtype(grail::v1::DTYPE_FLOAT32);
+  t.add_shape(rows);
+  t.add_shape(cols);
+  t.set_data(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  return t;
+}
+
+// Runs fn(i) for i in [0, n) on n threads and returns the first error.
+absl::Status ParallelFor(size_t n, const std::function<absl::Status(size_t)>& fn) {
+  std::vector<absl::Status> results(n);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < n; ++i) threads.emplace_back([&, i] { results[i] = fn(i); });
+  for (auto& t : threads) t.join();
+  for (auto& s : results) RETURN_IF_ERROR(s);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+RlLoop::RlLoop(std::string run_id, grail::v1::RunSpec spec, Splits data, ServiceClients clients,
+               CoordinatorMetrics* metrics, ReportFn report, const std::atomic<bool>* cancelled)
+    : run_id_(std::move(run_id)),
+      spec_(std::move(spec)),
+      data_(std::move(data)),
+      clients_(std::move(clients)),
+      metrics_(metrics),
+      report_(std::move(report)),
+      cancelled_(cancelled),
+      train_cursor_(data_.train.size(), Mix(spec_.seed(), 1)),
+      sft_cursor_(data_.train.size(), Mix(spec_.seed(), 2)) {}
+
+absl::Status RlLoop::CheckCancelled() const {
+  if (cancelled_ != nullptr && cancelled_->load()) return absl::CancelledError("run cancelled");
+  return absl::OkStatus();
+}
+
+void RlLoop::Report(const std::string& phase, int step, std::map<std::string, double> metrics) {
+  grail::v1::StepReport r;
+  r.set_step(step);
+  r.set_total_steps(spec_.trainer().total_steps());
+  r.set_policy_version(version_);
+  r.set_phase(phase);
+  r.set_state(grail::v1::RUN_STATE_RUNNING);
+  for (const auto& [k, v] : metrics) {
+    (*r.mutable_metrics())[k] = v;
+    if (phase == "rl" || k == "heldout_accuracy") metrics_->SetStepGauge(k, v);
+  }
+  report_(r);
+}
+
+absl::Status RlLoop::Run() {
+  const auto start = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(auto init, clients_.learner->InitModel(spec_));
+  version_ = init.weights_version();
+  Report("init", 0, {{"num_parameters", static_cast<double>(init.num_parameters())}});
+  RETURN_IF_ERROR(SupervisedWarmup());
+  RETURN_IF_ERROR(CheckCancelled());
+  // The reference freezes the weights at which RL starts.
+  RETURN_IF_ERROR(SyncWeights(/*include_reference=*/true));
+  ASSIGN_OR_RETURN(double before, Evaluate());
+  summary_["heldout_accuracy_before"] = before;
+  Report("eval", 0, {{"heldout_accuracy", before}});
+  const int eval_every = spec_.trainer().eval_every();
+  for (int step = 1; step <= spec_.trainer().total_steps(); ++step) {
+    RETURN_IF_ERROR(CheckCancelled());
+    RETURN_IF_ERROR(RlStep(step));
+    if (eval_every > 0 && step % eval_every == 0 && step != spec_.trainer().total_steps()) {
+      ASSIGN_OR_RETURN(double acc, Evaluate());
+      Report("eval", step, {{"heldout_accuracy", acc}});
+    }
+  }
+  ASSIGN_OR_RETURN(double after, Evaluate());
+  summary_["heldout_accuracy_after"] = after;
+  summary_["wall_seconds"] = Seconds(start);
+  summary_["carried_over_unused"] = 0;
+  for (const auto& g : carry_over_) summary_["carried_over_unused"] += g.samples.size();
+  Report("eval", spec_.trainer().total_steps(), {{"heldout_accuracy", after}});
+  return absl::OkStatus();
+}
+
+absl::Status RlLoop::SupervisedWarmup() {
+  const int steps = spec_.trainer().sft_steps();
+  const int batch = spec_.trainer().sft_batch_size() > 0 ? spec_.trainer().sft_batch_size() : kDefaultSftBatch;
+  for (int s = 1; s <= steps; ++s) {
+    RETURN_IF_ERROR(CheckCancelled());
+    std::vector<std::vector<int>> seqs;
+    std::vector<size_t> prompt_lens;
+    size_t width = 0;
+    for (int b = 0; b < batch; ++b) {
+      const Problem& p = data_.train.Get(sft_cursor_.Next());
+      ASSIGN_OR_RETURN(std::vector<int> prompt, tokenizer_.Encode(p.prompt));
+      ASSIGN_OR_RETURN(std::vector<int> answer, tokenizer_.Encode(p.answer));
+      std::vector<int> seq = {model::CharTokenizer::kBos};
+      seq.insert(seq.end(), prompt.begin(), prompt.end());
+      prompt_lens.push_back(seq.size());
+      seq.insert(seq.end(), answer.begin(), answer.end());
+      seq.push_back(model::CharTokenizer::kEos);
+      width = std::max(width, seq.size());
+      seqs.push_back(std::move(seq));
+    }
+    std::vector<int64_t> ids(batch * width, model::CharTokenizer::kPad);
+    std::vector<float> mask(batch * width, 0.0f);
+    for (int b = 0; b < batch; ++b) {
+      for (size_t t = 0; t < seqs[b].size(); ++t) {
+        ids[b * width + t] = seqs[b][t];
+        mask[b * width + t] = t >= prompt_lens[b] ? 1.0f : 0.0f;
+      }
+    }
+    grail::v1::SupervisedStepRequest req;
+    req.set_step(s);
+    *req.mutable_input_ids() = Int64Matrix(batch, width, ids);
+    *req.mutable_loss_mask() = FloatMatrix(batch, width, mask);
+    ASSIGN_OR_RETURN(auto resp, clients_.learner->SupervisedStep(req));
+    version_ = resp.weights_version();
+    if (s % 25 == 0 || s == steps) {
+      Report("sft", s, {{"sft_loss", resp.metrics().at("sft_loss")}, {"sft_steps", static_cast<double>(steps)}});
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RlLoop::SyncWeights(bool include_reference) {
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(auto weights, clients_.learner->GetWeights(version_));
+  const size_t n = clients_.actors.size() + (include_reference ? 1 : 0);
+  absl::Status status = ParallelFor(n, [&](size_t i) -> absl::Status {
+    absl::Status last;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (attempt > 0) absl::SleepFor(absl::Milliseconds(200 << attempt));
+      if (i < clients_.actors.size()) {
+        last = clients_.actors[i]->LoadWeights(weights.blob, weights.version).status();
+      } else {
+        last = clients_.reference->LoadWeights(weights.blob, weights.version).status();
+      }
+      if (last.ok()) return last;
+    }
+    return absl::Status(last.code(), absl::StrCat(i < clients_.actors.size() ? absl::StrCat("actor ", i) : "reference",
+                                                  ": weight sync failed: ", last.message()));
+  });
+  metrics_->ObservePhase("weight_sync", Seconds(t0));
+  return status;
+}
+
+absl::StatusOr<std::vector<RlLoop::Group>> RlLoop::SampleGroups(
+    const std::vector<Row>& rows, int group_size, const grail::v1::SamplingParams& sampling,
+    uint64_t seed, std::map<std::string, double>* times) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const size_t A = clients_.actors.size();
+  const size_t chunks = std::min(A, rows.size());
+  std::vector<std::vector<grail::v1::Sample>> results(chunks);
+  RETURN_IF_ERROR(ParallelFor(chunks, [&](size_t c) -> absl::Status {
+    grail::v1::GenerateRequest req;
+    req.set_run_id(run_id_);
+    req.set_step(current_step_);
+    req.set_group_size(group_size);
+    *req.mutable_sampling() = sampling;
+    req.mutable_sampling()->set_seed(Mix(seed, c));
+    for (size_t r = c; r < rows.size(); r += chunks) {
+      auto* p = req.add_prompts();
+      p->set_prompt_id(rows[r].prompt_id);
+      p->mutable_token_ids()->Add(rows[r].tokens.begin(), rows[r].tokens.end());
+    }
+    absl::Status last;
+    // Chunk c goes to actor c; on failure the other actors are tried in turn. Samples of a
+    // failed attempt are discarded, so a retry can never count a sample twice.
+    for (size_t attempt = 0; attempt < A; ++attempt) {
+      std::vector<grail::v1::Sample> got;
+      last = clients_.actors[(c + attempt) % A]->Generate(
+          req, [&](grail::v1::Sample s) { got.push_back(std::move(s)); });
+      if (last.ok()) {
+        results[c] = std::move(got);
+        return last;
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return absl::Status(last.code(), absl::StrCat("generate: every actor failed: ", last.message()));
+  }));
+  (*times)["time_generate"] += Seconds(t0);
+  metrics_->ObservePhase("generate", Seconds(t0));
+
+  std::map<int64_t, size_t> by_prompt;
+  std::vector<Group> groups;
+  for (const Row& row : rows) {
+    by_prompt[row.prompt_id] = groups.size();
+    groups.push_back(Group{row, {}, {}, {}});
+  }
+  for (auto& chunk : results) {
+    for (auto& s : chunk) {
+      auto it = by_prompt.find(s.prompt_id());
+      if (it == by_prompt.end() || !seen_.insert({s.prompt_id(), s.sample_index()}).second) {
+        return absl::InternalError(absl::StrCat("actor returned an unexpected or duplicate sample (prompt ",
+                                                s.prompt_id(), ", index ", s.sample_index(), ")"));
+      }
+      groups[it->second].samples.push_back(std::move(s));
+    }
+  }
+  for (const auto& g : groups) {
+    if (static_cast<int>(g.samples.size()) != group_size) {
+      return absl::InternalError(absl::StrCat("prompt ", g.row.prompt_id, ": ", g.samples.size(),
+                                              " samples, expected ", group_size));
+    }
+  }
+  metrics_->CountSamples("generated", static_cast<double>(rows.size() * group_size));
+  const auto t1 = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(ScoreGroups(&groups));
+  (*times)["time_score"] += Seconds(t1);
+  metrics_->ObservePhase("score", Seconds(t1));
+  return groups;
+}
+
+absl::Status RlLoop::ScoreGroups(std::vector<Group>* groups) {
+  grail::v1::ScoreRequest req;
+  for (const auto& g : *groups) {
+    for (const auto& s : g.samples) {
+      auto* item = req.add_items();
+      item->set_prompt(g.row.problem->prompt);
+      item->set_response(tokenizer_.Decode({s.token_ids().begin(), s.token_ids().end()}));
+      item->set_answer(g.row.problem->answer);
+      item->set_verifier(g.row.problem->verifier);
+      item->set_constraints_json(g.row.problem->constraints_json);
+      item->set_response_length(s.token_ids_size());
+    }
+  }
+  absl::StatusOr<grail::v1::ScoreResponse> resp;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (attempt > 0) absl::SleepFor(absl::Milliseconds(200 << attempt));
+    resp = clients_.reward->Score(req);
+    if (resp.ok() || absl::IsInvalidArgument(resp.status())) break;
+  }
+  if (!resp.ok()) return absl::Status(resp.status().code(), absl::StrCat("reward: ", resp.status().message()));
+  if (resp->scores_size() != req.items_size()) {
+    return absl::InternalError("reward: answered a different number of items");
+  }
+  int k = 0;
+  for (auto& g : *groups) {
+    for (size_t i = 0; i < g.samples.size(); ++i, ++k) {
+      const auto& sc = resp->scores(k);
+      if (sc.failed()) {
+        // A failed score is never a zero reward: the run stops and says why.
+        return absl::FailedPreconditionError(absl::StrCat("reward: item for prompt ", g.row.prompt_id,
+                                                          " could not be scored: ", sc.error()));
+      }
+      g.scores.push_back(sc.score());
+      g.correct.push_back(sc.correct());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<double> RlLoop::Evaluate() {
+  const auto t0 = std::chrono::steady_clock::now();
+  const size_t n = spec_.trainer().eval_size() > 0
+                       ? std::min<size_t>(spec_.trainer().eval_size(), data_.heldout.size())
+                       : data_.heldout.size();
+  if (n == 0) return 0.0;
+  std::vector<Row> rows;
+  for (size_t i = 0; i < n; ++i) {
+    const Problem& p = data_.heldout.Get(i);
+    ASSIGN_OR_RETURN(std::vector<int> tokens, tokenizer_.Encode(p.prompt));
+    tokens.insert(tokens.begin(), model::CharTokenizer::kBos);
+    // Evaluation prompts use negative ids so they never collide with training samples.
+    rows.push_back(Row{-1 - next_prompt_id_++, &p, std::move(tokens)});
+  }
+  grail::v1::SamplingParams greedy = spec_.sampling();
+  greedy.set_temperature(0);
+  if (greedy.stop_token_ids().empty()) greedy.add_stop_token_ids(model::CharTokenizer::kEos);
+  std::map<std::string, double> times;
+  ASSIGN_OR_RETURN(std::vector<Group> groups, SampleGroups(rows, 1, greedy, 0, &times));
+  double correct = 0;
+  for (const auto& g : groups) correct += g.correct[0] ? 1 : 0;
+  metrics_->ObservePhase("eval", Seconds(t0));
+  return correct / n;
+}
+
+absl::StatusOr<std::vector<std::vector<float>>> RlLoop::ReferenceLogProbs(
+    const std::vector<const grail::v1::Sample*>& samples) {
+  size_t width = 0;
+  for (const auto* s : samples) width = std::max<size_t>(width, s->prompt_token_ids_size() + s->token_ids_size());
+  const size_t B = samples.size();
+  std::vector<int64_t> ids(B * width, model::CharTokenizer::kPad), mask(B * width, 0);
+  for (size_t b = 0; b < B; ++b) {
+    size_t t = 0;
+    for (int id : samples[b]->prompt_token_ids()) ids[b * width + t] = id, mask[b * width + t++] = 1;
+    for (int id : samples[b]->token_ids()) ids[b * width + t] = id, mask[b * width + t++] = 1;
+  }
+  grail::v1::LogProbsRequest req;
+  *req.mutable_input_ids() = Int64Matrix(B, width, ids);
+  *req.mutable_attention_mask() = Int64Matrix(B, width, mask);
+  absl::StatusOr<grail::v1::LogProbsResponse> resp;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (attempt > 0) absl::SleepFor(absl::Milliseconds(200 << attempt));
+    resp = clients_.reference->ComputeLogProbs(req);
+    if (resp.ok() || absl::IsInvalidArgument(resp.status())) break;
+  }
+  if (!resp.ok()) return absl::Status(resp.status().code(), absl::StrCat("reference: ", resp.status().message()));
+  const auto& lp = resp->log_probs();
+  if (lp.dtype() != grail::v1::DTYPE_FLOAT32 || lp.shape_size() != 2 || lp.shape(0) != static_cast<int64_t>(B) ||
+      lp.shape(1) != static_cast<int64_t>(width) - 1 || lp.data().size() != B * (width - 1) * sizeof(float)) {
+    return absl::InternalError("reference: log_probs has the wrong shape");
+  }
+  // Aligned with input_ids: column t holds log p(ids[t] | ids[:t]); column 0 is 0.
+  std::vector<std::vector<float>> out(B, std::vector<float>(width, 0.0f));
+  const float* v = reinterpret_cast<const float*>(lp.data().data());
+  for (size_t b = 0; b < B; ++b) std::memcpy(out[b].data() + 1, v + b * (width - 1), (width - 1) * sizeof(float));
+  return out;
+}
+
+absl::Status RlLoop::RlStep(int step) {
+  current_step_ = step;
+  const auto step_start = std::chrono::steady_clock::now();
+  const auto& a = spec_.algorithm();
+  const int G = a.group_size();
+  const int target = spec_.trainer().prompts_per_step();
+  const int rounds = spec_.trainer().max_sampling_rounds() > 0 ? spec_.trainer().max_sampling_rounds()
+                                                               : kDefaultSamplingRounds;
+  grail::v1::SamplingParams sampling = spec_.sampling();
+  if (sampling.stop_token_ids().empty()) sampling.add_stop_token_ids(model::CharTokenizer::kEos);
+  std::map<std::string, double> times;
+
+  // Dynamic sampling: carried-over groups first, then fresh prompts until the batch is full
+  // or the round bound is hit.
+  std::vector<Group> batch;
+  const double carried_in = static_cast<double>(carry_over_.size());
+  while (!carry_over_.empty() && static_cast<int>(batch.size()) < target) {
+    batch.push_back(std::move(carry_over_.front()));
+    carry_over_.erase(carry_over_.begin());
+  }
+  int sampled_groups = 0, filtered_groups = 0, round = 0;
+  double gen_tokens = 0;
+  std::vector<double> all_scores;
+  double all_correct = 0, len_sum = 0, len_max = 0, truncated = 0;
+  for (; round < rounds && static_cast<int>(batch.size()) < target; ++round) {
+    const int need = target - static_cast<int>(batch.size());
+    std::vector<Row> rows;
+    for (int i = 0; i < need; ++i) {
+      const Problem& p = data_.train.Get(train_cursor_.Next());
+      ASSIGN_OR_RETURN(std::vector<int> tokens, tokenizer_.Encode(p.prompt));
+      tokens.insert(tokens.begin(), model::CharTokenizer::kBos);
+      rows.push_back(Row{next_prompt_id_++, &p, std::move(tokens)});
+    }
+    ASSIGN_OR_RETURN(std::vector<Group> groups,
+                     SampleGroups(rows, G, sampling, Mix(Mix(spec_.seed(), step), round), &times));
+    for (auto& g : groups) {
+      ++sampled_groups;
+      for (size_t i = 0; i < g.samples.size(); ++i) {
+        const auto& s = g.samples[i];
+        all_scores.push_back(g.scores[i]);
+        all_correct += g.correct[i];
+        len_sum += s.token_ids_size();
+        len_max = std::max<double>(len_max, s.token_ids_size());
+        truncated += s.finish_reason() == grail::v1::FINISH_REASON_LENGTH;
+        gen_tokens += s.token_ids_size();
+      }
+      std::vector<int64_t> index(g.scores.size(), 0);
+      const bool informative = !a.dynamic_sampling() || GroupFilter(g.scores, index)[0];
+      if (!informative) {
+        ++filtered_groups;
+        metrics_->CountSamples("filtered", g.samples.size());
+        continue;
+      }
+      if (static_cast<int>(batch.size()) < target) {
+        batch.push_back(std::move(g));
+      } else if (static_cast<int>(carry_over_.size()) < target) {
+        carry_over_.push_back(std::move(g));  // informative surplus: next step's first groups
+      } else {
+        metrics_->CountSamples("discarded", g.samples.size());
+      }
+    }
+  }
+  RETURN_IF_ERROR(CheckCancelled());
+  if (batch.empty()) {
+    // Nothing informative after the bound: report it and move on without a policy update.
+    Report("rl", step, {{"step", static_cast<double>(step)}, {"batch_underfilled", 1}, {"groups_trained", 0},
+                        {"filtered_group_ratio", sampled_groups ? double(filtered_groups) / sampled_groups : 0}});
+    return absl::OkStatus();
+  }
+
+  // Advantages over the batch (group-relative).
+  std::vector<const grail::v1::Sample*> samples;
+  std::vector<double> scores;
+  std::vector<int64_t> index;
+  for (const auto& g : batch) {
+    for (size_t i = 0; i < g.samples.size(); ++i) {
+      samples.push_back(&g.samples[i]);
+      scores.push_back(g.scores[i]);
+      index.push_back(g.row.prompt_id);
+    }
+  }
+  const std::string estimator = a.advantage_estimator().empty() ? "grpo" : a.advantage_estimator();
+  if (estimator != "grpo" && estimator != "dr_grpo") {
+    return absl::UnimplementedError(absl::StrCat("algorithm.advantage_estimator: '", estimator,
+                                                 "' is not implemented yet (grpo, dr_grpo are)"));
+  }
+  std::vector<double> adv = GrpoAdvantages(scores, index, 1e-6, estimator == "grpo");
+
+  const auto t_ref = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(auto ref_lp, ReferenceLogProbs(samples));
+  times["time_reference"] = Seconds(t_ref);
+  metrics_->ObservePhase("reference", times["time_reference"]);
+
+  // Experience, right-padded, per-token tensors aligned with input_ids.
+  size_t width = 0;
+  for (const auto* s : samples) width = std::max<size_t>(width, s->prompt_token_ids_size() + s->token_ids_size());
+  const size_t B = samples.size();
+  std::vector<int64_t> ids(B * width, model::CharTokenizer::kPad);
+  std::vector<float> mask(B * width, 0), old_lp(B * width, 0), advantages(B * width, 0), ref(B * width, 0);
+  for (size_t b = 0; b < B; ++b) {
+    const auto* s = samples[b];
+    size_t t = 0;
+    for (int id : s->prompt_token_ids()) ids[b * width + t++] = id;
+    for (int i = 0; i < s->token_ids_size(); ++i, ++t) {
+      ids[b * width + t] = s->token_ids(i);
+      mask[b * width + t] = 1;
+      old_lp[b * width + t] = s->behavior_log_probs(i);
+      advantages[b * width + t] = static_cast<float>(adv[b]);
+    }
+    std::copy(ref_lp[b].begin(), ref_lp[b].end(), ref.begin() + b * width);
+  }
+  grail::v1::TrainStepRequest train;
+  train.set_step(step);
+  auto* e = train.mutable_experience();
+  *e->mutable_input_ids() = Int64Matrix(B, width, ids);
+  *e->mutable_response_mask() = FloatMatrix(B, width, mask);
+  *e->mutable_old_log_probs() = FloatMatrix(B, width, old_lp);
+  *e->mutable_advantages() = FloatMatrix(B, width, advantages);
+  *e->mutable_ref_log_probs() = FloatMatrix(B, width, ref);
+  const auto t_train = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(auto trained, clients_.learner->TrainStep(train));
+  times["time_train"] = Seconds(t_train);
+  metrics_->ObservePhase("train", times["time_train"]);
+  version_ = trained.weights_version();
+  metrics_->CountSamples("trained", static_cast<double>(B));
+
+  const auto t_sync = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(SyncWeights(/*include_reference=*/false));
+  times["time_weight_sync"] = Seconds(t_sync);
+
+  std::map<std::string, double> m = std::move(times);
+  const double n = static_cast<double>(all_scores.size());
+  double mean = 0, var = 0;
+  for (double s : all_scores) mean += s;
+  mean = n > 0 ? mean / n : 0;
+  for (double s : all_scores) var += (s - mean) * (s - mean);
+  m["step"] = step;
+  m["policy_version"] = static_cast<double>(version_);
+  m["reward_mean"] = mean;
+  m["reward_std"] = n > 1 ? std::sqrt(var / (n - 1)) : 0;
+  m["accuracy"] = n > 0 ? all_correct / n : 0;
+  m["response_length_mean"] = n > 0 ? len_sum / n : 0;
+  m["response_length_max"] = len_max;
+  m["truncation_ratio"] = n > 0 ? truncated / n : 0;
+  m["filtered_group_ratio"] = sampled_groups ? static_cast<double>(filtered_groups) / sampled_groups : 0;
+  m["carried_over_groups"] = static_cast<double>(carry_over_.size());
+  m["carried_in_groups"] = carried_in;
+  m["groups_trained"] = static_cast<double>(batch.size());
+  m["samples_trained"] = static_cast<double>(B);
+  m["sampling_rounds"] = round;
+  m["batch_underfilled"] = static_cast<int>(batch.size()) < target ? 1 : 0;
+  m["time_step"] = Seconds(step_start);
+  m["tokens_per_second"] = m["time_step"] > 0 ? gen_tokens / m["time_step"] : 0;
+  for (const auto& [k, v] : trained.metrics()) m[k] = v;
+  Report("rl", step, std::move(m));
+  return absl::OkStatus();
+}
+
+}  // namespace grail::coordinator

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# One-machine grail cluster on loopback: coordinator, N actors, reward, reference, learner as
+# separate processes with free ports.
+#
+#   deploy/local/cluster.sh start STATE_DIR [--actors=N] [--bin=DIR] [--threads=N]
+#   deploy/local/cluster.sh stop STATE_DIR
+#
+# `start` waits until every service reports SERVING and writes STATE_DIR/cluster.env
+# (COORDINATOR=HOST:PORT, one <NAME>_METRICS=HOST:PORT per service) and STATE_DIR/pids.
+# Logs go to STATE_DIR/<service>.log. `stop` sends SIGTERM to all and waits for them.
+set -euo pipefail
+
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 2 ] || usage
+cmd=$1; state=$2; shift 2
+actors=2; bin="$(cd "$(dirname "$0")/../.." && pwd)/build/bin"; threads=1
+for arg in "$@"; do
+  case $arg in
+    --actors=*) actors=${arg#*=} ;;
+    --bin=*) bin=${arg#*=} ;;
+    --threads=*) threads=${arg#*=} ;;
+    *) echo "cluster.sh: unknown option $arg" >&2; usage ;;
+  esac
+done
+
+stop_all() {
+  [ -f "$state/pids" ] || return 0
+  # Coordinator first, so that no run is mid-call when the services go away.
+  for pid in $(tac "$state/pids"); do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in $(cat "$state/pids"); do
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  rm -f "$state/pids"
+}
+
+# start_service NAME BINARY ARGS...: starts it, waits for its ready line, sets ADDR and METRICS.
+start_service() {
+  local name=$1 binary=$2; shift 2
+  "$bin/$binary" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 "$@" \
+      >"$state/$name.out" 2>"$state/$name.log" &
+  echo $! >>"$state/pids"
+  for _ in $(seq 1 600); do
+    [ -s "$state/$name.out" ] && break
+    if ! kill -0 "$!" 2>/dev/null; then
+      echo "cluster.sh: $name exited during start-up; see $state/$name.log" >&2; tail -5 "$state/$name.log" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  local line; line=$(head -n1 "$state/$name.out")
+  ADDR=$(sed -nE 's/.* grpc=([^ ]+) .*/\1/p' <<<"$line")
+  METRICS=$(sed -nE 's/.* metrics=([^ ]+)$/\1/p' <<<"$line")
+  [ -n "$ADDR" ] || { echo "cluster.sh: $name printed no ready line" >&2; return 1; }
+  "$bin/grailctl" health "$ADDR" >/dev/null
+  echo "$(tr 'a-z-' 'A-Z_' <<<"$name")_METRICS=$METRICS" >>"$state/cluster.env"
+  echo "cluster: $name grpc=$ADDR metrics=$METRICS"
+}
+
+case $cmd in
+  start)
+    mkdir -p "$state"
+    stop_all
+    : >"$state/cluster.env"
+    trap 'stop_all' ERR
+    actor_addrs=()
+    for i in $(seq 1 "$actors"); do
+      start_service "actor-$i" grail-actor --threads="$threads"; actor_addrs+=("$ADDR")
+    done
+    start_service reward grail-reward; reward=$ADDR
+    start_service reference grail-reference --threads="$threads"; reference=$ADDR
+    start_service learner grail-learner --threads="$threads" --data_root="$PWD"; learner=$ADDR
+    start_service coordinator grail-coordinator --actors="$(IFS=,; echo "${actor_addrs[*]}")" \
+        --reward="$reward" --reference="$reference" --learner="$learner" --data_root="$PWD"
+    echo "COORDINATOR=$ADDR" >>"$state/cluster.env"
+    trap - ERR
+    ;;
+  stop)
+    stop_all
+    echo "cluster: stopped"
+    ;;
+  *) usage ;;
+esac
