@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -16,6 +18,7 @@
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "Coordinator address HOST:PORT");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "Deadline of each call");
+ABSL_FLAG(bool, json, false, "watch: print each step report as one JSON line instead of a progress line");
 
 namespace {
 
@@ -150,7 +153,13 @@ int main(int argc, char** argv) {
     grail::v1::RunState final_state = grail::v1::RUN_STATE_UNSPECIFIED;
     std::string final_message;
     absl::Status status = client->Watch(run_id, [&](const grail::v1::StepReport& r) {
-      std::cout << ProgressLine(r, &rl_start, &rl_first_step) << std::endl;
+      if (absl::GetFlag(FLAGS_json)) {
+        std::string line;
+        google::protobuf::util::MessageToJsonString(r, &line);
+        std::cout << line << std::endl;
+      } else {
+        std::cout << ProgressLine(r, &rl_start, &rl_first_step) << std::endl;
+      }
       if (r.phase() == "done") {
         final_state = r.state();
         final_message = r.message();

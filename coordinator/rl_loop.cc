@@ -371,7 +371,10 @@ absl::Status RlLoop::RlStep(int step) {
   std::vector<double> all_scores;
   double all_correct = 0, len_sum = 0, len_max = 0, truncated = 0;
   for (; round < rounds && static_cast<int>(batch.size()) < target; ++round) {
-    const int need = target - static_cast<int>(batch.size());
+    // Draw a quarter more than missing, since some groups will be filtered; informative
+    // surplus is carried over rather than wasted.
+    const int missing = target - static_cast<int>(batch.size());
+    const int need = a.dynamic_sampling() ? missing + (missing + 3) / 4 : missing;
     std::vector<Row> rows;
     for (int i = 0; i < need; ++i) {
       const Problem& p = data_.train.Get(train_cursor_.Next());

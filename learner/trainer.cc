@@ -135,7 +135,9 @@ class TorchTrainer : public Trainer {
     rl_optimizer_ = std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(settings_.learning_rate).weight_decay(settings_.weight_decay));
     rl_steps_ = 0;
-    version_ = 0;
+    // Versions only grow within a learner process, so that actors holding an earlier run's
+    // weights accept the new model.
+    ++version_;
     response.set_weights_version(version_);
     return response;
   }

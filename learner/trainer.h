@@ -24,7 +24,8 @@ class Trainer {
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(const TrainerOptions& options);
   virtual ~Trainer() = default;
 
-  // Builds the model of spec.model and publishes it as weights version 0.
+  // Builds the model of spec.model and publishes it as the next weights version (0 for the
+  // first model of this process; versions never decrease).
   virtual absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec& spec) = 0;
 
   // The current weights as a safetensors blob (with its config) and their version.

@@ -2,7 +2,9 @@
 # One-machine grail cluster on loopback: coordinator, N actors, reward, reference, learner as
 # separate processes with free ports.
 #
-#   deploy/local/cluster.sh start STATE_DIR [--actors=N] [--bin=DIR] [--threads=N]
+#   deploy/local/cluster.sh start STATE_DIR [--actors=N] [--bin=DIR] [--threads=N] [--learner_threads=N]
+#   (--threads: LibTorch threads per actor, default 1; --learner_threads: for the learner and
+#   the reference scorer, default 2)
 #   deploy/local/cluster.sh stop STATE_DIR
 #
 # `start` waits until every service reports SERVING and writes STATE_DIR/cluster.env
@@ -13,12 +15,13 @@ set -euo pipefail
 usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 2 ] || usage
 cmd=$1; state=$2; shift 2
-actors=2; bin="$(cd "$(dirname "$0")/../.." && pwd)/build/bin"; threads=1
+actors=2; bin="$(cd "$(dirname "$0")/../.." && pwd)/build/bin"; threads=1; learner_threads=2
 for arg in "$@"; do
   case $arg in
     --actors=*) actors=${arg#*=} ;;
     --bin=*) bin=${arg#*=} ;;
     --threads=*) threads=${arg#*=} ;;
+    --learner_threads=*) learner_threads=${arg#*=} ;;
     *) echo "cluster.sh: unknown option $arg" >&2; usage ;;
   esac
 done
@@ -68,8 +71,8 @@ case $cmd in
       start_service "actor-$i" grail-actor --threads="$threads"; actor_addrs+=("$ADDR")
     done
     start_service reward grail-reward; reward=$ADDR
-    start_service reference grail-reference --threads="$threads"; reference=$ADDR
-    start_service learner grail-learner --threads="$threads" --data_root="$PWD"; learner=$ADDR
+    start_service reference grail-reference --threads="$learner_threads"; reference=$ADDR
+    start_service learner grail-learner --threads="$learner_threads" --data_root="$PWD"; learner=$ADDR
     start_service coordinator grail-coordinator --actors="$(IFS=,; echo "${actor_addrs[*]}")" \
         --reward="$reward" --reference="$reference" --learner="$learner" --data_root="$PWD"
     echo "COORDINATOR=$ADDR" >>"$state/cluster.env"
