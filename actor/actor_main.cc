@@ -7,6 +7,7 @@
 
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads used for generation");
 ABSL_FLAG(int, max_rows_per_request, 4096, "Most samples (prompts x group size) in one Generate call");
+ABSL_FLAG(int, max_batch_rows, 256, "Sequences decoded together (KV-cache slots)");
 
 int main(int argc, char** argv) {
   grail::ServiceMainSpec spec;
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
     grail::actor::RolloutEngineOptions options;
     options.num_threads = absl::GetFlag(FLAGS_threads);
     options.max_rows_per_request = absl::GetFlag(FLAGS_max_rows_per_request);
+    options.max_batch_rows = absl::GetFlag(FLAGS_max_batch_rows);
     auto engine = grail::actor::RolloutEngine::Create(options);
     if (!engine.ok()) return engine.status();
     std::shared_ptr<grail::actor::RolloutEngine> shared = std::move(*engine);

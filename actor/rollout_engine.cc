@@ -42,15 +42,12 @@ class TorchRolloutEngine : public RolloutEngine {
     o.stop_token_ids.assign(sp.stop_token_ids().begin(), sp.stop_token_ids().end());
     o.seed = sp.seed();
     std::vector<std::vector<int>> prompts;
-    prompts.reserve(rows);
-    for (const auto& p : request.prompts()) {
-      for (int g = 0; g < request.group_size(); ++g) {
-        prompts.emplace_back(p.token_ids().begin(), p.token_ids().end());
-      }
-    }
+    prompts.reserve(request.prompts_size());
+    for (const auto& p : request.prompts()) prompts.emplace_back(p.token_ids().begin(), p.token_ids().end());
     absl::StatusOr<std::vector<model::GenerationResult>> results;
     try {
-      results = model::Generate(*snap.model, prompts, o);
+      results = model::GenerateGroups(*snap.model, prompts, request.group_size(), o,
+                                      options_.max_batch_rows);
     } catch (const c10::Error& e) {
       return absl::InternalError(absl::StrCat("generation failed: ", e.what_without_backtrace()));
     }
@@ -95,6 +92,7 @@ absl::StatusOr<std::unique_ptr<RolloutEngine>> RolloutEngine::Create(
     return absl::InvalidArgumentError("max_rows_per_request: must be > 0");
   }
   if (options.num_threads <= 0) return absl::InvalidArgumentError("threads: must be > 0");
+  if (options.max_batch_rows <= 0) return absl::InvalidArgumentError("max_batch_rows: must be > 0");
   at::set_num_threads(options.num_threads);
   return std::unique_ptr<RolloutEngine>(new TorchRolloutEngine(options));
 }

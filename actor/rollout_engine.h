@@ -17,9 +17,12 @@ struct RolloutEngineOptions {
   int num_threads = 1;
   // Upper bound on prompts * group_size in one Generate call.
   int max_rows_per_request = 4096;
+  // Sequences decoded together (KV-cache slots); finished ones free their slot.
+  int max_batch_rows = 256;
 };
 
-// Generates samples with the currently loaded policy. Starts with no model; weights arrive
+// Generates samples with the currently loaded policy (continuous batching, prompt prefill
+// shared by the samples of a group). Starts with no model; weights arrive
 // as versioned safetensors blobs. Thread-safe: generation runs on a snapshot of the model,
 // so a weights swap never disturbs a call in progress. Hides LibTorch from its users.
 class RolloutEngine {

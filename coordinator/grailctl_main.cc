@@ -135,6 +135,7 @@ int main(int argc, char** argv) {
       std::cout << run.run_id() << "  " << StateName(run.state()) << "  step "
                 << run.last_report().step() << "/" << run.spec().trainer().total_steps()
                 << (run.error().empty() ? "" : absl::StrCat("  error: ", run.error())) << std::endl;
+      for (const auto& [k, v] : run.summary()) std::cout << "  " << k << "=" << v << std::endl;
     }
     return 0;
   }

@@ -113,10 +113,15 @@ absl::Status RlLoop::Run() {
   ASSIGN_OR_RETURN(double after, Evaluate());
   summary_["heldout_accuracy_after"] = after;
   summary_["wall_seconds"] = Seconds(start);
-  summary_["carried_over_unused"] = 0;
-  for (const auto& g : carry_over_) summary_["carried_over_unused"] += g.samples.size();
+  summary_["carried_over_unused_samples"] = CarriedSamples();
   Report("eval", spec_.trainer().total_steps(), {{"heldout_accuracy", after}});
   return absl::OkStatus();
+}
+
+double RlLoop::CarriedSamples() const {
+  double n = 0;
+  for (const auto& g : carry_over_) n += g.samples.size();
+  return n;
 }
 
 absl::Status RlLoop::SupervisedWarmup() {
@@ -367,6 +372,7 @@ absl::Status RlLoop::RlStep(int step) {
     carry_over_.erase(carry_over_.begin());
   }
   int sampled_groups = 0, filtered_groups = 0, round = 0;
+  double generated = 0, filtered = 0, discarded = 0;
   double gen_tokens = 0;
   std::vector<double> all_scores;
   double all_correct = 0, len_sum = 0, len_max = 0, truncated = 0;
@@ -386,6 +392,7 @@ absl::Status RlLoop::RlStep(int step) {
                      SampleGroups(rows, G, sampling, Mix(Mix(spec_.seed(), step), round), &times));
     for (auto& g : groups) {
       ++sampled_groups;
+      generated += g.samples.size();
       for (size_t i = 0; i < g.samples.size(); ++i) {
         const auto& s = g.samples[i];
         all_scores.push_back(g.scores[i]);
@@ -399,6 +406,7 @@ absl::Status RlLoop::RlStep(int step) {
       const bool informative = !a.dynamic_sampling() || GroupFilter(g.scores, index)[0];
       if (!informative) {
         ++filtered_groups;
+        filtered += g.samples.size();
         metrics_->CountSamples("filtered", g.samples.size());
         continue;
       }
@@ -407,6 +415,7 @@ absl::Status RlLoop::RlStep(int step) {
       } else if (static_cast<int>(carry_over_.size()) < target) {
         carry_over_.push_back(std::move(g));  // informative surplus: next step's first groups
       } else {
+        discarded += g.samples.size();
         metrics_->CountSamples("discarded", g.samples.size());
       }
     }
@@ -415,6 +424,9 @@ absl::Status RlLoop::RlStep(int step) {
   if (batch.empty()) {
     // Nothing informative after the bound: report it and move on without a policy update.
     Report("rl", step, {{"step", static_cast<double>(step)}, {"batch_underfilled", 1}, {"groups_trained", 0},
+                        {"samples_trained", 0}, {"samples_generated", generated},
+                        {"samples_filtered", filtered}, {"samples_discarded", discarded},
+                        {"carried_over_samples", CarriedSamples()},
                         {"filtered_group_ratio", sampled_groups ? double(filtered_groups) / sampled_groups : 0}});
     return absl::OkStatus();
   }
@@ -497,6 +509,10 @@ absl::Status RlLoop::RlStep(int step) {
   m["carried_over_groups"] = static_cast<double>(carry_over_.size());
   m["carried_in_groups"] = carried_in;
   m["groups_trained"] = static_cast<double>(batch.size());
+  m["samples_generated"] = generated;
+  m["samples_filtered"] = filtered;
+  m["samples_discarded"] = discarded;
+  m["carried_over_samples"] = CarriedSamples();
   m["samples_trained"] = static_cast<double>(B);
   m["sampling_rounds"] = round;
   m["batch_underfilled"] = static_cast<int>(batch.size()) < target ? 1 : 0;

@@ -73,6 +73,7 @@ class RlLoop {
   absl::StatusOr<std::vector<std::vector<float>>> ReferenceLogProbs(const std::vector<const grail::v1::Sample*>& samples);
   void Report(const std::string& phase, int step, std::map<std::string, double> metrics);
   absl::Status CheckCancelled() const;
+  double CarriedSamples() const;
 
   const std::string run_id_;
   const grail::v1::RunSpec spec_;

@@ -58,6 +58,26 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   if (!kKnown->count(estimator)) {
     return Bad("algorithm.advantage_estimator", absl::StrCat("unknown estimator '", estimator, "'"));
   }
+  // Known to the contract but not built yet: refused here rather than failing mid-run.
+  if (estimator != "grpo" && estimator != "dr_grpo") {
+    return Bad("algorithm.advantage_estimator",
+               absl::StrCat("'", estimator, "' is not implemented yet (available: grpo, dr_grpo)"));
+  }
+  if (!a.policy_loss().empty() && a.policy_loss() != "ppo") {
+    return Bad("algorithm.policy_loss",
+               absl::StrCat("'", a.policy_loss(), "' is not implemented yet (available: ppo)"));
+  }
+  if (!a.loss_agg_mode().empty() && a.loss_agg_mode() != "token-mean") {
+    return Bad("algorithm.loss_agg_mode",
+               absl::StrCat("'", a.loss_agg_mode(), "' is not implemented yet (available: token-mean)"));
+  }
+  if (a.clip_ratio_low() < 0 || a.clip_ratio_high() < 0 || a.clip_ratio_c() < 0) {
+    return Bad("algorithm.clip_ratio_low", "clip ratios must be >= 0");
+  }
+  if (a.clip_ratio_c() > 0 && a.clip_ratio_c() <= 1) {
+    return Bad("algorithm.clip_ratio_c", "must be > 1 (dual clip)");
+  }
+  if (a.kl_coef() < 0) return Bad("algorithm.kl_coef", "must be >= 0");
   if (GroupRelativeEstimators().count(estimator) && a.group_size() < 2) {
     return Bad("algorithm.group_size",
                absl::StrCat("must be >= 2 for ", estimator, ", got ", a.group_size()));

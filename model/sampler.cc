@@ -58,14 +58,21 @@ std::pair<torch::Tensor, torch::Tensor> SampleTokens(const torch::Tensor& logits
 absl::StatusOr<std::vector<GenerationResult>> Generate(CausalLm& model,
                                                        const std::vector<std::vector<int>>& prompts,
                                                        const SamplingOptions& o) {
+  return GenerateGroups(model, prompts, 1, o);
+}
+
+absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
+    CausalLm& model, const std::vector<std::vector<int>>& prompts, int group_size,
+    const SamplingOptions& o, int max_batch_rows) {
   absl::Status valid = ValidateSamplingOptions(o);
   if (!valid.ok()) return valid;
-  const int64_t B = static_cast<int64_t>(prompts.size());
-  if (B == 0) return std::vector<GenerationResult>();
+  if (group_size < 1) return absl::InvalidArgumentError("group_size: must be >= 1");
+  if (max_batch_rows < 1) return absl::InvalidArgumentError("max_batch_rows: must be >= 1");
+  const int64_t P = static_cast<int64_t>(prompts.size());
   const int64_t context = model->config().max_position_embeddings;
   const int64_t vocab = model->config().vocab_size;
-  int64_t P = 0;
-  for (int64_t i = 0; i < B; ++i) {
+  int64_t capacity = 0;
+  for (int64_t i = 0; i < P; ++i) {
     const int64_t len = static_cast<int64_t>(prompts[i].size());
     if (len == 0) return absl::InvalidArgumentError(absl::StrCat("prompts[", i, "]: empty"));
     if (len >= context) {
@@ -78,56 +85,108 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(CausalLm& model,
                                                        " outside the vocabulary of ", vocab));
       }
     }
-    P = std::max(P, len);
+    capacity = std::max(capacity, len + std::min<int64_t>(o.max_new_tokens, context - len));
   }
-  const int64_t steps = std::min<int64_t>(o.max_new_tokens, context - P);
+  const int64_t rows = P * group_size;
+  std::vector<GenerationResult> results(rows);
+  if (rows == 0) return results;
 
   torch::NoGradGuard no_grad;
-  auto ids = torch::zeros({B, P}, torch::kInt64);
-  auto valid_mask = torch::zeros({B, P}, torch::kBool);
-  auto ids_a = ids.accessor<int64_t, 2>();
-  auto valid_a = valid_mask.accessor<bool, 2>();
-  std::vector<int64_t> next_pos(B);
-  for (int64_t i = 0; i < B; ++i) {
-    const int64_t len = static_cast<int64_t>(prompts[i].size());
-    for (int64_t t = 0; t < len; ++t) {
-      ids_a[i][P - len + t] = prompts[i][t];
-      valid_a[i][P - len + t] = true;
-    }
-    next_pos[i] = len;
-  }
+  const int64_t S = std::min<int64_t>(max_batch_rows, rows);
+  const int64_t layers = model->config().num_hidden_layers;
+  KVCache cache = model->NewCache(S, capacity);
   std::unordered_set<int> stops(o.stop_token_ids.begin(), o.stop_token_ids.end());
-  std::vector<GenerationResult> results(B);
-  std::vector<bool> done(B, false);
   at::Generator gen = at::detail::createCPUGenerator(o.seed);
 
-  KVCache cache = model->NewCache(B, P + steps);
-  auto hidden = model->Hidden(ids, PositionsFromValid(valid_mask), valid_mask, &cache);
-  auto logits = model->Logits(hidden.select(1, P - 1));
-  int64_t active = B;
-  for (int64_t step = 0; step < steps && active > 0; ++step) {
-    auto [tokens, lps] = SampleTokens(logits, o, gen);
+  // A prompt's prefill: its keys/values per layer [KV, len, D] and the logits of its last
+  // position. Kept until every sample of the prompt has a slot.
+  struct Prefix {
+    std::vector<torch::Tensor> keys, values;
+    torch::Tensor logits;
+    int pending = 0;
+  };
+  std::vector<Prefix> prefixes(P);
+  auto prefill = [&](int64_t p) {
+    const int64_t len = static_cast<int64_t>(prompts[p].size());
+    auto ids = torch::tensor(std::vector<int64_t>(prompts[p].begin(), prompts[p].end())).view({1, len});
+    auto ones = torch::ones({1, len}, torch::kBool);
+    KVCache tmp = model->NewCache(1, len);
+    auto h = model->Hidden(ids, PositionsFromValid(ones), ones, &tmp);
+    Prefix& pre = prefixes[p];
+    pre.logits = model->Logits(h.select(1, len - 1)).squeeze(0);
+    for (int64_t l = 0; l < layers; ++l) {
+      pre.keys.push_back(tmp.keys[l][0]);
+      pre.values.push_back(tmp.values[l][0]);
+    }
+    pre.pending = group_size;
+  };
+
+  // Slot state. A free slot has row -1.
+  std::vector<int64_t> slot_row(S, -1), slot_len(S, 0), slot_limit(S, 0);
+  auto next_logits = torch::zeros({S, vocab});
+  int64_t next_row = 0, active = 0;
+  auto admit = [&](int64_t s) {
+    const int64_t r = next_row++, p = r / group_size;
+    const int64_t len = static_cast<int64_t>(prompts[p].size());
+    if (prefixes[p].pending == 0) prefill(p);
+    Prefix& pre = prefixes[p];
+    for (int64_t l = 0; l < layers; ++l) {
+      cache.keys[l][s].narrow(1, 0, len).copy_(pre.keys[l]);
+      cache.values[l][s].narrow(1, 0, len).copy_(pre.values[l]);
+    }
+    cache.key_valid[s].fill_(false);
+    cache.key_valid[s].narrow(0, 0, len).fill_(true);
+    next_logits[s].copy_(pre.logits);
+    if (--pre.pending == 0) pre = Prefix();  // last sample admitted: free the prefix
+    slot_row[s] = r;
+    slot_len[s] = len;
+    slot_limit[s] = std::min<int64_t>(o.max_new_tokens, context - len);
+    ++active;
+  };
+
+  while (true) {
+    for (int64_t s = 0; s < S && next_row < rows; ++s) {
+      if (slot_row[s] < 0) admit(s);
+    }
+    if (active == 0) break;
+    // Sample the next token of every active slot.
+    std::vector<int64_t> live;
+    for (int64_t s = 0; s < S; ++s) {
+      if (slot_row[s] >= 0) live.push_back(s);
+    }
+    auto live_idx = torch::tensor(live);
+    auto [tokens, lps] = SampleTokens(next_logits.index_select(0, live_idx), o, gen);
     auto tok_a = tokens.accessor<int64_t, 1>();
     auto lp_a = lps.accessor<float, 1>();
-    auto step_valid = torch::zeros({B, 1}, torch::kBool);
-    auto positions = torch::zeros({B, 1}, torch::kInt64);
-    for (int64_t i = 0; i < B; ++i) {
-      positions[i][0] = next_pos[i];
-      if (done[i]) continue;
+    std::vector<int64_t> feed_tokens(S, 0), feed_pos(S, 0), write_at(S, 0);
+    std::vector<int64_t> decoding;
+    for (size_t i = 0; i < live.size(); ++i) {
+      const int64_t s = live[i];
+      GenerationResult& res = results[slot_row[s]];
       const int tok = static_cast<int>(tok_a[i]);
-      results[i].tokens.push_back(tok);
-      results[i].log_probs.push_back(lp_a[i]);
-      step_valid[i][0] = true;
-      ++next_pos[i];
-      if (stops.count(tok)) {
-        results[i].finish = FinishReason::kEos;
-        done[i] = true;
+      res.tokens.push_back(tok);
+      res.log_probs.push_back(lp_a[i]);
+      const bool stopped = stops.count(tok) > 0;
+      if (stopped || static_cast<int64_t>(res.tokens.size()) >= slot_limit[s]) {
+        res.finish = stopped ? FinishReason::kEos : FinishReason::kLength;
+        slot_row[s] = -1;  // free the slot for a waiting row
         --active;
+        continue;
       }
+      feed_tokens[s] = tok;
+      feed_pos[s] = slot_len[s];
+      write_at[s] = slot_len[s];
+      decoding.push_back(s);
     }
-    if (active == 0 || step + 1 == steps) break;
-    hidden = model->Hidden(tokens.unsqueeze(1), positions, step_valid, &cache);
-    logits = model->Logits(hidden.select(1, 0));
+    if (decoding.empty()) continue;
+    // Every slot runs the step; free slots write into their own (unused) first entry.
+    auto hidden = model->DecodeHidden(torch::tensor(feed_tokens), torch::tensor(feed_pos),
+                                      torch::tensor(write_at), &cache);
+    auto logits = model->Logits(hidden);
+    for (int64_t s : decoding) {
+      next_logits[s].copy_(logits[s]);
+      ++slot_len[s];
+    }
   }
   return results;
 }

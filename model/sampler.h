@@ -37,10 +37,17 @@ struct GenerationResult {
 // INVALID_ARGUMENT naming the field for out-of-range options.
 absl::Status ValidateSamplingOptions(const SamplingOptions& options);
 
-// Generates one response per prompt in a single batch: left-padded prefill, then
-// incremental decoding with a KV cache. Rows that finish keep their slot until the batch
-// ends. A prompt that is empty or does not fit the model context is INVALID_ARGUMENT naming
-// prompts[i].
+// Generates `group_size` responses per prompt with continuous batching: at most
+// `max_batch_rows` sequences decode together, each in its own KV-cache slot, and a finished
+// sequence frees its slot for the next waiting one. Each prompt is prefilled once and its KV
+// cache copied into the slots of its samples (prefix sharing). Results are ordered
+// prompt-major: result[p * group_size + g]. A prompt that is empty or does not fit the model
+// context is INVALID_ARGUMENT naming prompts[i].
+absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
+    CausalLm& model, const std::vector<std::vector<int>>& prompts, int group_size,
+    const SamplingOptions& options, int max_batch_rows = 256);
+
+// GenerateGroups with one sample per prompt.
 absl::StatusOr<std::vector<GenerationResult>> Generate(CausalLm& model,
                                                        const std::vector<std::vector<int>>& prompts,
                                                        const SamplingOptions& options);

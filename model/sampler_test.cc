@@ -72,6 +72,57 @@ TEST(SamplerTest, LogProbsMatchAFullForwardPass) {
   }
 }
 
+TEST(SamplerTest, SampledLogProbsMatchAFullForwardPassUnderContinuousBatching) {
+  CausalLm model = TinyModel();
+  SamplingOptions o;
+  o.max_new_tokens = 9;
+  o.seed = 4;
+  auto first = Generate(model, {{3}}, o);
+  o.stop_token_ids = {(*first)[0].tokens[1]};  // some rows stop early, freeing their slots
+  // 3 prompts x 3 samples through 2 slots.
+  auto out = GenerateGroups(model, kPrompts, 3, o, /*max_batch_rows=*/2);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->size(), 9u);
+  torch::NoGradGuard no_grad;
+  for (size_t r = 0; r < out->size(); ++r) {
+    const auto& prompt = kPrompts[r / 3];
+    std::vector<int64_t> seq(prompt.begin(), prompt.end());
+    seq.insert(seq.end(), (*out)[r].tokens.begin(), (*out)[r].tokens.end());
+    auto ids = torch::tensor(seq).unsqueeze(0);
+    auto valid = torch::ones_like(ids, torch::kBool);
+    auto logits = model->Logits(model->Hidden(ids, PositionsFromValid(valid), valid));
+    const int64_t P = prompt.size(), R = (*out)[r].tokens.size();
+    auto lp = TokenLogProbs(logits.narrow(1, P - 1, R), ids.narrow(1, P, R)).squeeze(0);
+    for (int64_t t = 0; t < R; ++t) {
+      EXPECT_NEAR(lp[t].item<float>(), (*out)[r].log_probs[t], 1e-4) << "row " << r << " t " << t;
+    }
+  }
+}
+
+TEST(SamplerTest, SlotCountDoesNotChangeGreedyOutput) {
+  CausalLm model = TinyModel();
+  SamplingOptions o;
+  o.temperature = 0;
+  o.max_new_tokens = 10;
+  auto probe = Generate(model, kPrompts, o);
+  o.stop_token_ids = {(*probe)[1].tokens[3]};
+  auto wide = GenerateGroups(model, kPrompts, 2, o, 256);
+  auto narrow = GenerateGroups(model, kPrompts, 2, o, 1);
+  ASSERT_TRUE(wide.ok() && narrow.ok());
+  for (size_t r = 0; r < wide->size(); ++r) {
+    EXPECT_EQ((*wide)[r].tokens, (*narrow)[r].tokens) << "row " << r;
+    EXPECT_EQ((*wide)[r].finish, (*narrow)[r].finish);
+    for (size_t t = 0; t < (*wide)[r].log_probs.size(); ++t) {
+      EXPECT_NEAR((*wide)[r].log_probs[t], (*narrow)[r].log_probs[t], 1e-5);
+    }
+  }
+  // The samples of a group share the prompt's prefill; greedy makes them identical and
+  // equal to the single-sample result.
+  for (size_t p = 0; p < kPrompts.size(); ++p) {
+    EXPECT_EQ((*wide)[2 * p].tokens, (*wide)[2 * p + 1].tokens);
+  }
+}
+
 TEST(SamplerTest, GreedyEqualsTopKOne) {
   CausalLm model = TinyModel();
   SamplingOptions greedy;

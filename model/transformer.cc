@@ -37,7 +37,7 @@ AttentionImpl::AttentionImpl(const ModelConfig& c) : config_(c) {
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                      const torch::Tensor& sin, const torch::Tensor& mask,
-                                     KVCache* cache, int64_t layer) {
+                                     KVCache* cache, int64_t layer, const torch::Tensor& write_index) {
   const int64_t B = x.size(0), T = x.size(1), D = config_.head_dim();
   const int64_t H = config_.num_attention_heads, KV = config_.num_key_value_heads;
   auto q = q_proj_(x).view({B, T, H, D}).transpose(1, 2);
@@ -46,7 +46,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
   q = q * c + RotateHalf(q) * s;
   k = k * c + RotateHalf(k) * s;
-  if (cache != nullptr) {
+  if (cache != nullptr && write_index.defined()) {
+    using torch::indexing::Slice;
+    auto rows = torch::arange(B, write_index.options());
+    cache->keys[layer].index_put_({rows, Slice(), write_index}, k.squeeze(2));
+    cache->values[layer].index_put_({rows, Slice(), write_index}, v.squeeze(2));
+    k = cache->keys[layer];
+    v = cache->values[layer];
+  } else if (cache != nullptr) {
     cache->keys[layer].narrow(2, cache->length, T).copy_(k);
     cache->values[layer].narrow(2, cache->length, T).copy_(v);
     k = cache->keys[layer].narrow(2, 0, cache->length + T);
@@ -82,8 +89,8 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                         const torch::Tensor& sin, const torch::Tensor& mask,
-                                        KVCache* cache, int64_t layer) {
-  auto h = x + self_attn_(input_layernorm_(x), cos, sin, mask, cache, layer);
+                                        KVCache* cache, int64_t layer, const torch::Tensor& write_index) {
+  auto h = x + self_attn_(input_layernorm_(x), cos, sin, mask, cache, layer, write_index);
   return h + mlp_(post_attention_layernorm_(h));
 }
 
@@ -153,6 +160,25 @@ torch::Tensor CausalLmImpl::Hidden(const torch::Tensor& input_ids, const torch::
   }
   if (cache != nullptr) cache->length += T;
   return body_->norm(h);
+}
+
+torch::Tensor CausalLmImpl::DecodeHidden(const torch::Tensor& tokens, const torch::Tensor& positions,
+                                         const torch::Tensor& lengths, KVCache* cache) {
+  const int64_t B = tokens.size(0);
+  TORCH_CHECK(lengths.max().item<int64_t>() < cache->capacity(), "KV cache overflow");
+  auto rows = torch::arange(B, lengths.options());
+  cache->key_valid.index_put_({rows, lengths}, true);
+  auto k_pos = torch::arange(cache->capacity(), lengths.options()).unsqueeze(0);  // [1,S]
+  auto mask = ((k_pos <= lengths.unsqueeze(1)) & cache->key_valid).unsqueeze(1).unsqueeze(1);
+  auto freqs = positions.to(torch::kFloat32).view({B, 1, 1}) * inv_freq_;  // [B,1,D/2]
+  auto emb = torch::cat({freqs, freqs}, -1);
+  auto cos = emb.cos(), sin = emb.sin();
+  auto h = body_->embed_tokens(tokens.view({B, 1}));
+  for (size_t i = 0; i < body_->layers->size(); ++i) {
+    h = body_->layers[i]->as<DecoderLayer>()->forward(h, cos, sin, mask, cache,
+                                                      static_cast<int64_t>(i), lengths);
+  }
+  return body_->norm(h).squeeze(1);
 }
 
 torch::Tensor CausalLmImpl::Logits(const torch::Tensor& hidden) {

@@ -36,9 +36,12 @@ class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const ModelConfig& config);
   // x [B,T,C]; cos/sin [B,T,head_dim]; mask [B,1,T,S] bool (true = may attend).
-  // With a cache, writes this step's keys/values at positions [length, length+T).
+  // With a cache, writes this step's keys/values at positions [length, length+T); with
+  // `write_index` ([B] int64, T == 1) row b writes at write_index[b] instead and attends
+  // over the whole cache capacity.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask, KVCache* cache, int64_t layer);
+                        const torch::Tensor& mask, KVCache* cache, int64_t layer,
+                        const torch::Tensor& write_index = {});
 
  private:
   ModelConfig config_;
@@ -60,7 +63,8 @@ class DecoderLayerImpl : public torch::nn::Module {
  public:
   explicit DecoderLayerImpl(const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask, KVCache* cache, int64_t layer);
+                        const torch::Tensor& mask, KVCache* cache, int64_t layer,
+                        const torch::Tensor& write_index = {});
 
  private:
   RMSNorm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};
@@ -97,6 +101,12 @@ class CausalLmImpl : public torch::nn::Module {
   // attends to everything cached so far. Returns final hidden states [B,T,C].
   torch::Tensor Hidden(const torch::Tensor& input_ids, const torch::Tensor& positions,
                        const torch::Tensor& valid, KVCache* cache = nullptr);
+  // One decoding step in which every row has its own cache length (continuous batching):
+  // row b feeds tokens[b] at RoPE position positions[b], writes its key/value at cache index
+  // lengths[b], and attends to the valid cache entries at indices <= lengths[b]. Marks
+  // that entry valid. Does not change cache->length. Returns hidden states [B,C].
+  torch::Tensor DecodeHidden(const torch::Tensor& tokens, const torch::Tensor& positions,
+                             const torch::Tensor& lengths, KVCache* cache);
   torch::Tensor Logits(const torch::Tensor& hidden);  // [B,T,V]
   torch::Tensor Values(const torch::Tensor& hidden);  // [B,T]; REQUIRES config().value_head
 

@@ -1,0 +1,150 @@
+#include "coordinator/rl_loop.h"
+
+#include <set>
+
+#include "coordinator/testing/fake_clients.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace grail::coordinator {
+namespace {
+
+class RlLoopUnitTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 2; ++i) actors_.push_back(std::make_shared<testing::FakeActorClient>());
+    learner_ = std::make_shared<testing::FakeLearnerClient>();
+    clients_.actors = {actors_[0], actors_[1]};
+    clients_.reward = std::make_shared<testing::FakeRewardClient>();
+    clients_.reference = std::make_shared<testing::FakeReferenceClient>();
+    clients_.learner = learner_;
+    spec_.set_seed(5);
+    spec_.mutable_algorithm()->set_group_size(4);
+    spec_.mutable_algorithm()->set_dynamic_sampling(true);
+    spec_.mutable_sampling()->set_max_new_tokens(4);
+    spec_.mutable_trainer()->set_total_steps(3);
+    spec_.mutable_trainer()->set_prompts_per_step(6);
+    spec_.mutable_trainer()->set_sft_steps(2);
+  }
+
+  absl::Status RunLoop(std::vector<grail::v1::StepReport>* reports, std::map<std::string, double>* summary) {
+    ArithmeticOptions o;
+    o.heldout_size = 20;
+    auto splits = MakeArithmeticSplits(o);
+    RlLoop loop("run-test", spec_, std::move(*splits), clients_, &metrics_,
+                [&](const grail::v1::StepReport& r) { reports->push_back(r); }, &cancelled_);
+    absl::Status s = loop.Run();
+    *summary = loop.summary();
+    return s;
+  }
+
+  prometheus::Registry registry_;
+  CoordinatorMetrics metrics_{registry_};
+  std::atomic<bool> cancelled_{false};
+  std::vector<std::shared_ptr<testing::FakeActorClient>> actors_;
+  std::shared_ptr<testing::FakeLearnerClient> learner_;
+  ServiceClients clients_;
+  grail::v1::RunSpec spec_;
+};
+
+// The token ids of each trained row, to check that no sample reaches the learner twice.
+std::multiset<std::string> TrainedRows(const std::vector<grail::v1::TrainStepRequest>& steps) {
+  std::multiset<std::string> rows;
+  for (const auto& s : steps) {
+    const auto& ids = s.experience().input_ids();
+    const int64_t B = ids.shape(0), T = ids.shape(1);
+    for (int64_t b = 0; b < B; ++b) rows.insert(ids.data().substr(b * T * 8, T * 8));
+  }
+  return rows;
+}
+
+TEST_F(RlLoopUnitTest, TrainsEveryStepWithFullBatchesAndEvaluates) {
+  std::vector<grail::v1::StepReport> reports;
+  std::map<std::string, double> summary;
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  auto steps = learner_->steps();
+  ASSERT_EQ(steps.size(), 3u);
+  for (const auto& s : steps) EXPECT_EQ(s.experience().input_ids().shape(0), 6 * 4);
+  // Even-index samples are right: accuracy is exactly one half in training and the fake
+  // greedy evaluation (index 0) is always right.
+  EXPECT_DOUBLE_EQ(summary["heldout_accuracy_before"], 1.0);
+  int rl = 0;
+  for (const auto& r : reports) {
+    if (r.phase() != "rl") continue;
+    ++rl;
+    EXPECT_DOUBLE_EQ(r.metrics().at("accuracy"), 0.5);
+    EXPECT_EQ(r.metrics().at("filtered_group_ratio"), 0);
+  }
+  EXPECT_EQ(rl, 3);
+  // Advantages: +-1/(std+eps) with std of {1,0,1,0} on response tokens only.
+  const auto& e = steps[0].experience();
+  const float* adv = reinterpret_cast<const float*>(e.advantages().data().data());
+  const float* mask = reinterpret_cast<const float*>(e.response_mask().data().data());
+  for (int64_t i = 0; i < e.advantages().shape(0) * e.advantages().shape(1); ++i) {
+    if (mask[i] == 0) {
+      EXPECT_EQ(adv[i], 0);
+    } else {
+      EXPECT_NEAR(std::fabs(adv[i]), 0.5 / std::sqrt(1.0 / 3.0), 1e-4);
+    }
+  }
+  EXPECT_EQ(actors_[0]->version.load(), actors_[1]->version.load());
+  EXPECT_EQ(actors_[0]->version.load(), 2 + 3);  // sft steps + rl steps after version 0
+}
+
+TEST_F(RlLoopUnitTest, FailedActorCallIsRetriedWithoutDoubleCounting) {
+  actors_[0]->fail_after = 3;  // emits three samples, then the stream breaks, every call
+  std::vector<grail::v1::StepReport> reports;
+  std::map<std::string, double> summary;
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  auto steps = learner_->steps();
+  ASSERT_EQ(steps.size(), 3u);
+  // Every call to actor 0 broke after three samples (those were dropped) and its chunk was
+  // redone by actor 1.
+  EXPECT_GT(actors_[0]->generate_calls.load(), 0);
+  EXPECT_EQ(actors_[0]->failed_calls.load(), actors_[0]->generate_calls.load());
+  EXPECT_GE(actors_[1]->generate_calls.load(), actors_[0]->generate_calls.load());
+  // Within a group of four the two right answers (g = 0, 2) are the same row and the wrong
+  // ones (A+B+1, A+B+3) differ, so 18 groups hold exactly 3 * 18 distinct rows; a sample
+  // counted twice would change the total or the per-row counts.
+  auto rows = TrainedRows(steps);
+  EXPECT_EQ(rows.size(), 3u * 6 * 4);
+  std::set<std::string> distinct(rows.begin(), rows.end());
+  EXPECT_EQ(distinct.size(), 3u * 6 * 3);
+  for (const auto& row : distinct) EXPECT_LE(rows.count(row), 2u);
+}
+
+TEST_F(RlLoopUnitTest, UniformGroupsAreFilteredAndTheStepIsReportedUnderfilled) {
+  for (auto& a : actors_) a->all_correct = true;
+  std::vector<grail::v1::StepReport> reports;
+  std::map<std::string, double> summary;
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  EXPECT_TRUE(learner_->steps().empty());  // nothing informative to train on
+  int rl = 0;
+  for (const auto& r : reports) {
+    if (r.phase() != "rl") continue;
+    ++rl;
+    EXPECT_EQ(r.metrics().at("batch_underfilled"), 1);
+    EXPECT_EQ(r.metrics().at("filtered_group_ratio"), 1);
+    EXPECT_EQ(r.metrics().at("samples_generated"), r.metrics().at("samples_filtered"));
+  }
+  EXPECT_EQ(rl, 3);
+}
+
+TEST_F(RlLoopUnitTest, EveryActorFailingEndsTheRunWithTheReason) {
+  for (auto& a : actors_) a->fail_after = 0;
+  std::vector<grail::v1::StepReport> reports;
+  std::map<std::string, double> summary;
+  absl::Status s = RunLoop(&reports, &summary);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("every actor failed"));
+}
+
+TEST_F(RlLoopUnitTest, CancellationStopsTheRun) {
+  cancelled_ = true;
+  std::vector<grail::v1::StepReport> reports;
+  std::map<std::string, double> summary;
+  EXPECT_EQ(RunLoop(&reports, &summary).code(), absl::StatusCode::kCancelled);
+}
+
+}  // namespace
+}  // namespace grail::coordinator

@@ -1,0 +1,168 @@
+#ifndef GRAIL_COORDINATOR_TESTING_FAKE_CLIENTS_H_
+#define GRAIL_COORDINATOR_TESTING_FAKE_CLIENTS_H_
+
+// In-process fakes of the service clients, for testing the coordinator without a network or
+// LibTorch. Each is thread-safe.
+
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "actor/actor_client.h"
+#include "learner/learner_client.h"
+#include "model/char_tokenizer.h"
+#include "reference/reference_client.h"
+#include "reward/reward_client.h"
+#include "reward/reward_scorer.h"
+
+namespace grail::coordinator::testing {
+
+// Answers "A+B=" prompts: samples with an even index g get the right sum, odd ones the
+// wrong A+B+g (so every group is informative and its samples differ), unless `all_correct` makes every group uniform. Can
+// fail after emitting `fail_after` samples of a call, to exercise retries.
+class FakeActorClient : public actor::ActorClient {
+ public:
+  std::atomic<int> fail_after{-1};      // -1: never fail
+  std::atomic<bool> all_correct{false};
+  std::atomic<int> generate_calls{0};
+  std::atomic<int> failed_calls{0};
+  std::atomic<int64_t> version{-1};
+
+  absl::Status Generate(const grail::v1::GenerateRequest& request,
+                        const std::function<void(grail::v1::Sample)>& on_sample) override {
+    ++generate_calls;
+    int emitted = 0;
+    for (const auto& p : request.prompts()) {
+      const std::string text = tok_.Decode({p.token_ids().begin(), p.token_ids().end()});
+      std::vector<std::string> parts = absl::StrSplit(text.substr(0, text.size() - 1), '+');
+      int64_t a = 0, b = 0;
+      if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &a) || !absl::SimpleAtoi(parts[1], &b)) {
+        return absl::InvalidArgumentError(absl::StrCat("fake actor: cannot read prompt '", text, "'"));
+      }
+      for (int g = 0; g < request.group_size(); ++g) {
+        if (fail_after >= 0 && emitted >= fail_after) {
+          ++failed_calls;
+          return absl::UnavailableError("fake actor: connection reset");
+        }
+        const bool right = all_correct || g % 2 == 0;
+        auto ids = *tok_.Encode(absl::StrCat(right ? a + b : a + b + g));
+        ids.push_back(model::CharTokenizer::kEos);
+        grail::v1::Sample s;
+        s.set_run_id(request.run_id());
+        s.set_step(request.step());
+        s.set_prompt_id(p.prompt_id());
+        s.set_sample_index(g);
+        s.set_policy_version(version);
+        *s.mutable_prompt_token_ids() = p.token_ids();
+        for (int id : ids) {
+          s.add_token_ids(id);
+          s.add_behavior_log_probs(-0.5f);
+        }
+        s.set_finish_reason(grail::v1::FINISH_REASON_EOS);
+        on_sample(std::move(s));
+        ++emitted;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<grail::v1::LoadWeightsResponse> LoadWeights(absl::string_view blob, int64_t v) override {
+    version = v;
+    grail::v1::LoadWeightsResponse r;
+    r.set_version(v);
+    r.set_bytes_received(static_cast<int64_t>(blob.size()));
+    return r;
+  }
+
+  absl::StatusOr<grail::v1::ActorInfo> GetInfo() override {
+    grail::v1::ActorInfo info;
+    info.set_weights_version(version);
+    info.set_model_loaded(version >= 0);
+    return info;
+  }
+
+ private:
+  model::CharTokenizer tok_;
+};
+
+// Scores with the real (torch-free) verifiers, in process.
+class FakeRewardClient : public reward::RewardClient {
+ public:
+  FakeRewardClient() : scorer_(*reward::RewardScorer::Create({})) {}
+  absl::StatusOr<grail::v1::ScoreResponse> Score(const grail::v1::ScoreRequest& request) override {
+    return scorer_->Score(request);
+  }
+
+ private:
+  std::unique_ptr<reward::RewardScorer> scorer_;
+};
+
+// Returns log-prob -1 for every scored token.
+class FakeReferenceClient : public reference::ReferenceClient {
+ public:
+  absl::StatusOr<grail::v1::LogProbsResponse> ComputeLogProbs(const grail::v1::LogProbsRequest& request) override {
+    const int64_t B = request.input_ids().shape(0), T = request.input_ids().shape(1);
+    grail::v1::LogProbsResponse r;
+    auto* lp = r.mutable_log_probs();
+    lp->set_dtype(grail::v1::DTYPE_FLOAT32);
+    lp->add_shape(B);
+    lp->add_shape(T - 1);
+    std::vector<float> v(B * (T - 1), -1.0f);
+    lp->set_data(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+    return r;
+  }
+  absl::StatusOr<grail::v1::LoadWeightsResponse> LoadWeights(absl::string_view, int64_t v) override {
+    grail::v1::LoadWeightsResponse r;
+    r.set_version(v);
+    return r;
+  }
+};
+
+// Counts steps, bumps the version on each, and keeps every TrainStep request.
+class FakeLearnerClient : public learner::LearnerClient {
+ public:
+  absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec&) override {
+    absl::MutexLock lock(&mu_);
+    grail::v1::InitModelResponse r;
+    r.set_weights_version(version_ = 0);
+    r.set_num_parameters(1);
+    return r;
+  }
+  absl::StatusOr<grail::v1::TrainStepResponse> SupervisedStep(const grail::v1::SupervisedStepRequest&) override {
+    absl::MutexLock lock(&mu_);
+    grail::v1::TrainStepResponse r;
+    r.set_weights_version(++version_);
+    (*r.mutable_metrics())["sft_loss"] = 1.0;
+    return r;
+  }
+  absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(const grail::v1::TrainStepRequest& request) override {
+    absl::MutexLock lock(&mu_);
+    steps_.push_back(request);
+    grail::v1::TrainStepResponse r;
+    r.set_weights_version(++version_);
+    (*r.mutable_metrics())["loss"] = 0.0;
+    return r;
+  }
+  absl::StatusOr<Weights> GetWeights(int64_t) override {
+    absl::MutexLock lock(&mu_);
+    return Weights{absl::StrCat("weights-", version_), version_};
+  }
+  std::vector<grail::v1::TrainStepRequest> steps() {
+    absl::MutexLock lock(&mu_);
+    return steps_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  int64_t version_ = -1;
+  std::vector<grail::v1::TrainStepRequest> steps_;
+};
+
+}  // namespace grail::coordinator::testing
+
+#endif  // GRAIL_COORDINATOR_TESTING_FAKE_CLIENTS_H_

@@ -1,0 +1,189 @@
+// The whole loop with real processes: coordinator, two actors, reward, reference and learner
+// on 127.0.0.1. A short seeded GRPO run must learn (mean reward rises), advance the policy
+// version every step, and account for every sample exactly once; bad specs are refused at
+// submit time and a dead actor pool makes the run fail with a reason instead of hanging.
+
+#include <signal.h>
+
+#include <fstream>
+#include <numeric>
+
+#include "common/config.h"
+#include "common/grpc_client.h"
+#include "coordinator/run_client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/service_process.h"
+
+namespace grail::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The demo's model with a shorter warm-up and run (see the test body for the margin).
+constexpr char kSpec[] = R"(
+name: rl-loop-test
+seed: 3
+model:
+  tokenizer: char
+  init_seed: 1
+  config: {vocab_size: 98, hidden_size: 128, intermediate_size: 384, num_hidden_layers: 3,
+           num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 16}
+dataset: {builtin: arithmetic, max_digits: 2, seed: 7, heldout_size: 200}
+sampling: {temperature: 1.0, max_new_tokens: 5}
+algorithm: {advantage_estimator: grpo, group_size: 16, dynamic_sampling: true,
+            clip_ratio_low: 0.2, clip_ratio_high: 0.28}
+trainer: {sft_steps: 400, sft_batch_size: 64, sft_learning_rate: 0.001, total_steps: 30,
+          prompts_per_step: 16, learning_rate: 0.0003, max_sampling_rounds: 3}
+)";
+
+class RlLoopTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::vector<std::string> actor_addrs;
+    for (int i = 0; i < 2; ++i) {
+      auto a = ServiceProcess::Start("grail-actor");
+      ASSERT_TRUE(a.ok()) << a.status();
+      actor_addrs.push_back((*a)->grpc_address());
+      actors_.push_back(std::move(*a));
+    }
+    auto reward = ServiceProcess::Start("grail-reward");
+    auto reference = ServiceProcess::Start("grail-reference", {"--threads=2"});
+    auto learner = ServiceProcess::Start("grail-learner", {"--threads=2"});
+    ASSERT_TRUE(reward.ok() && reference.ok() && learner.ok());
+    reward_ = std::move(*reward);
+    reference_ = std::move(*reference);
+    learner_ = std::move(*learner);
+    auto coordinator = ServiceProcess::Start(
+        "grail-coordinator",
+        {"--actors=" + actor_addrs[0] + "," + actor_addrs[1], "--reward=" + reward_->grpc_address(),
+         "--reference=" + reference_->grpc_address(), "--learner=" + learner_->grpc_address(),
+         "--rpc_timeout=60s", "--data_root=" + ::testing::TempDir()});
+    ASSERT_TRUE(coordinator.ok()) << coordinator.status();
+    coordinator_ = std::move(*coordinator);
+    client_ = coordinator::NewGrpcRunClient({coordinator_->grpc_address()});
+  }
+
+  grail::v1::RunSpec Spec() {
+    grail::v1::RunSpec spec;
+    absl::Status s = ParseConfig(kSpec, ConfigFormat::kYaml, &spec);
+    EXPECT_TRUE(s.ok()) << s;
+    return spec;
+  }
+
+  std::vector<std::unique_ptr<ServiceProcess>> actors_;
+  std::unique_ptr<ServiceProcess> reward_, reference_, learner_, coordinator_;
+  std::unique_ptr<coordinator::RunClient> client_;
+};
+
+double Metric(const grail::v1::StepReport& r, const std::string& k) {
+  auto it = r.metrics().find(k);
+  EXPECT_NE(it, r.metrics().end()) << k;
+  return it == r.metrics().end() ? 0 : it->second;
+}
+
+TEST_F(RlLoopTest, ShortRunLearnsAndCountsEverySampleOnce) {
+  for (auto* p : {actors_[0].get(), actors_[1].get(), reward_.get(), reference_.get(), learner_.get(),
+                  coordinator_.get()}) {
+    auto serving = CheckServing(MakeChannel({p->grpc_address()}).get(), absl::Seconds(5));
+    ASSERT_TRUE(serving.ok() && *serving) << p->grpc_address();
+  }
+  auto id = client_->Submit(Spec());
+  ASSERT_TRUE(id.ok()) << id.status();
+  std::vector<grail::v1::StepReport> rl;
+  grail::v1::StepReport done;
+  ASSERT_TRUE(client_->Watch(*id, [&](const grail::v1::StepReport& r) {
+    if (r.phase() == "rl") rl.push_back(r);
+    if (r.phase() == "done") done = r;
+  }).ok());
+  ASSERT_EQ(done.state(), grail::v1::RUN_STATE_SUCCEEDED) << done.message();
+  ASSERT_EQ(rl.size(), 30u);
+
+  // The policy version advances by one on every step that trained.
+  for (size_t i = 1; i < rl.size(); ++i) {
+    if (Metric(rl[i], "groups_trained") > 0) {
+      EXPECT_EQ(rl[i].policy_version(), rl[i - 1].policy_version() + 1) << "step " << rl[i].step();
+    }
+  }
+  // Every generated sample is trained, filtered, discarded or still carried, exactly once.
+  // (Duplicates would have failed the run: the loop checks (prompt, index) uniqueness.)
+  double generated = 0, trained = 0, filtered = 0, discarded = 0;
+  for (const auto& r : rl) {
+    generated += Metric(r, "samples_generated");
+    trained += Metric(r, "samples_trained");
+    filtered += Metric(r, "samples_filtered");
+    discarded += Metric(r, "samples_discarded");
+  }
+  auto run = client_->Get(*id);
+  ASSERT_TRUE(run.ok());
+  const double carried = run->summary().at("carried_over_unused_samples");
+  EXPECT_GT(generated, 0);
+  EXPECT_DOUBLE_EQ(generated, trained + filtered + discarded + carried);
+
+  // Learning. With a fixed seed the run is deterministic up to thread scheduling of float
+  // sums; across seeds the first five steps average ~0.30-0.35 reward at temperature 1 and
+  // the last five ~0.5-0.6. A margin of 0.1 is a few standard errors of a 5-step mean
+  // (~0.03) below the gain we see, and far above what a run that does not learn shows.
+  auto mean_reward = [&](size_t from, size_t to) {
+    double s = 0;
+    for (size_t i = from; i < to; ++i) s += Metric(rl[i], "reward_mean");
+    return s / (to - from);
+  };
+  const double first = mean_reward(0, 5), last = mean_reward(25, 30);
+  EXPECT_GT(last, first + 0.1) << "first five steps " << first << ", last five " << last;
+  EXPECT_GT(run->summary().at("heldout_accuracy_after"), run->summary().at("heldout_accuracy_before"));
+}
+
+TEST_F(RlLoopTest, BadSpecsAreRefusedAtSubmitNamingTheField) {
+  struct Case {
+    std::function<void(grail::v1::RunSpec*)> edit;
+    const char* field;
+  };
+  std::vector<Case> cases = {
+      {[](auto* s) { s->mutable_algorithm()->set_group_size(1); }, "algorithm.group_size"},
+      {[](auto* s) { s->mutable_algorithm()->set_advantage_estimator("ppo-ish"); }, "algorithm.advantage_estimator"},
+      {[](auto* s) {
+         s->mutable_dataset()->clear_builtin();
+         s->mutable_dataset()->set_jsonl_path("missing.jsonl");
+       }, "dataset.jsonl_path"},
+      {[](auto* s) { s->mutable_model()->mutable_config()->set_max_position_embeddings(6); },
+       "model.config.max_position_embeddings"},
+      {[](auto* s) { s->mutable_sampling()->set_max_new_tokens(0); }, "sampling.max_new_tokens"},
+  };
+  for (const auto& c : cases) {
+    grail::v1::RunSpec spec = Spec();
+    c.edit(&spec);
+    auto id = client_->Submit(spec);
+    EXPECT_EQ(id.status().code(), absl::StatusCode::kInvalidArgument) << c.field;
+    EXPECT_THAT(std::string(id.status().message()), HasSubstr(c.field));
+  }
+  EXPECT_TRUE(client_->List()->empty());
+
+  // Strict spec files: an unknown field is refused before anything is sent.
+  const std::string path = ::testing::TempDir() + "bad_spec.yaml";
+  std::ofstream(path) << "name: x\ntrainer:\n  total_stepz: 3\n";
+  CommandResult r = RunCommand(BinDir() + "/grailctl --coordinator=" + coordinator_->grpc_address() +
+                               " submit " + path);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.output, HasSubstr("trainer.total_stepz: unknown field"));
+}
+
+TEST_F(RlLoopTest, DeadActorsFailTheRunWithAReason) {
+  grail::v1::RunSpec spec = Spec();
+  spec.mutable_trainer()->set_sft_steps(2);
+  for (auto& a : actors_) ASSERT_TRUE(a->SignalAndWait(SIGKILL, absl::Seconds(10)).ok());
+  auto id = client_->Submit(spec);
+  ASSERT_TRUE(id.ok()) << id.status();
+  grail::v1::StepReport done;
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(client_->Watch(*id, [&](const grail::v1::StepReport& r) {
+    if (r.phase() == "done") done = r;
+  }).ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(60));
+  EXPECT_EQ(done.state(), grail::v1::RUN_STATE_FAILED);
+  EXPECT_THAT(done.message(), HasSubstr("actor"));
+  EXPECT_THAT(done.message(), HasSubstr("UNAVAILABLE"));
+}
+
+}  // namespace
+}  // namespace grail::testing
