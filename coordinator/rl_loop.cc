@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "coordinator/advantages.h"
 
@@ -105,6 +106,21 @@ absl::Status RlLoop::Run() {
   for (int step = 1; step <= spec_.trainer().total_steps(); ++step) {
     RETURN_IF_ERROR(CheckCancelled());
     RETURN_IF_ERROR(RlStep(step));
+    const int every = spec_.trainer().checkpoint_every();
+    if (every > 0 && (step % every == 0 || step == spec_.trainer().total_steps())) {
+      const std::string root = spec_.checkpoint_dir().empty() ? run_id_ : spec_.checkpoint_dir();
+      ASSIGN_OR_RETURN(std::string path,
+                       clients_.learner->SaveCheckpoint(absl::StrFormat("%s/step-%06d", root, step)));
+      summary_["last_checkpoint_step"] = step;
+      grail::v1::StepReport r;
+      r.set_step(step);
+      r.set_total_steps(spec_.trainer().total_steps());
+      r.set_policy_version(version_);
+      r.set_phase("checkpoint");
+      r.set_state(grail::v1::RUN_STATE_RUNNING);
+      r.set_message(path);
+      report_(r);
+    }
     if (eval_every > 0 && step % eval_every == 0 && step != spec_.trainer().total_steps()) {
       ASSIGN_OR_RETURN(double acc, Evaluate());
       Report("eval", step, {{"heldout_accuracy", acc}});

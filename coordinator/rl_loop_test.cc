@@ -91,6 +91,17 @@ TEST_F(RlLoopUnitTest, TrainsEveryStepWithFullBatchesAndEvaluates) {
   EXPECT_EQ(actors_[0]->version.load(), 2 + 3);  // sft steps + rl steps after version 0
 }
 
+TEST_F(RlLoopUnitTest, CheckpointsEveryKStepsAndAtTheEnd) {
+  spec_.mutable_trainer()->set_total_steps(5);
+  spec_.mutable_trainer()->set_checkpoint_every(2);
+  std::vector<grail::v1::StepReport> reports;
+  std::map<std::string, double> summary;
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  EXPECT_THAT(learner_->checkpoints(),
+              ::testing::ElementsAre("run-test/step-000002", "run-test/step-000004", "run-test/step-000005"));
+  EXPECT_EQ(summary["last_checkpoint_step"], 5);
+}
+
 TEST_F(RlLoopUnitTest, FailedActorCallIsRetriedWithoutDoubleCounting) {
   actors_[0]->fail_after = 3;  // emits three samples, then the stream breaks, every call
   std::vector<grail::v1::StepReport> reports;

@@ -43,6 +43,17 @@ class GrpcLearnerClient : public LearnerClient {
     return response;
   }
 
+  absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) override {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.timeout);
+    grail::v1::SaveCheckpointRequest request;
+    request.set_dir(dir);
+    grail::v1::SaveCheckpointResponse response;
+    absl::Status status = FromGrpcStatus(stub_->SaveCheckpoint(&context, request, &response));
+    if (!status.ok()) return status;
+    return response.path();
+  }
+
   absl::StatusOr<Weights> GetWeights(int64_t min_version) override {
     grpc::ClientContext context;
     SetTimeout(&context, options_.timeout);

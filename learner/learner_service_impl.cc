@@ -33,6 +33,15 @@ grpc::Status LearnerServiceImpl::TrainStep(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext*,
+                                                const grail::v1::SaveCheckpointRequest* request,
+                                                grail::v1::SaveCheckpointResponse* response) {
+  auto path = trainer_->SaveCheckpoint(request->dir());
+  if (!path.ok()) return ToGrpcStatus(path.status());
+  response->set_path(*path);
+  return grpc::Status::OK;
+}
+
 grpc::Status LearnerServiceImpl::GetWeights(grpc::ServerContext*,
                                             const grail::v1::GetWeightsRequest* request,
                                             grpc::ServerWriter<grail::v1::WeightsChunk>* writer) {

@@ -2,14 +2,21 @@
 
 #include <ATen/Parallel.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <map>
+
+#include <nlohmann/json.hpp>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/paths.h"
 #include "common/status_macros.h"
+#include "common/weights_stream.h"
 #include "learner/policy_loss.h"
 #include "model/checkpoint.h"
 #include "model/model_config.h"
@@ -179,6 +186,44 @@ class TorchTrainer : public Trainer {
     }
   }
 
+  absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) override {
+    absl::MutexLock lock(&mu_);
+    if (model_ == nullptr) return absl::FailedPreconditionError("no model: call InitModel first");
+    ASSIGN_OR_RETURN(std::string path, ResolveUnderRoot(options_.data_root, dir, "dir"));
+    namespace fs = std::filesystem;
+    if (fs::exists(fs::path(path) / "COMMITTED")) {
+      return absl::AlreadyExistsError(absl::StrCat("dir: a checkpoint is already committed at ", path));
+    }
+    const std::string tmp = absl::StrCat(path, ".tmp-", getpid());
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    fs::create_directories(tmp, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot create ", tmp, ": ", ec.message()));
+    ASSIGN_OR_RETURN(std::string model_blob, model::ModelToSafetensors(*model_));
+    ASSIGN_OR_RETURN(std::string optimizer_blob, OptimizerToSafetensors());
+    const std::string config = model::ToHfConfigJson((*model_)->config());
+    nlohmann::ordered_json manifest;
+    manifest["format"] = "grail-checkpoint-v1";
+    manifest["weights_version"] = version_;
+    manifest["rl_steps"] = rl_steps_;
+    manifest["files"] = {{"model.safetensors", Sha256Hex(model_blob)},
+                         {"optimizer.safetensors", Sha256Hex(optimizer_blob)},
+                         {"config.json", Sha256Hex(config)}};
+    for (const auto& [name, bytes] : std::vector<std::pair<std::string, const std::string*>>{
+             {"model.safetensors", &model_blob}, {"optimizer.safetensors", &optimizer_blob},
+             {"config.json", &config}}) {
+      RETURN_IF_ERROR(model::WriteFileAtomically(tmp + "/" + name, *bytes));
+    }
+    const std::string manifest_text = manifest.dump(2);
+    RETURN_IF_ERROR(model::WriteFileAtomically(tmp + "/manifest.json", manifest_text));
+    RETURN_IF_ERROR(model::WriteFileAtomically(tmp + "/COMMITTED", Sha256Hex(manifest_text)));
+    fs::remove_all(path, ec);  // an uncommitted leftover
+    fs::create_directories(fs::path(path).parent_path(), ec);
+    fs::rename(tmp, path, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot move checkpoint into ", path, ": ", ec.message()));
+    return path;
+  }
+
   absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(const grail::v1::TrainStepRequest& request) override {
     absl::MutexLock lock(&mu_);
     if (model_ == nullptr) return absl::FailedPreconditionError("no model: call InitModel first");
@@ -202,6 +247,30 @@ class TorchTrainer : public Trainer {
   }
 
  private:
+  // AdamW moments of the RL optimizer, "exp_avg/<param>" and "exp_avg_sq/<param>", plus a
+  // "step/<param>" scalar; parameters without state yet are skipped.
+  absl::StatusOr<std::string> OptimizerToSafetensors() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::map<std::string, model::SafetensorsTensor> tensors;
+    std::vector<torch::Tensor> keep;
+    auto& state = rl_optimizer_->state();
+    auto add = [&](const std::string& name, torch::Tensor t) {
+      keep.push_back(t.detach().to(torch::kCPU).contiguous());
+      const auto& k = keep.back();
+      tensors[name] = {model::SafetensorsDType(k.scalar_type()), k.sizes().vec(),
+                       absl::string_view(static_cast<const char*>(k.data_ptr()), k.nbytes())};
+    };
+    for (const auto& item : (*model_)->named_parameters()) {
+      // LibTorch 1.13 keys optimizer state by the parameter's TensorImpl address as text.
+      auto it = state.find(c10::guts::to_string(item.value().unsafeGetTensorImpl()));
+      if (it == state.end()) continue;
+      auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
+      add("exp_avg/" + item.key(), s.exp_avg());
+      add("exp_avg_sq/" + item.key(), s.exp_avg_sq());
+      add("step/" + item.key(), torch::full({1}, static_cast<int64_t>(s.step()), torch::kInt64));
+    }
+    return model::SerializeSafetensors(tensors);
+  }
+
   grail::v1::TrainStepResponse RlStepLocked(model::CausalLm& m, const torch::Tensor& ids,
                                             const torch::Tensor& mask, const torch::Tensor& old_lp,
                                             const torch::Tensor& adv, const torch::Tensor& ref_lp)

@@ -44,6 +44,13 @@ class Trainer {
   // mini_batches mini-batches), then publishes a new weights version.
   virtual absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(
       const grail::v1::TrainStepRequest& request) = 0;
+
+  // Writes a checkpoint directory `dir` (resolved under data_root): model.safetensors and
+  // config.json (loadable as model.path), optimizer.safetensors (AdamW moments by parameter
+  // name) and manifest.json (version, step counts, file digests), then a COMMITTED marker.
+  // Files are written into a temporary sibling directory that is renamed into place, so a
+  // crash never leaves a partial checkpoint under `dir`. Returns the absolute path.
+  virtual absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) = 0;
 };
 
 }  // namespace grail::learner

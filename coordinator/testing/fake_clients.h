@@ -152,6 +152,15 @@ class FakeLearnerClient : public learner::LearnerClient {
     absl::MutexLock lock(&mu_);
     return Weights{absl::StrCat("weights-", version_), version_};
   }
+  absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) override {
+    absl::MutexLock lock(&mu_);
+    checkpoints_.push_back(dir);
+    return "/fake/" + dir;
+  }
+  std::vector<std::string> checkpoints() {
+    absl::MutexLock lock(&mu_);
+    return checkpoints_;
+  }
   std::vector<grail::v1::TrainStepRequest> steps() {
     absl::MutexLock lock(&mu_);
     return steps_;
@@ -161,6 +170,7 @@ class FakeLearnerClient : public learner::LearnerClient {
   absl::Mutex mu_;
   int64_t version_ = -1;
   std::vector<grail::v1::TrainStepRequest> steps_;
+  std::vector<std::string> checkpoints_;
 };
 
 }  // namespace grail::coordinator::testing

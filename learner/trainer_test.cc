@@ -1,0 +1,147 @@
+#include "learner/trainer.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "common/weights_stream.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/checkpoint.h"
+#include "model/safetensors.h"
+
+namespace grail::learner {
+namespace {
+
+grail::v1::Tensor Matrix(grail::v1::DType dtype, int64_t rows, int64_t cols, const void* data, size_t item) {
+  grail::v1::Tensor t;
+  t.set_dtype(dtype);
+  t.add_shape(rows);
+  t.add_shape(cols);
+  t.set_data(static_cast<const char*>(data), rows * cols * item);
+  return t;
+}
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "grail_trainer_XXXXXX";
+    root_ = mkdtemp(tmpl.data());
+    TrainerOptions o;
+    o.data_root = root_;
+    trainer_ = *Trainer::Create(o);
+    auto* c = spec_.mutable_model()->mutable_config();
+    c->set_vocab_size(20);
+    c->set_hidden_size(32);
+    c->set_intermediate_size(48);
+    c->set_num_hidden_layers(2);
+    c->set_num_attention_heads(4);
+    c->set_max_position_embeddings(16);
+    spec_.mutable_model()->set_init_seed(3);
+    spec_.mutable_trainer()->set_learning_rate(0.01);
+    spec_.mutable_trainer()->set_sft_learning_rate(0.01);
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+
+  // Rows "prompt 3 4 5, response 6 7" with the given advantage.
+  grail::v1::TrainStepRequest Batch(float advantage, float old_lp = -3.0f) {
+    const int64_t B = 4, T = 5;
+    std::vector<int64_t> ids(B * T);
+    std::vector<float> mask(B * T, 0), old(B * T, 0), adv(B * T, 0);
+    for (int64_t b = 0; b < B; ++b) {
+      int64_t row[T] = {3, 4, 5, 6, 7};
+      for (int64_t t = 0; t < T; ++t) {
+        ids[b * T + t] = row[t];
+        if (t >= 3) mask[b * T + t] = 1, old[b * T + t] = old_lp, adv[b * T + t] = advantage;
+      }
+    }
+    grail::v1::TrainStepRequest r;
+    auto* e = r.mutable_experience();
+    *e->mutable_input_ids() = Matrix(grail::v1::DTYPE_INT64, B, T, ids.data(), 8);
+    *e->mutable_response_mask() = Matrix(grail::v1::DTYPE_FLOAT32, B, T, mask.data(), 4);
+    *e->mutable_old_log_probs() = Matrix(grail::v1::DTYPE_FLOAT32, B, T, old.data(), 4);
+    *e->mutable_advantages() = Matrix(grail::v1::DTYPE_FLOAT32, B, T, adv.data(), 4);
+    return r;
+  }
+
+  std::string root_;
+  std::unique_ptr<Trainer> trainer_;
+  grail::v1::RunSpec spec_;
+};
+
+TEST_F(TrainerTest, PositiveAdvantageRaisesTheResponseLikelihood) {
+  ASSERT_TRUE(trainer_->InitModel(spec_).ok());
+  auto first = trainer_->TrainStep(Batch(1.0f));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->weights_version(), 1);
+  // The surrogate loss is -A * ratio; after a few steps the ratio (new/old prob) exceeds 1
+  // and then clips at 1 + clip_ratio_high.
+  double clipfrac = 0;
+  for (int i = 0; i < 30; ++i) clipfrac = trainer_->TrainStep(Batch(1.0f))->metrics().at("pg_clipfrac");
+  auto last = trainer_->TrainStep(Batch(1.0f));
+  EXPECT_LT(last->metrics().at("loss"), first->metrics().at("loss"));
+  EXPECT_GT(clipfrac, 0.0);
+  EXPECT_EQ(last->weights_version(), 32);
+}
+
+TEST_F(TrainerTest, SupervisedStepsLowerTheLoss) {
+  ASSERT_TRUE(trainer_->InitModel(spec_).ok());
+  std::vector<int64_t> ids = {1, 3, 4, 5, 2, 1, 6, 7, 8, 2};
+  std::vector<float> mask = {0, 0, 0, 1, 1, 0, 0, 0, 1, 1};
+  grail::v1::SupervisedStepRequest req;
+  *req.mutable_input_ids() = Matrix(grail::v1::DTYPE_INT64, 2, 5, ids.data(), 8);
+  *req.mutable_loss_mask() = Matrix(grail::v1::DTYPE_FLOAT32, 2, 5, mask.data(), 4);
+  const double first = trainer_->SupervisedStep(req)->metrics().at("sft_loss");
+  double last = first;
+  for (int i = 0; i < 40; ++i) last = trainer_->SupervisedStep(req)->metrics().at("sft_loss");
+  EXPECT_LT(last, first * 0.5);
+}
+
+TEST_F(TrainerTest, MalformedExperienceNamesTheField) {
+  ASSERT_TRUE(trainer_->InitModel(spec_).ok());
+  auto bad = Batch(1.0f);
+  bad.mutable_experience()->mutable_advantages()->mutable_data()->pop_back();
+  EXPECT_THAT(std::string(trainer_->TrainStep(bad).status().message()),
+              ::testing::HasSubstr("experience.advantages.data"));
+  auto nan = Batch(std::nanf(""));
+  EXPECT_THAT(std::string(trainer_->TrainStep(nan).status().message()),
+              ::testing::HasSubstr("experience.advantages: contains NaN"));
+  auto out_of_vocab = Batch(1.0f);
+  (*out_of_vocab.mutable_experience()->mutable_input_ids()->mutable_data())[0] = 99;
+  EXPECT_THAT(std::string(trainer_->TrainStep(out_of_vocab).status().message()),
+              ::testing::HasSubstr("experience.input_ids: token ids"));
+}
+
+TEST_F(TrainerTest, CheckpointIsCommittedAtomicallyAndLoadable) {
+  ASSERT_TRUE(trainer_->InitModel(spec_).ok());
+  ASSERT_TRUE(trainer_->TrainStep(Batch(1.0f)).ok());
+  auto path = trainer_->SaveCheckpoint("ckpt/step-000001");
+  ASSERT_TRUE(path.ok()) << path.status();
+  namespace fs = std::filesystem;
+  for (const char* f : {"model.safetensors", "optimizer.safetensors", "config.json", "manifest.json", "COMMITTED"}) {
+    EXPECT_TRUE(fs::exists(fs::path(*path) / f)) << f;
+  }
+  for (const auto& entry : fs::directory_iterator(fs::path(*path).parent_path())) {
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << "leftover temp dir";
+  }
+  auto manifest = model::ReadFileToString(*path + "/manifest.json");
+  auto blob = model::ReadFileToString(*path + "/model.safetensors");
+  EXPECT_NE(manifest->find(Sha256Hex(*blob)), std::string::npos);
+  EXPECT_NE(manifest->find("\"weights_version\": 1"), std::string::npos);
+  auto optimizer = model::SafetensorsFile::Read(*path + "/optimizer.safetensors");
+  ASSERT_TRUE(optimizer.ok());
+  EXPECT_TRUE(optimizer->tensors().count("exp_avg/model.norm.weight"));
+  // The checkpoint is a model directory: it loads as model.path, bit for bit.
+  auto weights = trainer_->GetWeights();
+  grail::v1::RunSpec from_ckpt;
+  from_ckpt.mutable_model()->set_path("ckpt/step-000001");
+  auto other = *Trainer::Create(TrainerOptions{1, root_});
+  ASSERT_TRUE(other->InitModel(from_ckpt).ok());
+  EXPECT_EQ(other->GetWeights()->blob, weights->blob);
+  // A committed checkpoint is never overwritten; paths outside the root are refused.
+  EXPECT_EQ(trainer_->SaveCheckpoint("ckpt/step-000001").status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(trainer_->SaveCheckpoint("../escape").status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace grail::learner
