@@ -5,6 +5,7 @@
 
 #include "absl/status/statusor.h"
 #include "proto/grail/v1/reward.pb.h"
+#include "reward/reward_model.h"
 
 namespace grail::reward {
 
@@ -18,13 +19,21 @@ struct RewardScorerOptions {
 // field; an item that cannot be scored is marked failed, never given a zero reward.
 class RewardScorer {
  public:
-  static absl::StatusOr<std::unique_ptr<RewardScorer>> Create(const RewardScorerOptions& options);
+  // `reward_model` (may be null: "rm" items are then reported as failed) must outlive the
+  // scorer.
+  static absl::StatusOr<std::unique_ptr<RewardScorer>> Create(const RewardScorerOptions& options,
+                                                              RewardModel* reward_model = nullptr);
 
   absl::StatusOr<grail::v1::ScoreResponse> Score(const grail::v1::ScoreRequest& request) const;
 
+  // Loads the reward model used by "rm" items. FAILED_PRECONDITION without one.
+  absl::Status LoadRewardModel(std::string blob, int64_t version);
+
  private:
-  explicit RewardScorer(const RewardScorerOptions& options) : options_(options) {}
+  RewardScorer(const RewardScorerOptions& options, RewardModel* reward_model)
+      : options_(options), reward_model_(reward_model) {}
   RewardScorerOptions options_;
+  RewardModel* reward_model_;
 };
 
 }  // namespace grail::reward

@@ -9,13 +9,16 @@ namespace grail::reward {
 // gRPC adapter over a RewardScorer. Stateless; the scorer must outlive it.
 class RewardServiceImpl final : public grail::v1::RewardService::Service {
  public:
-  explicit RewardServiceImpl(const RewardScorer* scorer) : scorer_(scorer) {}
+  explicit RewardServiceImpl(RewardScorer* scorer) : scorer_(scorer) {}
 
   grpc::Status Score(grpc::ServerContext* context, const grail::v1::ScoreRequest* request,
                      grail::v1::ScoreResponse* response) override;
+  grpc::Status LoadRewardModel(grpc::ServerContext* context,
+                               grpc::ServerReader<grail::v1::WeightsChunk>* reader,
+                               grail::v1::LoadWeightsResponse* response) override;
 
  private:
-  const RewardScorer* scorer_;
+  RewardScorer* scorer_;
 };
 
 }  // namespace grail::reward

@@ -1,0 +1,29 @@
+#ifndef GRAIL_REWARD_REWARD_MODEL_H_
+#define GRAIL_REWARD_REWARD_MODEL_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace grail::reward {
+
+// Scores texts with a reward model. The interface is torch-free so that the verifier code
+// does not depend on LibTorch; the implementation (NewTorchRewardModel) does.
+class RewardModel {
+ public:
+  virtual ~RewardModel() = default;
+  // Swaps in a new model (safetensors blob with its config; must have a value head).
+  virtual absl::Status Load(std::string blob, int64_t version) = 0;
+  // One scalar per text: the value head at the text's last token (char tokenizer, BOS
+  // first). FAILED_PRECONDITION when no model is loaded.
+  virtual absl::StatusOr<std::vector<double>> Score(const std::vector<std::string>& texts) = 0;
+};
+
+// A LibTorch reward model. Thread-safe.
+std::unique_ptr<RewardModel> NewTorchRewardModel();
+
+}  // namespace grail::reward
+
+#endif  // GRAIL_REWARD_REWARD_MODEL_H_

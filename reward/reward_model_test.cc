@@ -1,0 +1,82 @@
+#include "reward/reward_model.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/char_tokenizer.h"
+#include "model/checkpoint.h"
+#include "reward/reward_scorer.h"
+
+namespace grail::reward {
+namespace {
+
+model::CausalLm ValueModel(bool value_head) {
+  model::ModelConfig c;
+  c.vocab_size = 98;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_attention_heads = 4;
+  c.max_position_embeddings = 32;
+  c.value_head = value_head;
+  model::CausalLm m(c);
+  m->InitWeights(9);
+  torch::NoGradGuard g;
+  for (auto& p : m->named_parameters()) {
+    if (p.key() == "score.weight") p.value().normal_(0, 1);
+  }
+  return m;
+}
+
+TEST(RewardModelTest, ScoresTheValueHeadAtTheLastToken) {
+  model::CausalLm m = ValueModel(true);
+  auto rm = NewTorchRewardModel();
+  EXPECT_EQ(rm->Score({"x"}).status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(rm->Load(*model::ModelToSafetensors(m), 0).ok());
+  const std::vector<std::string> texts = {"1+2=3", "a much longer text", "q"};
+  auto scores = rm->Score(texts);
+  ASSERT_TRUE(scores.ok()) << scores.status();
+  model::CharTokenizer tok;
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    auto ids = *tok.Encode(texts[i]);
+    ids.insert(ids.begin(), model::CharTokenizer::kBos);
+    auto t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0);
+    auto valid = torch::ones_like(t, torch::kBool);
+    auto v = m->Values(m->Hidden(t, model::PositionsFromValid(valid), valid));
+    EXPECT_NEAR((*scores)[i], v[0][ids.size() - 1].item<double>(), 1e-4) << texts[i];
+  }
+  EXPECT_NE((*scores)[0], (*scores)[1]);
+}
+
+TEST(RewardModelTest, RefusesModelsWithoutAValueHead) {
+  model::CausalLm m = ValueModel(false);
+  auto rm = NewTorchRewardModel();
+  EXPECT_EQ(rm->Load(*model::ModelToSafetensors(m), 0).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(RewardModelTest, ScorerUsesTheModelForRmItems) {
+  auto rm = NewTorchRewardModel();
+  auto scorer = RewardScorer::Create({}, rm.get());
+  grail::v1::ScoreRequest req;
+  auto* item = req.add_items();
+  item->set_verifier("rm");
+  item->set_prompt("1+2=");
+  item->set_response("3");
+  auto* math = req.add_items();
+  math->set_verifier("math");
+  math->set_response("3");
+  math->set_answer("3");
+  auto before = (*scorer)->Score(req);
+  ASSERT_TRUE(before.ok());
+  EXPECT_TRUE(before->scores(0).failed());
+  EXPECT_THAT(before->scores(0).error(), ::testing::HasSubstr("no reward model"));
+  EXPECT_EQ(before->scores(1).score(), 1);
+  model::CausalLm m = ValueModel(true);
+  ASSERT_TRUE((*scorer)->LoadRewardModel(*model::ModelToSafetensors(m), 1).ok());
+  auto after = (*scorer)->Score(req);
+  ASSERT_TRUE(after.ok());
+  EXPECT_FALSE(after->scores(0).failed());
+  EXPECT_FLOAT_EQ(after->scores(0).score(), static_cast<float>((*rm->Score({"1+2=3"}))[0]));
+}
+
+}  // namespace
+}  // namespace grail::reward
