@@ -28,11 +28,8 @@ class GrpcActorClient : public ActorClient {
     SetTimeout(&context, options_.timeout);
     grail::v1::LoadWeightsResponse response;
     auto writer = stub_->LoadWeights(&context, &response);
-    absl::Status sent = WriteWeightsStream(writer.get(), blob, version);
-    writer->WritesDone();
-    absl::Status status = FromGrpcStatus(writer->Finish());
-    if (!status.ok()) return status;  // the server's reason beats "stream broken"
-    if (!sent.ok()) return sent;
+    absl::Status status = UploadWeights(writer.get(), blob, version);
+    if (!status.ok()) return status;
     return response;
   }
 

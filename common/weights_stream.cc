@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
 
 namespace grail {
 
@@ -121,6 +122,28 @@ absl::StatusOr<ReceivedWeights> ReadWeightsStream(
   if (!blob.ok()) return blob.status();
   out.blob = std::move(*blob);
   return out;
+}
+
+absl::Status ServeWeightsUpload(grpc::internal::ReaderInterface<grail::v1::WeightsChunk>* reader,
+                                const std::function<absl::Status(std::string, int64_t)>& load,
+                                grail::v1::LoadWeightsResponse* response) {
+  absl::StatusOr<ReceivedWeights> weights = ReadWeightsStream(reader);
+  if (!weights.ok()) return weights.status();
+  const int64_t bytes = static_cast<int64_t>(weights->blob.size());
+  absl::Status status = load(std::move(weights->blob), weights->version);
+  if (!status.ok()) return status;
+  response->set_version(weights->version);
+  response->set_bytes_received(bytes);
+  return absl::OkStatus();
+}
+
+absl::Status UploadWeights(grpc::ClientWriterInterface<grail::v1::WeightsChunk>* writer,
+                           absl::string_view blob, int64_t version) {
+  absl::Status sent = WriteWeightsStream(writer, blob, version);
+  writer->WritesDone();
+  absl::Status status = FromGrpcStatus(writer->Finish());
+  if (!status.ok()) return status;
+  return sent;
 }
 
 absl::Status WriteWeightsStream(grpc::internal::WriterInterface<grail::v1::WeightsChunk>* writer,

@@ -2,6 +2,7 @@
 #define GRAIL_COMMON_WEIGHTS_STREAM_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,17 @@ struct ReceivedWeights {
 // WeightsAssembler). A bad chunk's error is returned once the stream has ended.
 absl::StatusOr<ReceivedWeights> ReadWeightsStream(
     grpc::internal::ReaderInterface<grail::v1::WeightsChunk>* reader);
+
+// The body of every LoadWeights-style RPC: reads and verifies the stream, hands the blob to
+// `load`, and fills `response`. Errors come back as the status to return.
+absl::Status ServeWeightsUpload(grpc::internal::ReaderInterface<grail::v1::WeightsChunk>* reader,
+                                const std::function<absl::Status(std::string, int64_t)>& load,
+                                grail::v1::LoadWeightsResponse* response);
+
+// The client side of a LoadWeights-style RPC: sends `blob` on `writer` (from the stub call),
+// closes the stream and returns the server's verdict (its error wins over a broken stream).
+absl::Status UploadWeights(grpc::ClientWriterInterface<grail::v1::WeightsChunk>* writer,
+                           absl::string_view blob, int64_t version);
 
 // Writes `blob` as a chunked stream (client or server side); UNAVAILABLE if the peer went away.
 absl::Status WriteWeightsStream(grpc::internal::WriterInterface<grail::v1::WeightsChunk>* writer,

@@ -28,11 +28,8 @@ class GrpcReferenceClient : public ReferenceClient {
     SetTimeout(&context, options_.timeout);
     grail::v1::LoadWeightsResponse response;
     auto writer = stub_->LoadWeights(&context, &response);
-    absl::Status sent = WriteWeightsStream(writer.get(), blob, version);
-    writer->WritesDone();
-    absl::Status status = FromGrpcStatus(writer->Finish());
+    absl::Status status = UploadWeights(writer.get(), blob, version);
     if (!status.ok()) return status;
-    if (!sent.ok()) return sent;
     return response;
   }
 

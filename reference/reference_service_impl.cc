@@ -17,14 +17,9 @@ grpc::Status ReferenceServiceImpl::ComputeLogProbs(grpc::ServerContext*,
 grpc::Status ReferenceServiceImpl::LoadWeights(grpc::ServerContext*,
                                                grpc::ServerReader<grail::v1::WeightsChunk>* reader,
                                                grail::v1::LoadWeightsResponse* response) {
-  absl::StatusOr<ReceivedWeights> weights = ReadWeightsStream(reader);
-  if (!weights.ok()) return ToGrpcStatus(weights.status());
-  const int64_t bytes = static_cast<int64_t>(weights->blob.size());
-  absl::Status status = scorer_->LoadWeights(std::move(weights->blob), weights->version);
-  if (!status.ok()) return ToGrpcStatus(status);
-  response->set_version(weights->version);
-  response->set_bytes_received(bytes);
-  return grpc::Status::OK;
+  return ToGrpcStatus(ServeWeightsUpload(
+      reader, [this](std::string blob, int64_t version) { return scorer_->LoadWeights(std::move(blob), version); },
+      response));
 }
 
 }  // namespace grail::reference

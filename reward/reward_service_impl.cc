@@ -16,14 +16,9 @@ grpc::Status RewardServiceImpl::Score(grpc::ServerContext*, const grail::v1::Sco
 grpc::Status RewardServiceImpl::LoadRewardModel(grpc::ServerContext*,
                                                 grpc::ServerReader<grail::v1::WeightsChunk>* reader,
                                                 grail::v1::LoadWeightsResponse* response) {
-  absl::StatusOr<ReceivedWeights> weights = ReadWeightsStream(reader);
-  if (!weights.ok()) return ToGrpcStatus(weights.status());
-  const int64_t bytes = static_cast<int64_t>(weights->blob.size());
-  absl::Status status = scorer_->LoadRewardModel(std::move(weights->blob), weights->version);
-  if (!status.ok()) return ToGrpcStatus(status);
-  response->set_version(weights->version);
-  response->set_bytes_received(bytes);
-  return grpc::Status::OK;
+  return ToGrpcStatus(ServeWeightsUpload(
+      reader, [this](std::string blob, int64_t version) { return scorer_->LoadRewardModel(std::move(blob), version); },
+      response));
 }
 
 }  // namespace grail::reward
