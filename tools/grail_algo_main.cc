@@ -1,6 +1,9 @@
-// grail-algo: runs the project's RL math on conformance cases (see
-// shared/conformance/FORMAT.md). This version knows no functions yet: every case is reported
-// as unsupported and the exit status is non-zero.
+// grail-algo: runs the project's RL math on conformance cases (shared/conformance/FORMAT.md)
+// with the same library functions the coordinator and learner call.
+//
+// This version computes the coordinator's estimators (gae, grpo, rloo, reinforce_pp, gfpo,
+// group_filter) and the reward service's overlong_penalty; the learner's losses
+// (policy_loss, value_loss, kl) are reported as unsupported.
 
 #include <fstream>
 #include <iostream>
@@ -9,15 +12,156 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "common/cli.h"
+#include "common/status_macros.h"
+#include "coordinator/advantages.h"
+#include "reward/verifiers.h"
 
 namespace {
+
+using grail::coordinator::Matrix;
+using nlohmann::json;
 
 constexpr char kUsage[] =
     "grail-algo: evaluate the project's RL math on conformance cases.\n"
     "Usage: grail-algo eval CASES.jsonl\n"
     "Prints one JSON line per case: {\"id\": ..., \"outputs\": {...}} or {\"id\": ..., \"error\": ...};\n"
     "exits non-zero if any case could not be computed.";
+
+absl::StatusOr<const json*> Field(const json& obj, const char* name) {
+  if (!obj.is_object() || !obj.contains(name)) {
+    return absl::InvalidArgumentError(absl::StrCat("missing '", name, "'"));
+  }
+  return &obj[name];
+}
+
+absl::StatusOr<Matrix> ToMatrix(const json& obj, const char* name) {
+  ASSIGN_OR_RETURN(const json* j, Field(obj, name));
+  if (!j->is_array() || j->empty() || !(*j)[0].is_array()) {
+    return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a matrix"));
+  }
+  Matrix m(static_cast<int64_t>(j->size()), static_cast<int64_t>((*j)[0].size()));
+  for (int64_t r = 0; r < m.rows; ++r) {
+    const json& row = (*j)[r];
+    if (!row.is_array() || static_cast<int64_t>(row.size()) != m.cols) {
+      return absl::InvalidArgumentError(absl::StrCat("'", name, "' row ", r, " has the wrong length"));
+    }
+    for (int64_t c = 0; c < m.cols; ++c) {
+      if (!row[c].is_number()) return absl::InvalidArgumentError(absl::StrCat("'", name, "' has a non-number"));
+      m.at(r, c) = row[c].get<double>();
+    }
+  }
+  return m;
+}
+
+template <typename T>
+absl::StatusOr<std::vector<T>> ToVector(const json& obj, const char* name) {
+  ASSIGN_OR_RETURN(const json* j, Field(obj, name));
+  if (!j->is_array()) return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a list"));
+  std::vector<T> out;
+  for (const auto& e : *j) {
+    if (!e.is_number()) return absl::InvalidArgumentError(absl::StrCat("'", name, "' has a non-number"));
+    out.push_back(e.get<T>());
+  }
+  return out;
+}
+
+absl::StatusOr<double> Param(const json& params, const char* name) {
+  ASSIGN_OR_RETURN(const json* j, Field(params, name));
+  if (!j->is_number()) return absl::InvalidArgumentError(absl::StrCat("param '", name, "' is not a number"));
+  return j->get<double>();
+}
+
+json FromMatrix(const Matrix& m) {
+  json out = json::array();
+  for (int64_t r = 0; r < m.rows; ++r) {
+    json row = json::array();
+    for (int64_t c = 0; c < m.cols; ++c) row.push_back(m.at(r, c));
+    out.push_back(row);
+  }
+  return out;
+}
+
+json FromFlags(const std::vector<bool>& v) {
+  json out = json::array();
+  for (bool b : v) out.push_back(b ? 1.0 : 0.0);
+  return out;
+}
+
+absl::StatusOr<json> Evaluate(const json& c) {
+  ASSIGN_OR_RETURN(const json* fn_json, Field(c, "fn"));
+  if (!fn_json->is_string()) return absl::InvalidArgumentError("'fn' is not a string");
+  const std::string fn = fn_json->get<std::string>();
+  const json params = c.value("params", json::object());
+  ASSIGN_OR_RETURN(const json* inputs_ptr, Field(c, "inputs"));
+  const json& in = *inputs_ptr;
+  json out;
+  if (fn == "gae") {
+    ASSIGN_OR_RETURN(Matrix r, ToMatrix(in, "token_level_rewards"));
+    ASSIGN_OR_RETURN(Matrix v, ToMatrix(in, "values"));
+    ASSIGN_OR_RETURN(Matrix m, ToMatrix(in, "response_mask"));
+    ASSIGN_OR_RETURN(double gamma, Param(params, "gamma"));
+    ASSIGN_OR_RETURN(double lam_actor, Param(params, "lam_actor"));
+    ASSIGN_OR_RETURN(double lam_critic, Param(params, "lam_critic"));
+    auto res = grail::coordinator::DecoupledGae(r, v, m, gamma, lam_actor, lam_critic);
+    out["advantages"] = FromMatrix(res.advantages);
+    out["returns"] = FromMatrix(res.returns);
+  } else if (fn == "grpo" || fn == "rloo") {
+    ASSIGN_OR_RETURN(Matrix r, ToMatrix(in, "token_level_rewards"));
+    ASSIGN_OR_RETURN(Matrix m, ToMatrix(in, "response_mask"));
+    ASSIGN_OR_RETURN(std::vector<int64_t> index, ToVector<int64_t>(in, "index"));
+    if (fn == "grpo") {
+      ASSIGN_OR_RETURN(double eps, Param(params, "epsilon"));
+      const bool norm = params.value("norm_by_std", true);
+      out["advantages"] = FromMatrix(grail::coordinator::GrpoTokenAdvantages(r, m, index, eps, norm));
+    } else {
+      out["advantages"] = FromMatrix(grail::coordinator::RlooTokenAdvantages(r, m, index));
+    }
+  } else if (fn == "reinforce_pp") {
+    ASSIGN_OR_RETURN(Matrix r, ToMatrix(in, "token_level_rewards"));
+    ASSIGN_OR_RETURN(Matrix m, ToMatrix(in, "response_mask"));
+    ASSIGN_OR_RETURN(double gamma, Param(params, "gamma"));
+    auto res = grail::coordinator::ReinforcePlusPlus(r, m, gamma);
+    out["advantages"] = FromMatrix(res.advantages);
+    out["returns"] = FromMatrix(res.returns);
+  } else if (fn == "gfpo") {
+    ASSIGN_OR_RETURN(std::vector<double> scores, ToVector<double>(in, "scores"));
+    ASSIGN_OR_RETURN(std::vector<double> lengths, ToVector<double>(in, "response_length"));
+    ASSIGN_OR_RETURN(std::vector<int64_t> index, ToVector<int64_t>(in, "index"));
+    ASSIGN_OR_RETURN(double k, Param(params, "k"));
+    ASSIGN_OR_RETURN(double eps, Param(params, "epsilon"));
+    const std::string metric = params.value("metric", "");
+    if (metric != "length" && metric != "token_efficiency") {
+      return absl::InvalidArgumentError(absl::StrCat("gfpo metric '", metric, "' is not supported"));
+    }
+    auto res = grail::coordinator::Gfpo(
+        scores, lengths, index, static_cast<int>(k),
+        metric == "length" ? grail::coordinator::GfpoMetric::kLength
+                           : grail::coordinator::GfpoMetric::kTokenEfficiency,
+        eps);
+    out["advantages"] = res.advantages;
+    out["kept"] = FromFlags(res.kept);
+  } else if (fn == "group_filter") {
+    ASSIGN_OR_RETURN(std::vector<double> scores, ToVector<double>(in, "scores"));
+    ASSIGN_OR_RETURN(std::vector<int64_t> index, ToVector<int64_t>(in, "index"));
+    out["kept"] = FromFlags(grail::coordinator::GroupFilter(scores, index));
+  } else if (fn == "overlong_penalty") {
+    ASSIGN_OR_RETURN(std::vector<int> lengths, ToVector<int>(in, "response_length"));
+    ASSIGN_OR_RETURN(double max_len, Param(params, "max_response_length"));
+    ASSIGN_OR_RETURN(double buffer, Param(params, "buffer_length"));
+    ASSIGN_OR_RETURN(double factor, Param(params, "penalty_factor"));
+    json penalty = json::array();
+    for (int len : lengths) {
+      penalty.push_back(grail::reward::OverlongPenalty(len, static_cast<int>(max_len), static_cast<int>(buffer), factor));
+    }
+    out["penalty"] = penalty;
+  } else {
+    return absl::UnimplementedError(absl::StrCat("fn '", fn, "' is not supported yet"));
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -37,15 +181,16 @@ int main(int argc, char** argv) {
   while (std::getline(in, line)) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json c = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    nlohmann::json out;
-    out["id"] = c.is_object() && c.contains("id") ? c["id"] : nlohmann::json(line_no);
-    if (!c.is_object() || !c.contains("fn") || !c["fn"].is_string()) {
-      out["error"] = "line " + std::to_string(line_no) + ": not a case object with a string fn";
+    json c = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    json out;
+    out["id"] = c.is_object() && c.contains("id") ? c["id"] : json(line_no);
+    absl::StatusOr<json> result = c.is_discarded() ? absl::InvalidArgumentError("not JSON") : Evaluate(c);
+    if (result.ok()) {
+      out["outputs"] = *result;
     } else {
-      out["error"] = "fn '" + c["fn"].get<std::string>() + "' is not supported yet";
+      out["error"] = absl::StrCat("line ", line_no, ": ", result.status().message());
+      ++failed;
     }
-    ++failed;
     std::cout << out.dump() << "\n";
   }
   std::cout.flush();
