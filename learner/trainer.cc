@@ -17,7 +17,7 @@
 #include "common/paths.h"
 #include "common/status_macros.h"
 #include "common/weights_stream.h"
-#include "learner/policy_loss.h"
+#include "learner/losses.h"
 #include "model/checkpoint.h"
 #include "model/model_config.h"
 #include "model/tensor_convert.h"
@@ -35,12 +35,15 @@ struct TrainSettings {
   int warmup_steps = 0;
   int ppo_epochs = 1;
   int mini_batches = 1;
-  PpoClipOptions clip;
+  PolicyLossKind policy_loss = PolicyLossKind::kPpo;
+  LossAgg loss_agg = LossAgg::kTokenMean;
+  KlSpec kl;
+  ClipOptions clip;
   double kl_coef = 0.0;
   double entropy_coef = 0.0;
 };
 
-TrainSettings SettingsFromSpec(const grail::v1::RunSpec& spec) {
+absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& spec) {
   TrainSettings s;
   const auto& t = spec.trainer();
   const auto& a = spec.algorithm();
@@ -56,6 +59,9 @@ TrainSettings SettingsFromSpec(const grail::v1::RunSpec& spec) {
   if (a.clip_ratio_c() > 0) s.clip.clip_ratio_c = a.clip_ratio_c();
   s.kl_coef = a.kl_coef();
   s.entropy_coef = a.entropy_coef();
+  ASSIGN_OR_RETURN(s.policy_loss, ParsePolicyLoss(a.policy_loss()));
+  ASSIGN_OR_RETURN(s.loss_agg, ParseLossAgg(a.loss_agg_mode()));
+  ASSIGN_OR_RETURN(s.kl, ParseKl(a.kl_estimator()));
   return s;
 }
 
@@ -70,7 +76,6 @@ torch::Tensor AlignedLogProbs(model::CausalLm& model, const torch::Tensor& ids,
   auto log_softmax = torch::log_softmax(logits, -1);
   auto lp = log_softmax.gather(-1, ids.narrow(1, 1, T - 1).unsqueeze(-1)).squeeze(-1);
   if (entropy != nullptr) {
-    torch::NoGradGuard no_grad;
     auto ent = -(log_softmax.exp() * log_softmax).sum(-1);
     *entropy = torch::cat({torch::zeros({B, 1}), ent}, 1);
   }
@@ -131,11 +136,12 @@ class TorchTrainer : public Trainer {
         return absl::InternalError(absl::StrCat("model init failed: ", e.what_without_backtrace()));
       }
     }
+    ASSIGN_OR_RETURN(TrainSettings settings, SettingsFromSpec(spec));
     grail::v1::InitModelResponse response;
     response.set_num_parameters((*built)->NumParameters());
     absl::MutexLock lock(&mu_);
     model_ = std::move(built);
-    settings_ = SettingsFromSpec(spec);
+    settings_ = settings;
     auto params = (*model_)->parameters();
     sft_optimizer_ = std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(settings_.sft_learning_rate).weight_decay(0.0));
@@ -297,13 +303,14 @@ class TorchTrainer : public Trainer {
         rl_optimizer_->zero_grad();
         torch::Tensor entropy;
         auto lp = AlignedLogProbs(m, sl(ids), &entropy);
-        PolicyLossResult pg = PpoClipLoss(sl(old_lp), lp, sl(adv), sl(mask), settings_.clip);
+        PolicyLossResult pg = PolicyLoss(settings_.policy_loss, sl(old_lp), lp, sl(adv), sl(mask),
+                                         settings_.loss_agg, settings_.clip);
         auto loss = pg.loss;
+        if (settings_.entropy_coef > 0) {
+          loss = loss - settings_.entropy_coef * AggregateLoss(entropy, sl(mask), settings_.loss_agg);
+        }
         if (ref_lp.defined()) {
-          // k3 estimator of KL(pi || ref), per token.
-          auto log_ratio = (sl(ref_lp) - lp).clamp(-20.0, 20.0);
-          auto k3 = (log_ratio.exp() - log_ratio - 1).clamp(-10.0, 10.0);
-          auto kl = MaskedMean(k3, sl(mask));
+          auto kl = AggregateLoss(KlPenalty(lp, sl(ref_lp), settings_.kl), sl(mask), settings_.loss_agg);
           if (settings_.kl_coef > 0) loss = loss + settings_.kl_coef * kl;
           ref_kl_sum += kl.item<double>();
         }
@@ -313,8 +320,8 @@ class TorchTrainer : public Trainer {
         loss_sum += loss.item<double>();
         clip_sum += pg.clipfrac;
         clip_low_sum += pg.clipfrac_lower;
-        kl_sum += pg.approx_kl;
-        ent_sum += MaskedMean(entropy, sl(mask)).item<double>();
+        kl_sum += pg.ppo_kl;
+        ent_sum += MaskedMean(entropy.detach(), sl(mask)).item<double>();
         ++updates;
       }
     }

@@ -1,9 +1,9 @@
 // grail-algo: runs the project's RL math on conformance cases (shared/conformance/FORMAT.md)
 // with the same library functions the coordinator and learner call.
 //
-// This version computes the coordinator's estimators (gae, grpo, rloo, reinforce_pp, gfpo,
-// group_filter) and the reward service's overlong_penalty; the learner's losses
-// (policy_loss, value_loss, kl) are reported as unsupported.
+// Estimators come from coordinator/advantages, overlong_penalty from reward/verifiers, and
+// policy_loss, value_loss and kl from learner/losses (evaluated in float64 with autograd for
+// the gradients).
 
 #include <fstream>
 #include <iostream>
@@ -17,6 +17,7 @@
 #include "common/cli.h"
 #include "common/status_macros.h"
 #include "coordinator/advantages.h"
+#include "learner/losses.h"
 #include "reward/verifiers.h"
 
 namespace {
@@ -80,6 +81,70 @@ json FromMatrix(const Matrix& m) {
     json row = json::array();
     for (int64_t c = 0; c < m.cols; ++c) row.push_back(m.at(r, c));
     out.push_back(row);
+  }
+  return out;
+}
+
+torch::Tensor ToTensor(const Matrix& m, bool requires_grad = false) {
+  auto t = torch::tensor(m.data, torch::kFloat64).view({m.rows, m.cols}).clone();
+  return t.set_requires_grad(requires_grad);
+}
+
+json FromTensor(const torch::Tensor& t) {
+  auto c = t.detach().to(torch::kFloat64).contiguous();
+  json out = json::array();
+  for (int64_t r = 0; r < c.size(0); ++r) {
+    json row = json::array();
+    for (int64_t k = 0; k < c.size(1); ++k) row.push_back(c[r][k].item<double>());
+    out.push_back(row);
+  }
+  return out;
+}
+
+absl::StatusOr<json> EvaluateLearnerFn(const std::string& fn, const json& params, const json& in) {
+  namespace learner = grail::learner;
+  json out;
+  if (fn == "policy_loss") {
+    ASSIGN_OR_RETURN(Matrix old_lp, ToMatrix(in, "old_log_prob"));
+    ASSIGN_OR_RETURN(Matrix lp_m, ToMatrix(in, "log_prob"));
+    ASSIGN_OR_RETURN(Matrix adv, ToMatrix(in, "advantages"));
+    ASSIGN_OR_RETURN(Matrix mask, ToMatrix(in, "response_mask"));
+    ASSIGN_OR_RETURN(learner::PolicyLossKind kind, learner::ParsePolicyLoss(params.value("loss", "")));
+    ASSIGN_OR_RETURN(learner::LossAgg agg, learner::ParseLossAgg(params.value("loss_agg_mode", "")));
+    learner::ClipOptions clip;
+    ASSIGN_OR_RETURN(clip.clip_ratio_low, Param(params, "clip_ratio_low"));
+    ASSIGN_OR_RETURN(clip.clip_ratio_high, Param(params, "clip_ratio_high"));
+    ASSIGN_OR_RETURN(clip.clip_ratio_c, Param(params, "clip_ratio_c"));
+    auto lp = ToTensor(lp_m, true);
+    auto r = learner::PolicyLoss(kind, ToTensor(old_lp), lp, ToTensor(adv), ToTensor(mask), agg, clip);
+    r.loss.backward();
+    out["loss"] = r.loss.item<double>();
+    out["grad_log_prob"] = FromTensor(lp.grad());
+    out["pg_clipfrac"] = r.clipfrac;
+    out["ppo_kl"] = r.ppo_kl;
+    if (kind == learner::PolicyLossKind::kPpo) out["pg_clipfrac_lower"] = r.clipfrac_lower;
+  } else if (fn == "value_loss") {
+    ASSIGN_OR_RETURN(Matrix vpreds_m, ToMatrix(in, "vpreds"));
+    ASSIGN_OR_RETURN(Matrix returns, ToMatrix(in, "returns"));
+    ASSIGN_OR_RETURN(Matrix values, ToMatrix(in, "values"));
+    ASSIGN_OR_RETURN(Matrix mask, ToMatrix(in, "response_mask"));
+    ASSIGN_OR_RETURN(double cliprange, Param(params, "cliprange_value"));
+    ASSIGN_OR_RETURN(learner::LossAgg agg, learner::ParseLossAgg(params.value("loss_agg_mode", "")));
+    auto vpreds = ToTensor(vpreds_m, true);
+    auto r = learner::ValueLoss(vpreds, ToTensor(returns), ToTensor(values), ToTensor(mask), cliprange, agg);
+    r.loss.backward();
+    out["loss"] = r.loss.item<double>();
+    out["vf_clipfrac"] = r.clipfrac;
+    out["grad_vpreds"] = FromTensor(vpreds.grad());
+  } else {
+    ASSIGN_OR_RETURN(Matrix lp_m, ToMatrix(in, "log_prob"));
+    ASSIGN_OR_RETURN(Matrix ref, ToMatrix(in, "ref_log_prob"));
+    ASSIGN_OR_RETURN(learner::KlSpec spec, learner::ParseKl(params.value("estimator", "")));
+    auto lp = ToTensor(lp_m, true);
+    auto kl = learner::KlPenalty(lp, ToTensor(ref), spec);
+    kl.sum().backward();
+    out["kl"] = FromTensor(kl);
+    out["grad_log_prob"] = FromTensor(lp.grad());
   }
   return out;
 }
@@ -157,8 +222,14 @@ absl::StatusOr<json> Evaluate(const json& c) {
       penalty.push_back(grail::reward::OverlongPenalty(len, static_cast<int>(max_len), static_cast<int>(buffer), factor));
     }
     out["penalty"] = penalty;
+  } else if (fn == "policy_loss" || fn == "value_loss" || fn == "kl") {
+    try {
+      return EvaluateLearnerFn(fn, params, in);
+    } catch (const c10::Error& e) {
+      return absl::InvalidArgumentError(e.what_without_backtrace());
+    }
   } else {
-    return absl::UnimplementedError(absl::StrCat("fn '", fn, "' is not supported yet"));
+    return absl::UnimplementedError(absl::StrCat("fn '", fn, "' is not supported"));
   }
   return out;
 }
