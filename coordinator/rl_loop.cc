@@ -134,6 +134,45 @@ absl::Status RlLoop::Run() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<Matrix> RlLoop::Advantages(const std::vector<const grail::v1::Sample*>& samples,
+                                           const std::vector<double>& scores,
+                                           const std::vector<int64_t>& index) const {
+  const auto& a = spec_.algorithm();
+  const std::string estimator = a.advantage_estimator().empty() ? "grpo" : a.advantage_estimator();
+  // Outcome rewards: the score sits on each response's last token.
+  int64_t width = 1;
+  for (const auto* s : samples) width = std::max<int64_t>(width, s->token_ids_size());
+  const int64_t B = static_cast<int64_t>(samples.size());
+  Matrix rewards(B, width), mask(B, width);
+  std::vector<double> lengths(B);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = samples[b]->token_ids_size();
+    lengths[b] = static_cast<double>(n);
+    for (int64_t t = 0; t < n; ++t) mask.at(b, t) = 1;
+    if (n > 0) rewards.at(b, n - 1) = scores[b];
+  }
+  constexpr double kEpsilon = 1e-6;
+  if (estimator == "grpo" || estimator == "dr_grpo") {
+    return GrpoTokenAdvantages(rewards, mask, index, kEpsilon, estimator == "grpo");
+  }
+  if (estimator == "rloo") return RlooTokenAdvantages(rewards, mask, index);
+  if (estimator == "reinforce_pp") {
+    return ReinforcePlusPlus(rewards, mask, a.gamma() > 0 ? a.gamma() : 1.0).advantages;
+  }
+  if (estimator == "gfpo") {
+    GfpoResult g = Gfpo(scores, lengths, index, a.gfpo_k(),
+                        a.gfpo_metric() == "token_efficiency" ? GfpoMetric::kTokenEfficiency : GfpoMetric::kLength,
+                        kEpsilon);
+    Matrix out(B, width);
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t t = 0; t < width; ++t) out.at(b, t) = g.advantages[b] * mask.at(b, t);
+    }
+    return out;
+  }
+  return absl::UnimplementedError(
+      absl::StrCat("algorithm.advantage_estimator: '", estimator, "' is not implemented"));
+}
+
 double RlLoop::CarriedSamples() const {
   double n = 0;
   for (const auto& g : carry_over_) n += g.samples.size();
@@ -458,13 +497,7 @@ absl::Status RlLoop::RlStep(int step) {
       index.push_back(g.row.prompt_id);
     }
   }
-  const std::string estimator = a.advantage_estimator().empty() ? "grpo" : a.advantage_estimator();
-  if (estimator != "grpo" && estimator != "dr_grpo") {
-    return absl::UnimplementedError(absl::StrCat("algorithm.advantage_estimator: '", estimator,
-                                                 "' is not implemented yet (grpo, dr_grpo are)"));
-  }
-  std::vector<double> adv = GrpoAdvantages(scores, index, 1e-6, estimator == "grpo");
-
+  ASSIGN_OR_RETURN(Matrix adv, Advantages(samples, scores, index));
   const auto t_ref = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(auto ref_lp, ReferenceLogProbs(samples));
   times["time_reference"] = Seconds(t_ref);
@@ -484,7 +517,7 @@ absl::Status RlLoop::RlStep(int step) {
       ids[b * width + t] = s->token_ids(i);
       mask[b * width + t] = 1;
       old_lp[b * width + t] = s->behavior_log_probs(i);
-      advantages[b * width + t] = static_cast<float>(adv[b]);
+      advantages[b * width + t] = static_cast<float>(adv.at(b, i));
     }
     std::copy(ref_lp[b].begin(), ref_lp[b].end(), ref.begin() + b * width);
   }

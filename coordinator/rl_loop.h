@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "actor/actor_client.h"
+#include "coordinator/advantages.h"
 #include "coordinator/coordinator_metrics.h"
 #include "coordinator/dataset.h"
 #include "learner/learner_client.h"
@@ -74,6 +75,10 @@ class RlLoop {
   void Report(const std::string& phase, int step, std::map<std::string, double> metrics);
   absl::Status CheckCancelled() const;
   double CarriedSamples() const;
+  // Per-token advantages [B, max response length] with the run's estimator.
+  absl::StatusOr<Matrix> Advantages(const std::vector<const grail::v1::Sample*>& samples,
+                                    const std::vector<double>& scores,
+                                    const std::vector<int64_t>& index) const;
 
   const std::string run_id_;
   const grail::v1::RunSpec spec_;

@@ -91,6 +91,35 @@ TEST_F(RlLoopUnitTest, TrainsEveryStepWithFullBatchesAndEvaluates) {
   EXPECT_EQ(actors_[0]->version.load(), 2 + 3);  // sft steps + rl steps after version 0
 }
 
+TEST_F(RlLoopUnitTest, EveryGroupRelativeEstimatorFeedsTheLearner) {
+  for (const char* estimator : {"grpo", "dr_grpo", "rloo", "reinforce_pp", "gfpo"}) {
+    SetUp();
+    spec_.mutable_algorithm()->set_advantage_estimator(estimator);
+    spec_.mutable_algorithm()->set_gfpo_k(2);
+    std::vector<grail::v1::StepReport> reports;
+    std::map<std::string, double> summary;
+    ASSERT_TRUE(RunLoop(&reports, &summary).ok()) << estimator;
+    auto steps = learner_->steps();
+    ASSERT_EQ(steps.size(), 3u) << estimator;
+    const auto& e = steps[0].experience();
+    const float* adv = reinterpret_cast<const float*>(e.advantages().data().data());
+    const float* mask = reinterpret_cast<const float*>(e.response_mask().data().data());
+    int64_t nonzero_rows = 0;
+    const int64_t B = e.advantages().shape(0), T = e.advantages().shape(1);
+    for (int64_t b = 0; b < B; ++b) {
+      bool any = false;
+      for (int64_t t = 0; t < T; ++t) {
+        ASSERT_TRUE(std::isfinite(adv[b * T + t]));
+        if (mask[b * T + t] == 0) EXPECT_EQ(adv[b * T + t], 0) << estimator;
+        any |= adv[b * T + t] != 0;
+      }
+      nonzero_rows += any;
+    }
+    // gfpo keeps 2 of each group of 4 (the rest get 0); the others weigh every row.
+    EXPECT_EQ(nonzero_rows, std::string(estimator) == "gfpo" ? B / 2 : B) << estimator;
+  }
+}
+
 TEST_F(RlLoopUnitTest, CheckpointsEveryKStepsAndAtTheEnd) {
   spec_.mutable_trainer()->set_total_steps(5);
   spec_.mutable_trainer()->set_checkpoint_every(2);

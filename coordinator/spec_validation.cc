@@ -58,26 +58,48 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   if (!kKnown->count(estimator)) {
     return Bad("algorithm.advantage_estimator", absl::StrCat("unknown estimator '", estimator, "'"));
   }
-  // Known to the contract but not built yet: refused here rather than failing mid-run.
-  if (estimator != "grpo" && estimator != "dr_grpo") {
-    return Bad("algorithm.advantage_estimator",
-               absl::StrCat("'", estimator, "' is not implemented yet (available: grpo, dr_grpo)"));
+  if (estimator == "gae") {
+    return Bad("algorithm.advantage_estimator", "'gae' needs the critic, which is not implemented yet");
   }
-  if (!a.policy_loss().empty() && a.policy_loss() != "ppo") {
-    return Bad("algorithm.policy_loss",
-               absl::StrCat("'", a.policy_loss(), "' is not implemented yet (available: ppo)"));
+  static const auto* kLosses = new std::set<std::string>{"", "ppo", "gspo", "gmpo", "cispo"};
+  if (!kLosses->count(a.policy_loss())) {
+    return Bad("algorithm.policy_loss", absl::StrCat("'", a.policy_loss(), "' is not one of ppo, gspo, gmpo, cispo"));
   }
-  if (!a.loss_agg_mode().empty() && a.loss_agg_mode() != "token-mean") {
+  static const auto* kAggs = new std::set<std::string>{"", "token-mean", "seq-mean-token-sum",
+                                                       "seq-mean-token-mean", "seq-mean-token-sum-norm"};
+  if (!kAggs->count(a.loss_agg_mode())) {
+    return Bad("algorithm.loss_agg_mode", absl::StrCat("'", a.loss_agg_mode(), "' is not one of token-mean, "
+                                                       "seq-mean-token-sum, seq-mean-token-mean, seq-mean-token-sum-norm"));
+  }
+  if (a.policy_loss() == "gspo" && a.loss_agg_mode() != "seq-mean-token-mean") {
     return Bad("algorithm.loss_agg_mode",
-               absl::StrCat("'", a.loss_agg_mode(), "' is not implemented yet (available: token-mean)"));
+               "gspo uses a sequence-level ratio and needs seq-mean-token-mean (algorithm.policy_loss: gspo)");
+  }
+  static const auto* kKl = new std::set<std::string>{"", "k1", "k2", "k3", "abs", "k1+", "k2+", "k3+", "abs+"};
+  if (!kKl->count(a.kl_estimator())) {
+    return Bad("algorithm.kl_estimator", absl::StrCat("'", a.kl_estimator(), "' is not one of k1, k2, k3, abs (optionally with +)"));
   }
   if (a.clip_ratio_low() < 0 || a.clip_ratio_high() < 0 || a.clip_ratio_c() < 0) {
-    return Bad("algorithm.clip_ratio_low", "clip ratios must be >= 0");
+    return Bad(a.clip_ratio_low() < 0 ? "algorithm.clip_ratio_low"
+               : a.clip_ratio_high() < 0 ? "algorithm.clip_ratio_high" : "algorithm.clip_ratio_c",
+               "clip ratios must be >= 0");
   }
   if (a.clip_ratio_c() > 0 && a.clip_ratio_c() <= 1) {
     return Bad("algorithm.clip_ratio_c", "must be > 1 (dual clip)");
   }
   if (a.kl_coef() < 0) return Bad("algorithm.kl_coef", "must be >= 0");
+  if (a.entropy_coef() < 0) return Bad("algorithm.entropy_coef", "must be >= 0");
+  if (a.gamma() < 0 || a.gamma() > 1) return Bad("algorithm.gamma", "must be in [0, 1]");
+  if (a.length_adaptive_alpha() < 0) return Bad("algorithm.length_adaptive_alpha", "must be > 0 when set");
+  if (estimator == "gfpo") {
+    if (a.gfpo_k() <= 0) return Bad("algorithm.gfpo_k", "must be > 0 for gfpo");
+    if (a.gfpo_k() > a.group_size()) {
+      return Bad("algorithm.gfpo_k", absl::StrCat(a.gfpo_k(), " is larger than algorithm.group_size ", a.group_size()));
+    }
+    if (!a.gfpo_metric().empty() && a.gfpo_metric() != "length" && a.gfpo_metric() != "token_efficiency") {
+      return Bad("algorithm.gfpo_metric", "must be length or token_efficiency");
+    }
+  }
   if (GroupRelativeEstimators().count(estimator) && a.group_size() < 2) {
     return Bad("algorithm.group_size",
                absl::StrCat("must be >= 2 for ", estimator, ", got ", a.group_size()));

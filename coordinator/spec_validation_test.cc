@@ -25,6 +25,14 @@ grail::v1::RunSpec Parse(const std::string& text) {
 
 TEST(SpecValidationTest, AcceptsValidSpec) {
   EXPECT_TRUE(ValidateRunSpec(Parse(kValid)).ok()) << ValidateRunSpec(Parse(kValid));
+  auto gspo = Parse(kValid);
+  gspo.mutable_algorithm()->set_policy_loss("gspo");
+  gspo.mutable_algorithm()->set_loss_agg_mode("seq-mean-token-mean");
+  EXPECT_TRUE(ValidateRunSpec(gspo).ok());
+  auto gfpo = Parse(kValid);
+  gfpo.mutable_algorithm()->set_advantage_estimator("gfpo");
+  gfpo.mutable_algorithm()->set_gfpo_k(2);
+  EXPECT_TRUE(ValidateRunSpec(gfpo).ok());
 }
 
 struct Edit {
@@ -51,9 +59,18 @@ INSTANTIATE_TEST_SUITE_P(
         Edit{[](auto* s) { s->mutable_model()->clear_config(); }, "model"},
         Edit{[](auto* s) { s->mutable_algorithm()->set_advantage_estimator("gae"); },
              "algorithm.advantage_estimator"},
-        Edit{[](auto* s) { s->mutable_algorithm()->set_policy_loss("gspo"); }, "algorithm.policy_loss"},
-        Edit{[](auto* s) { s->mutable_algorithm()->set_loss_agg_mode("seq-mean-token-sum"); },
-             "algorithm.loss_agg_mode"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_policy_loss("dpo"); }, "algorithm.policy_loss"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_policy_loss("gspo"); }, "algorithm.loss_agg_mode"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_loss_agg_mode("seq-sum"); }, "algorithm.loss_agg_mode"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_kl_estimator("k4"); }, "algorithm.kl_estimator"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_clip_ratio_high(-0.1); }, "algorithm.clip_ratio_high"},
+        Edit{[](auto* s) {
+               s->mutable_algorithm()->set_advantage_estimator("gfpo");
+               s->mutable_algorithm()->set_gfpo_k(5);
+             },
+             "algorithm.gfpo_k"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_length_adaptive_alpha(-1); },
+             "algorithm.length_adaptive_alpha"},
         Edit{[](auto* s) { s->mutable_algorithm()->set_clip_ratio_c(0.5); }, "algorithm.clip_ratio_c"},
         Edit{[](auto* s) { s->mutable_algorithm()->set_kl_coef(-1); }, "algorithm.kl_coef"},
         Edit{[](auto* s) { s->mutable_model()->set_path("x"); }, "model"},
