@@ -39,6 +39,12 @@ std::vector<bool> GroupFilter(const std::vector<double>& scores, const std::vect
   return kept;
 }
 
+void KlController::Update(double current_kl, int64_t n_samples) {
+  if (target_ <= 0 || horizon_ <= 0) return;
+  const double error = std::clamp(current_kl / target_ - 1.0, -0.2, 0.2);
+  value_ *= 1.0 + error * static_cast<double>(n_samples) / static_cast<double>(horizon_);
+}
+
 Matrix MaskedWhiten(const Matrix& values, const Matrix& mask) {
   double sum = 0, count = 0;
   for (size_t i = 0; i < values.data.size(); ++i) {

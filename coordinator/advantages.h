@@ -61,6 +61,22 @@ struct GfpoResult {
 GfpoResult Gfpo(const std::vector<double>& scores, const std::vector<double>& lengths,
                 const std::vector<int64_t>& index, int k, GfpoMetric metric, double epsilon);
 
+// The coefficient of the KL penalty in the reward. Fixed, or adaptive (Ziegler et al. 2019):
+// after each step coef *= 1 + clip(kl / target - 1, -0.2, 0.2) * n / horizon, where kl is
+// the step's mean per-token KL and n its number of samples. Not thread-safe.
+class KlController {
+ public:
+  KlController(double initial, double target, int64_t horizon)
+      : value_(initial), target_(target), horizon_(horizon) {}
+  double value() const { return value_; }
+  void Update(double current_kl, int64_t n_samples);
+
+ private:
+  double value_;
+  double target_;   // <= 0: fixed
+  int64_t horizon_;
+};
+
 // Group-relative advantages from one scalar score per sample. `index` is the group of each
 // sample (rows of a group need not be adjacent). Per group: mean and unbiased std; the
 // advantage is (r - mean) / (std + epsilon), or r - mean without std scaling (Dr.GRPO). A

@@ -69,7 +69,10 @@ RlLoop::RlLoop(std::string run_id, grail::v1::RunSpec spec, Splits data, Service
       report_(std::move(report)),
       cancelled_(cancelled),
       train_cursor_(data_.train.size(), Mix(spec_.seed(), 1)),
-      sft_cursor_(data_.train.size(), Mix(spec_.seed(), 2)) {}
+      sft_cursor_(data_.train.size(), Mix(spec_.seed(), 2)),
+      kl_controller_(spec_.algorithm().kl_in_reward_coef() > 0 ? spec_.algorithm().kl_in_reward_coef() : 1e-3,
+                     spec_.algorithm().kl_target(),
+                     spec_.algorithm().kl_horizon() > 0 ? spec_.algorithm().kl_horizon() : 10000) {}
 
 absl::Status RlLoop::CheckCancelled() const {
   if (cancelled_ != nullptr && cancelled_->load()) return absl::CancelledError("run cancelled");
@@ -136,10 +139,13 @@ absl::Status RlLoop::Run() {
 
 absl::StatusOr<Matrix> RlLoop::Advantages(const std::vector<const grail::v1::Sample*>& samples,
                                            const std::vector<double>& scores,
-                                           const std::vector<int64_t>& index) const {
+                                           const std::vector<int64_t>& index,
+                                           const std::vector<std::vector<double>>& k1,
+                                           double kl_coef) const {
   const auto& a = spec_.algorithm();
   const std::string estimator = a.advantage_estimator().empty() ? "grpo" : a.advantage_estimator();
-  // Outcome rewards: the score sits on each response's last token.
+  // Outcome rewards: the score sits on each response's last token; with KL in the reward
+  // every token also carries -kl_coef * k1.
   int64_t width = 1;
   for (const auto* s : samples) width = std::max<int64_t>(width, s->token_ids_size());
   const int64_t B = static_cast<int64_t>(samples.size());
@@ -148,8 +154,11 @@ absl::StatusOr<Matrix> RlLoop::Advantages(const std::vector<const grail::v1::Sam
   for (int64_t b = 0; b < B; ++b) {
     const int64_t n = samples[b]->token_ids_size();
     lengths[b] = static_cast<double>(n);
-    for (int64_t t = 0; t < n; ++t) mask.at(b, t) = 1;
-    if (n > 0) rewards.at(b, n - 1) = scores[b];
+    for (int64_t t = 0; t < n; ++t) {
+      mask.at(b, t) = 1;
+      rewards.at(b, t) = -kl_coef * k1[b][t];
+    }
+    if (n > 0) rewards.at(b, n - 1) += scores[b];
   }
   constexpr double kEpsilon = 1e-6;
   if (estimator == "grpo" || estimator == "dr_grpo") {
@@ -497,11 +506,26 @@ absl::Status RlLoop::RlStep(int step) {
       index.push_back(g.row.prompt_id);
     }
   }
-  ASSIGN_OR_RETURN(Matrix adv, Advantages(samples, scores, index));
   const auto t_ref = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(auto ref_lp, ReferenceLogProbs(samples));
   times["time_reference"] = Seconds(t_ref);
   metrics_->ObservePhase("reference", times["time_reference"]);
+
+  // KL in the reward: k1 = behaviour - reference log-prob on every response token.
+  std::vector<std::vector<double>> k1(samples.size());
+  double k1_sum = 0, k1_tokens = 0;
+  for (size_t b = 0; b < samples.size(); ++b) {
+    const int P = samples[b]->prompt_token_ids_size();
+    for (int i = 0; i < samples[b]->token_ids_size(); ++i) {
+      k1[b].push_back(samples[b]->behavior_log_probs(i) - ref_lp[b][P + i]);
+      k1_sum += k1[b].back();
+      ++k1_tokens;
+    }
+  }
+  const double kl_coef = a.use_kl_in_reward() ? kl_controller_.value() : 0.0;
+  ASSIGN_OR_RETURN(Matrix adv, Advantages(samples, scores, index, k1, kl_coef));
+  const double step_kl = k1_tokens > 0 ? k1_sum / k1_tokens : 0;
+  if (a.use_kl_in_reward()) kl_controller_.Update(step_kl, static_cast<int64_t>(samples.size()));
 
   // Experience, right-padded, per-token tensors aligned with input_ids.
   size_t width = 0;
@@ -562,6 +586,11 @@ absl::Status RlLoop::RlStep(int step) {
   m["samples_filtered"] = filtered;
   m["samples_discarded"] = discarded;
   m["carried_over_samples"] = CarriedSamples();
+  m["kl_behavior_reference"] = step_kl;
+  if (a.use_kl_in_reward()) {
+    m["kl_in_reward_coef"] = kl_coef;
+    m["kl_in_reward_coef_next"] = kl_controller_.value();
+  }
   m["samples_trained"] = static_cast<double>(B);
   m["sampling_rounds"] = round;
   m["batch_underfilled"] = static_cast<int>(batch.size()) < target ? 1 : 0;

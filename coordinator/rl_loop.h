@@ -76,9 +76,12 @@ class RlLoop {
   absl::Status CheckCancelled() const;
   double CarriedSamples() const;
   // Per-token advantages [B, max response length] with the run's estimator.
+  // k1[b][t] is the behaviour-minus-reference log-prob of response token t; kl_coef > 0
+  // puts -kl_coef * k1 into every token's reward.
   absl::StatusOr<Matrix> Advantages(const std::vector<const grail::v1::Sample*>& samples,
                                     const std::vector<double>& scores,
-                                    const std::vector<int64_t>& index) const;
+                                    const std::vector<int64_t>& index,
+                                    const std::vector<std::vector<double>>& k1, double kl_coef) const;
 
   const std::string run_id_;
   const grail::v1::RunSpec spec_;
@@ -90,6 +93,7 @@ class RlLoop {
   model::CharTokenizer tokenizer_;
   DatasetCursor train_cursor_;
   DatasetCursor sft_cursor_;
+  KlController kl_controller_;
   int64_t next_prompt_id_ = 0;
   int current_step_ = 0;
   int64_t version_ = -1;

@@ -120,6 +120,39 @@ TEST_F(RlLoopUnitTest, EveryGroupRelativeEstimatorFeedsTheLearner) {
   }
 }
 
+TEST(KlControllerTest, FixedAndAdaptive) {
+  KlController fixed(0.1, 0, 100);
+  fixed.Update(5.0, 50);
+  EXPECT_DOUBLE_EQ(fixed.value(), 0.1);
+  KlController adaptive(0.1, 0.5, 100);
+  adaptive.Update(1.0, 50);  // twice the target: error clipped to +0.2, times 50/100
+  EXPECT_DOUBLE_EQ(adaptive.value(), 0.1 * 1.1);
+  adaptive.Update(0.45, 100);  // 10% under: -0.1
+  EXPECT_NEAR(adaptive.value(), 0.1 * 1.1 * 0.9, 1e-12);
+}
+
+TEST_F(RlLoopUnitTest, KlInRewardAdaptsItsCoefficient) {
+  // Fake behaviour log-probs are -0.5 and reference ones -1: k1 = 0.5 on every token,
+  // above the 0.1 target, so the coefficient grows each step.
+  spec_.mutable_algorithm()->set_use_kl_in_reward(true);
+  spec_.mutable_algorithm()->set_kl_in_reward_coef(0.05);
+  spec_.mutable_algorithm()->set_kl_target(0.1);
+  spec_.mutable_algorithm()->set_kl_horizon(100);
+  std::vector<grail::v1::StepReport> reports;
+  std::map<std::string, double> summary;
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  std::vector<double> coefs;
+  for (const auto& r : reports) {
+    if (r.phase() != "rl") continue;
+    EXPECT_DOUBLE_EQ(r.metrics().at("kl_behavior_reference"), 0.5);
+    coefs.push_back(r.metrics().at("kl_in_reward_coef"));
+  }
+  ASSERT_EQ(coefs.size(), 3u);
+  EXPECT_NEAR(coefs[0], 0.05, 1e-7);  // a float in the spec
+  EXPECT_NEAR(coefs[1], 0.05 * (1 + 0.2 * 24 / 100.0), 1e-7);
+  EXPECT_GT(coefs[2], coefs[1]);
+}
+
 TEST_F(RlLoopUnitTest, CheckpointsEveryKStepsAndAtTheEnd) {
   spec_.mutable_trainer()->set_total_steps(5);
   spec_.mutable_trainer()->set_checkpoint_every(2);

@@ -89,6 +89,9 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   }
   if (a.kl_coef() < 0) return Bad("algorithm.kl_coef", "must be >= 0");
   if (a.entropy_coef() < 0) return Bad("algorithm.entropy_coef", "must be >= 0");
+  if (a.kl_in_reward_coef() < 0) return Bad("algorithm.kl_in_reward_coef", "must be >= 0");
+  if (a.kl_target() < 0) return Bad("algorithm.kl_target", "must be >= 0");
+  if (a.kl_horizon() < 0) return Bad("algorithm.kl_horizon", "must be >= 0");
   if (a.gamma() < 0 || a.gamma() > 1) return Bad("algorithm.gamma", "must be in [0, 1]");
   if (a.length_adaptive_alpha() < 0) return Bad("algorithm.length_adaptive_alpha", "must be > 0 when set");
   if (estimator == "gfpo") {

@@ -71,6 +71,7 @@ INSTANTIATE_TEST_SUITE_P(
              "algorithm.gfpo_k"},
         Edit{[](auto* s) { s->mutable_algorithm()->set_length_adaptive_alpha(-1); },
              "algorithm.length_adaptive_alpha"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_kl_target(-1); }, "algorithm.kl_target"},
         Edit{[](auto* s) { s->mutable_algorithm()->set_clip_ratio_c(0.5); }, "algorithm.clip_ratio_c"},
         Edit{[](auto* s) { s->mutable_algorithm()->set_kl_coef(-1); }, "algorithm.kl_coef"},
         Edit{[](auto* s) { s->mutable_model()->set_path("x"); }, "model"},
