@@ -59,7 +59,8 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
     return Bad("algorithm.advantage_estimator", absl::StrCat("unknown estimator '", estimator, "'"));
   }
   if (estimator == "gae") {
-    return Bad("algorithm.advantage_estimator", "'gae' needs the critic, which is not implemented yet");
+    return Bad("algorithm.advantage_estimator",
+               "'gae' is not wired into the loop yet (the learner's critic exists; the coordinator does not drive it)");
   }
   static const auto* kLosses = new std::set<std::string>{"", "ppo", "gspo", "gmpo", "cispo"};
   if (!kLosses->count(a.policy_loss())) {

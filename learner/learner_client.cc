@@ -43,6 +43,16 @@ class GrpcLearnerClient : public LearnerClient {
     return response;
   }
 
+  absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(
+      const grail::v1::ComputeValuesRequest& request) override {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.timeout);
+    grail::v1::ComputeValuesResponse response;
+    absl::Status status = FromGrpcStatus(stub_->ComputeValues(&context, request, &response));
+    if (!status.ok()) return status;
+    return response;
+  }
+
   absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) override {
     grpc::ClientContext context;
     SetTimeout(&context, options_.timeout);

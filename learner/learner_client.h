@@ -25,6 +25,8 @@ class LearnerClient {
   virtual absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(
       const grail::v1::TrainStepRequest& request) = 0;
   virtual absl::StatusOr<Weights> GetWeights(int64_t min_version) = 0;
+  virtual absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(
+      const grail::v1::ComputeValuesRequest& request) = 0;
   // Returns the checkpoint's absolute path on the learner's machine.
   virtual absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) = 0;
 };

@@ -33,6 +33,15 @@ grpc::Status LearnerServiceImpl::TrainStep(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status LearnerServiceImpl::ComputeValues(grpc::ServerContext*,
+                                               const grail::v1::ComputeValuesRequest* request,
+                                               grail::v1::ComputeValuesResponse* response) {
+  auto result = trainer_->ComputeValues(*request);
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = std::move(*result);
+  return grpc::Status::OK;
+}
+
 grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext*,
                                                 const grail::v1::SaveCheckpointRequest* request,
                                                 grail::v1::SaveCheckpointResponse* response) {

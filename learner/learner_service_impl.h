@@ -18,6 +18,8 @@ class LearnerServiceImpl final : public grail::v1::LearnerService::Service {
                               grail::v1::TrainStepResponse* response) override;
   grpc::Status TrainStep(grpc::ServerContext* context, const grail::v1::TrainStepRequest* request,
                          grail::v1::TrainStepResponse* response) override;
+  grpc::Status ComputeValues(grpc::ServerContext* context, const grail::v1::ComputeValuesRequest* request,
+                             grail::v1::ComputeValuesResponse* response) override;
   grpc::Status SaveCheckpoint(grpc::ServerContext* context, const grail::v1::SaveCheckpointRequest* request,
                               grail::v1::SaveCheckpointResponse* response) override;
   grpc::Status GetWeights(grpc::ServerContext* context, const grail::v1::GetWeightsRequest* request,

@@ -41,6 +41,8 @@ struct TrainSettings {
   ClipOptions clip;
   double kl_coef = 0.0;
   double entropy_coef = 0.0;
+  bool critic = false;
+  double cliprange_value = 0.5;
 };
 
 absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& spec) {
@@ -62,6 +64,7 @@ absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& spec) {
   ASSIGN_OR_RETURN(s.policy_loss, ParsePolicyLoss(a.policy_loss()));
   ASSIGN_OR_RETURN(s.loss_agg, ParseLossAgg(a.loss_agg_mode()));
   ASSIGN_OR_RETURN(s.kl, ParseKl(a.kl_estimator()));
+  s.critic = a.advantage_estimator() == "gae";
   return s;
 }
 
@@ -80,6 +83,15 @@ torch::Tensor AlignedLogProbs(model::CausalLm& model, const torch::Tensor& ids,
     *entropy = torch::cat({torch::zeros({B, 1}), ent}, 1);
   }
   return torch::cat({torch::zeros({B, 1}), lp}, 1);
+}
+
+// Values aligned with input_ids: column t is the value head at position t-1; column 0 is 0.
+torch::Tensor AlignedValues(model::CausalLm& critic, const torch::Tensor& ids) {
+  const int64_t B = ids.size(0), T = ids.size(1);
+  auto valid = torch::ones({B, T}, torch::kBool);
+  auto positions = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
+  auto v = critic->Values(critic->Hidden(ids, positions, valid)).narrow(1, 0, T - 1);
+  return torch::cat({torch::zeros({B, 1}), v}, 1);
 }
 
 absl::StatusOr<torch::Tensor> FloatMatrix(const grail::v1::Tensor& t, const std::string& field,
@@ -147,6 +159,16 @@ class TorchTrainer : public Trainer {
         params, torch::optim::AdamWOptions(settings_.sft_learning_rate).weight_decay(0.0));
     rl_optimizer_ = std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(settings_.learning_rate).weight_decay(settings_.weight_decay));
+    critic_.reset();
+    critic_optimizer_.reset();
+    if (settings_.critic) {
+      model::ModelConfig critic_config = (*model_)->config();
+      critic_config.value_head = true;
+      critic_ = std::make_shared<model::CausalLm>(critic_config);
+      (*critic_)->InitWeights(spec.model().init_seed() + 1);
+      critic_optimizer_ = std::make_unique<torch::optim::AdamW>(
+          (*critic_)->parameters(), torch::optim::AdamWOptions(settings_.learning_rate).weight_decay(0.0));
+    }
     rl_steps_ = 0;
     // Versions only grow within a learner process, so that actors holding an earlier run's
     // weights accept the new model.
@@ -230,6 +252,23 @@ class TorchTrainer : public Trainer {
     return path;
   }
 
+  absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(
+      const grail::v1::ComputeValuesRequest& request) override {
+    absl::MutexLock lock(&mu_);
+    if (critic_ == nullptr) return absl::FailedPreconditionError("no critic: the run's estimator is not gae");
+    auto& c = *critic_;
+    ASSIGN_OR_RETURN(torch::Tensor ids, TokenIds(request.input_ids(), "input_ids", c->config().vocab_size,
+                                                 c->config().max_position_embeddings));
+    try {
+      torch::NoGradGuard no_grad;
+      grail::v1::ComputeValuesResponse response;
+      ASSIGN_OR_RETURN(*response.mutable_values(), model::TensorToProto(AlignedValues(c, ids)));
+      return response;
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat("values failed: ", e.what_without_backtrace()));
+    }
+  }
+
   absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(const grail::v1::TrainStepRequest& request) override {
     absl::MutexLock lock(&mu_);
     if (model_ == nullptr) return absl::FailedPreconditionError("no model: call InitModel first");
@@ -245,14 +284,56 @@ class TorchTrainer : public Trainer {
     if (e.has_ref_log_probs()) {
       ASSIGN_OR_RETURN(ref_lp, FloatMatrix(e.ref_log_probs(), "experience.ref_log_probs", ids));
     }
+    torch::Tensor returns, old_values;
+    if (e.has_returns() || e.has_values()) {
+      if (critic_ == nullptr) {
+        return absl::InvalidArgumentError("experience.returns: this run has no critic (estimator is not gae)");
+      }
+      ASSIGN_OR_RETURN(returns, FloatMatrix(e.returns(), "experience.returns", ids));
+      ASSIGN_OR_RETURN(old_values, FloatMatrix(e.values(), "experience.values", ids));
+    } else if (request.critic_only()) {
+      return absl::InvalidArgumentError("experience.returns: critic_only needs returns and values");
+    }
     try {
-      return RlStepLocked(m, ids, mask, old_lp, adv, ref_lp);
+      grail::v1::TrainStepResponse response;
+      if (returns.defined()) CriticStepLocked(ids, mask, returns, old_values, &response);
+      if (request.critic_only()) {
+        response.set_weights_version(version_);
+        return response;
+      }
+      auto policy = RlStepLocked(m, ids, mask, old_lp, adv, ref_lp);
+      for (const auto& [k, v] : response.metrics()) (*policy.mutable_metrics())[k] = v;
+      return policy;
     } catch (const c10::Error& err) {
       return absl::InternalError(absl::StrCat("train step failed: ", err.what_without_backtrace()));
     }
   }
 
  private:
+  void CriticStepLocked(const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& returns,
+                        const torch::Tensor& old_values, grail::v1::TrainStepResponse* response)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto& c = *critic_;
+    c->train();
+    critic_optimizer_->zero_grad();
+    auto vpreds = AlignedValues(c, ids);
+    ValueLossResult vl = ValueLoss(vpreds, returns, old_values, mask, settings_.cliprange_value, settings_.loss_agg);
+    vl.loss.backward();
+    torch::nn::utils::clip_grad_norm_(c->parameters(), settings_.grad_clip);
+    critic_optimizer_->step();
+    torch::NoGradGuard no_grad;
+    auto residual = returns - vpreds.detach();
+    auto var = [&](const torch::Tensor& x) {
+      auto mean = MaskedMean(x, mask);
+      return MaskedMean((x - mean).square(), mask);
+    };
+    const double var_returns = var(returns).item<double>();
+    auto& metrics = *response->mutable_metrics();
+    metrics["value_loss"] = vl.loss.item<double>();
+    metrics["vf_clipfrac"] = vl.clipfrac;
+    metrics["explained_variance"] = var_returns > 0 ? 1.0 - var(residual).item<double>() / var_returns : 0.0;
+  }
+
   // AdamW moments of the RL optimizer, "exp_avg/<param>" and "exp_avg_sq/<param>", plus a
   // "step/<param>" scalar; parameters without state yet are skipped.
   absl::StatusOr<std::string> OptimizerToSafetensors() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -347,6 +428,8 @@ class TorchTrainer : public Trainer {
   TrainSettings settings_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<torch::optim::AdamW> sft_optimizer_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<torch::optim::AdamW> rl_optimizer_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<model::CausalLm> critic_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<torch::optim::AdamW> critic_optimizer_ ABSL_GUARDED_BY(mu_);
   int64_t rl_steps_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t version_ ABSL_GUARDED_BY(mu_) = -1;
 };

@@ -41,7 +41,10 @@ class Trainer {
       const grail::v1::SupervisedStepRequest& request) = 0;
 
   // One RL step on a batch of experience with the run's objective (ppo_epochs passes over
-  // mini_batches mini-batches), then publishes a new weights version.
+  // mini_batches mini-batches), then publishes a new weights version. With a critic and
+  // experience.returns/values, the critic takes a clipped value-loss step too (metrics
+  // value_loss, vf_clipfrac, explained_variance); critic_only trains only the critic and
+  // leaves the policy and its version unchanged (value pretraining).
   virtual absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(
       const grail::v1::TrainStepRequest& request) = 0;
 
@@ -51,6 +54,13 @@ class Trainer {
   // Files are written into a temporary sibling directory that is renamed into place, so a
   // crash never leaves a partial checkpoint under `dir`. Returns the absolute path.
   virtual absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) = 0;
+
+  // The critic's values for right-padded sequences, aligned like log-probs (column t is the
+  // value of the state before token t). The critic is a copy of the model's architecture
+  // with a scalar value head, created by InitModel when the run's estimator is gae.
+  // FAILED_PRECONDITION without a critic.
+  virtual absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(
+      const grail::v1::ComputeValuesRequest& request) = 0;
 };
 
 }  // namespace grail::learner

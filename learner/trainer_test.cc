@@ -143,5 +143,55 @@ TEST_F(TrainerTest, CheckpointIsCommittedAtomicallyAndLoadable) {
   EXPECT_EQ(trainer_->SaveCheckpoint("../escape").status().code(), absl::StatusCode::kPermissionDenied);
 }
 
+TEST_F(TrainerTest, CriticLearnsReturnsAndValuePretrainingLeavesThePolicyAlone) {
+  grail::v1::ComputeValuesRequest values_req;
+  *values_req.mutable_input_ids() = Batch(1.0f).experience().input_ids();
+  ASSERT_TRUE(trainer_->InitModel(spec_).ok());
+  EXPECT_EQ(trainer_->ComputeValues(values_req).status().code(), absl::StatusCode::kFailedPrecondition);
+  auto with_returns = Batch(1.0f);
+  *with_returns.mutable_experience()->mutable_returns() = with_returns.experience().advantages();
+  *with_returns.mutable_experience()->mutable_values() = with_returns.experience().advantages();
+  EXPECT_THAT(std::string(trainer_->TrainStep(with_returns).status().message()),
+              ::testing::HasSubstr("experience.returns: this run has no critic"));
+
+  spec_.mutable_algorithm()->set_advantage_estimator("gae");
+  ASSERT_TRUE(trainer_->InitModel(spec_).ok());
+  auto values = trainer_->ComputeValues(values_req);
+  ASSERT_TRUE(values.ok()) << values.status();
+  ASSERT_EQ(values->values().shape(0), 4);
+  ASSERT_EQ(values->values().shape(1), 5);
+  EXPECT_EQ(reinterpret_cast<const float*>(values->values().data().data())[0], 0.0f);  // column 0
+
+  // Returns of 2.0 on the response tokens; old values = the critic's own predictions.
+  auto req = Batch(1.0f);
+  req.set_critic_only(true);
+  auto* e = req.mutable_experience();
+  std::vector<float> returns(20, 0.0f);
+  const float* mask = reinterpret_cast<const float*>(e->response_mask().data().data());
+  for (int i = 0; i < 20; ++i) returns[i] = mask[i] * 2.0f;
+  *e->mutable_returns() = Matrix(grail::v1::DTYPE_FLOAT32, 4, 5, returns.data(), 4);
+  *e->mutable_values() = values->values();
+  const std::string policy_before = trainer_->GetWeights()->blob;
+  const int64_t version_before = trainer_->GetWeights()->version;
+  double first = -1, last = 0;
+  for (int i = 0; i < 60; ++i) {
+    auto r = trainer_->TrainStep(req);
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (first < 0) first = r->metrics().at("value_loss");
+    last = r->metrics().at("value_loss");
+    *e->mutable_values() = trainer_->ComputeValues(values_req)->values();
+  }
+  EXPECT_LT(last, first * 0.2) << "value loss " << first << " -> " << last;
+  EXPECT_EQ(trainer_->GetWeights()->blob, policy_before);
+  EXPECT_EQ(trainer_->GetWeights()->version, version_before);
+  // A full step trains both and reports the critic's metrics.
+  req.set_critic_only(false);
+  auto both = trainer_->TrainStep(req);
+  ASSERT_TRUE(both.ok());
+  EXPECT_TRUE(both->metrics().count("explained_variance"));
+  EXPECT_TRUE(both->metrics().count("pg_clipfrac"));
+  EXPECT_EQ(both->weights_version(), version_before + 1);
+}
+
 }  // namespace
 }  // namespace grail::learner

@@ -152,6 +152,9 @@ class FakeLearnerClient : public learner::LearnerClient {
     absl::MutexLock lock(&mu_);
     return Weights{absl::StrCat("weights-", version_), version_};
   }
+  absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(const grail::v1::ComputeValuesRequest&) override {
+    return absl::UnimplementedError("fake learner has no critic");
+  }
   absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) override {
     absl::MutexLock lock(&mu_);
     checkpoints_.push_back(dir);
