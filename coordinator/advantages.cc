@@ -66,10 +66,11 @@ Matrix MaskedWhiten(const Matrix& values, const Matrix& mask) {
 
 namespace {
 
-// GAE with one lambda; returns the raw (unwhitened) advantages.
-Matrix Gae(const Matrix& r, const Matrix& v, const Matrix& m, double gamma, double lam) {
+// GAE with one lambda per row; returns the raw (unwhitened) advantages.
+Matrix Gae(const Matrix& r, const Matrix& v, const Matrix& m, double gamma, const std::vector<double>& lams) {
   Matrix adv(r.rows, r.cols);
   for (int64_t b = 0; b < r.rows; ++b) {
+    const double lam = lams[b];
     double next_value = 0, last = 0;
     for (int64_t t = r.cols - 1; t >= 0; --t) {
       const double delta = r.at(b, t) + gamma * next_value - v.at(b, t);
@@ -103,9 +104,15 @@ Matrix Broadcast(const std::vector<double>& per_row, const Matrix& mask) {
 
 AdvantagesAndReturns DecoupledGae(const Matrix& token_rewards, const Matrix& values, const Matrix& mask,
                                   double gamma, double lam_actor, double lam_critic) {
+  return DecoupledGaePerRow(token_rewards, values, mask, gamma,
+                            std::vector<double>(token_rewards.rows, lam_actor), lam_critic);
+}
+
+AdvantagesAndReturns DecoupledGaePerRow(const Matrix& token_rewards, const Matrix& values, const Matrix& mask,
+                                        double gamma, const std::vector<double>& lam_actor, double lam_critic) {
   AdvantagesAndReturns out;
   out.advantages = MaskedWhiten(Gae(token_rewards, values, mask, gamma, lam_actor), mask);
-  out.returns = Gae(token_rewards, values, mask, gamma, lam_critic);
+  out.returns = Gae(token_rewards, values, mask, gamma, std::vector<double>(token_rewards.rows, lam_critic));
   for (size_t i = 0; i < out.returns.data.size(); ++i) out.returns.data[i] += values.data[i];
   return out;
 }

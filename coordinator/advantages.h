@@ -34,6 +34,10 @@ struct AdvantagesAndReturns {
 AdvantagesAndReturns DecoupledGae(const Matrix& token_rewards, const Matrix& values, const Matrix& mask,
                                   double gamma, double lam_actor, double lam_critic);
 
+// DecoupledGae with one actor lambda per row (VAPO's length-adaptive lambda).
+AdvantagesAndReturns DecoupledGaePerRow(const Matrix& token_rewards, const Matrix& values, const Matrix& mask,
+                                        double gamma, const std::vector<double>& lam_actor, double lam_critic);
+
 // Length-adaptive lambda of VAPO: 1 - 1 / (alpha * response_length).
 double LengthAdaptiveLambda(double alpha, double response_length);
 

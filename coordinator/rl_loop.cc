@@ -47,6 +47,27 @@ grail::v1::Tensor FloatMatrix(int64_t rows, int64_t cols, const std::vector<floa
   return t;
 }
 
+// Prompt + response token ids of each sample, right-padded with kPad into one row-major
+// [B, width] block; `valid` marks real tokens.
+struct Packed {
+  size_t width = 0;
+  std::vector<int64_t> ids;
+  std::vector<int64_t> valid;
+};
+
+Packed PackSequences(const std::vector<const grail::v1::Sample*>& samples) {
+  Packed p;
+  for (const auto* s : samples) p.width = std::max<size_t>(p.width, s->prompt_token_ids_size() + s->token_ids_size());
+  p.ids.assign(samples.size() * p.width, model::CharTokenizer::kPad);
+  p.valid.assign(samples.size() * p.width, 0);
+  for (size_t b = 0; b < samples.size(); ++b) {
+    size_t t = 0;
+    for (int id : samples[b]->prompt_token_ids()) p.ids[b * p.width + t] = id, p.valid[b * p.width + t++] = 1;
+    for (int id : samples[b]->token_ids()) p.ids[b * p.width + t] = id, p.valid[b * p.width + t++] = 1;
+  }
+  return p;
+}
+
 // Runs fn(i) for i in [0, n) on n threads and returns the first error.
 absl::Status ParallelFor(size_t n, const std::function<absl::Status(size_t)>& fn) {
   std::vector<absl::Status> results(n);
@@ -137,7 +158,7 @@ absl::Status RlLoop::Run() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Matrix> RlLoop::Advantages(const std::vector<const grail::v1::Sample*>& samples,
+absl::StatusOr<RlLoop::StepAdvantages> RlLoop::Advantages(int step, const std::vector<const grail::v1::Sample*>& samples,
                                            const std::vector<double>& scores,
                                            const std::vector<int64_t>& index,
                                            const std::vector<std::vector<double>>& k1,
@@ -161,20 +182,60 @@ absl::StatusOr<Matrix> RlLoop::Advantages(const std::vector<const grail::v1::Sam
     if (n > 0) rewards.at(b, n - 1) += scores[b];
   }
   constexpr double kEpsilon = 1e-6;
+  const double gamma = a.gamma() > 0 ? a.gamma() : 1.0;
+  StepAdvantages out;
   if (estimator == "grpo" || estimator == "dr_grpo") {
-    return GrpoTokenAdvantages(rewards, mask, index, kEpsilon, estimator == "grpo");
+    out.advantages = GrpoTokenAdvantages(rewards, mask, index, kEpsilon, estimator == "grpo");
+    return out;
   }
-  if (estimator == "rloo") return RlooTokenAdvantages(rewards, mask, index);
+  if (estimator == "rloo") {
+    out.advantages = RlooTokenAdvantages(rewards, mask, index);
+    return out;
+  }
   if (estimator == "reinforce_pp") {
-    return ReinforcePlusPlus(rewards, mask, a.gamma() > 0 ? a.gamma() : 1.0).advantages;
+    out.advantages = ReinforcePlusPlus(rewards, mask, gamma).advantages;
+    return out;
+  }
+  if (estimator == "gae") {
+    // The critic's values of the states before each response token.
+    const Packed packed = PackSequences(samples);
+    grail::v1::ComputeValuesRequest req;
+    *req.mutable_input_ids() = Int64Matrix(B, packed.width, packed.ids);
+    ASSIGN_OR_RETURN(auto resp, clients_.learner->ComputeValues(req));
+    const auto& v = resp.values();
+    if (v.dtype() != grail::v1::DTYPE_FLOAT32 || v.shape_size() != 2 || v.shape(0) != B ||
+        v.shape(1) != static_cast<int64_t>(packed.width) ||
+        v.data().size() != B * packed.width * sizeof(float)) {
+      return absl::InternalError("learner: values have the wrong shape");
+    }
+    const float* vals = reinterpret_cast<const float*>(v.data().data());
+    out.values = Matrix(B, width);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t P = samples[b]->prompt_token_ids_size();
+      for (int64_t t = 0; t < samples[b]->token_ids_size(); ++t) out.values.at(b, t) = vals[b * packed.width + P + t];
+    }
+    // During value pretraining the targets are Monte-Carlo returns (lambda 1).
+    const bool pretraining = step <= spec_.trainer().value_pretrain_steps();
+    const double lam_critic = pretraining ? 1.0 : (a.lambda_critic() > 0 ? a.lambda_critic() : 1.0);
+    std::vector<double> lam_actor(B, a.lambda_actor() > 0 ? a.lambda_actor() : 0.95);
+    if (a.length_adaptive_alpha() > 0) {
+      for (int64_t b = 0; b < B; ++b) {
+        lam_actor[b] = std::max(0.0, LengthAdaptiveLambda(a.length_adaptive_alpha(), std::max(1.0, lengths[b])));
+      }
+    }
+    AdvantagesAndReturns gae = DecoupledGaePerRow(rewards, out.values, mask, gamma, lam_actor, lam_critic);
+    out.advantages = std::move(gae.advantages);
+    out.returns = std::move(gae.returns);
+    out.has_critic = true;
+    return out;
   }
   if (estimator == "gfpo") {
     GfpoResult g = Gfpo(scores, lengths, index, a.gfpo_k(),
                         a.gfpo_metric() == "token_efficiency" ? GfpoMetric::kTokenEfficiency : GfpoMetric::kLength,
                         kEpsilon);
-    Matrix out(B, width);
+    out.advantages = Matrix(B, width);
     for (int64_t b = 0; b < B; ++b) {
-      for (int64_t t = 0; t < width; ++t) out.at(b, t) = g.advantages[b] * mask.at(b, t);
+      for (int64_t t = 0; t < width; ++t) out.advantages.at(b, t) = g.advantages[b] * mask.at(b, t);
     }
     return out;
   }
@@ -384,18 +445,11 @@ absl::StatusOr<double> RlLoop::Evaluate() {
 
 absl::StatusOr<std::vector<std::vector<float>>> RlLoop::ReferenceLogProbs(
     const std::vector<const grail::v1::Sample*>& samples) {
-  size_t width = 0;
-  for (const auto* s : samples) width = std::max<size_t>(width, s->prompt_token_ids_size() + s->token_ids_size());
-  const size_t B = samples.size();
-  std::vector<int64_t> ids(B * width, model::CharTokenizer::kPad), mask(B * width, 0);
-  for (size_t b = 0; b < B; ++b) {
-    size_t t = 0;
-    for (int id : samples[b]->prompt_token_ids()) ids[b * width + t] = id, mask[b * width + t++] = 1;
-    for (int id : samples[b]->token_ids()) ids[b * width + t] = id, mask[b * width + t++] = 1;
-  }
+  const Packed packed = PackSequences(samples);
+  const size_t B = samples.size(), width = packed.width;
   grail::v1::LogProbsRequest req;
-  *req.mutable_input_ids() = Int64Matrix(B, width, ids);
-  *req.mutable_attention_mask() = Int64Matrix(B, width, mask);
+  *req.mutable_input_ids() = Int64Matrix(B, width, packed.ids);
+  *req.mutable_attention_mask() = Int64Matrix(B, width, packed.valid);
   absl::StatusOr<grail::v1::LogProbsResponse> resp;
   for (int attempt = 0; attempt < 3; ++attempt) {
     if (attempt > 0) absl::SleepFor(absl::Milliseconds(200 << attempt));
@@ -523,45 +577,56 @@ absl::Status RlLoop::RlStep(int step) {
     }
   }
   const double kl_coef = a.use_kl_in_reward() ? kl_controller_.value() : 0.0;
-  ASSIGN_OR_RETURN(Matrix adv, Advantages(samples, scores, index, k1, kl_coef));
+  ASSIGN_OR_RETURN(StepAdvantages adv, Advantages(step, samples, scores, index, k1, kl_coef));
   const double step_kl = k1_tokens > 0 ? k1_sum / k1_tokens : 0;
   if (a.use_kl_in_reward()) kl_controller_.Update(step_kl, static_cast<int64_t>(samples.size()));
 
   // Experience, right-padded, per-token tensors aligned with input_ids.
-  size_t width = 0;
-  for (const auto* s : samples) width = std::max<size_t>(width, s->prompt_token_ids_size() + s->token_ids_size());
-  const size_t B = samples.size();
-  std::vector<int64_t> ids(B * width, model::CharTokenizer::kPad);
+  const Packed packed = PackSequences(samples);
+  const size_t B = samples.size(), width = packed.width;
   std::vector<float> mask(B * width, 0), old_lp(B * width, 0), advantages(B * width, 0), ref(B * width, 0);
+  std::vector<float> returns, values;
+  if (adv.has_critic) returns.assign(B * width, 0), values.assign(B * width, 0);
   for (size_t b = 0; b < B; ++b) {
     const auto* s = samples[b];
-    size_t t = 0;
-    for (int id : s->prompt_token_ids()) ids[b * width + t++] = id;
-    for (int i = 0; i < s->token_ids_size(); ++i, ++t) {
-      ids[b * width + t] = s->token_ids(i);
-      mask[b * width + t] = 1;
-      old_lp[b * width + t] = s->behavior_log_probs(i);
-      advantages[b * width + t] = static_cast<float>(adv.at(b, i));
+    const size_t P = s->prompt_token_ids_size();
+    for (int i = 0; i < s->token_ids_size(); ++i) {
+      const size_t t = b * width + P + i;
+      mask[t] = 1;
+      old_lp[t] = s->behavior_log_probs(i);
+      advantages[t] = static_cast<float>(adv.advantages.at(b, i));
+      if (adv.has_critic) {
+        returns[t] = static_cast<float>(adv.returns.at(b, i));
+        values[t] = static_cast<float>(adv.values.at(b, i));
+      }
     }
     std::copy(ref_lp[b].begin(), ref_lp[b].end(), ref.begin() + b * width);
   }
   grail::v1::TrainStepRequest train;
   train.set_step(step);
   auto* e = train.mutable_experience();
-  *e->mutable_input_ids() = Int64Matrix(B, width, ids);
+  *e->mutable_input_ids() = Int64Matrix(B, width, packed.ids);
   *e->mutable_response_mask() = FloatMatrix(B, width, mask);
+  if (adv.has_critic) {
+    *e->mutable_returns() = FloatMatrix(B, width, returns);
+    *e->mutable_values() = FloatMatrix(B, width, values);
+  }
+  // Value pretraining: the first steps train only the critic (the policy does not move).
+  const bool critic_only = adv.has_critic && step <= spec_.trainer().value_pretrain_steps();
+  train.set_critic_only(critic_only);
   *e->mutable_old_log_probs() = FloatMatrix(B, width, old_lp);
   *e->mutable_advantages() = FloatMatrix(B, width, advantages);
   *e->mutable_ref_log_probs() = FloatMatrix(B, width, ref);
   const auto t_train = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(auto trained, clients_.learner->TrainStep(train));
+  const bool policy_moved = trained.weights_version() != version_;
   times["time_train"] = Seconds(t_train);
   metrics_->ObservePhase("train", times["time_train"]);
   version_ = trained.weights_version();
   metrics_->CountSamples("trained", static_cast<double>(B));
 
   const auto t_sync = std::chrono::steady_clock::now();
-  RETURN_IF_ERROR(SyncWeights(/*include_reference=*/false));
+  if (policy_moved) RETURN_IF_ERROR(SyncWeights(/*include_reference=*/false));
   times["time_weight_sync"] = Seconds(t_sync);
 
   std::map<std::string, double> m = std::move(times);
@@ -582,6 +647,7 @@ absl::Status RlLoop::RlStep(int step) {
   m["carried_over_groups"] = static_cast<double>(carry_over_.size());
   m["carried_in_groups"] = carried_in;
   m["groups_trained"] = static_cast<double>(batch.size());
+  m["critic_only"] = critic_only ? 1 : 0;
   m["samples_generated"] = generated;
   m["samples_filtered"] = filtered;
   m["samples_discarded"] = discarded;

@@ -78,7 +78,13 @@ class RlLoop {
   // Per-token advantages [B, max response length] with the run's estimator.
   // k1[b][t] is the behaviour-minus-reference log-prob of response token t; kl_coef > 0
   // puts -kl_coef * k1 into every token's reward.
-  absl::StatusOr<Matrix> Advantages(const std::vector<const grail::v1::Sample*>& samples,
+  struct StepAdvantages {
+    Matrix advantages;  // [B, max response length]
+    Matrix returns;     // critic targets (gae only)
+    Matrix values;      // the critic's values (gae only)
+    bool has_critic = false;
+  };
+  absl::StatusOr<StepAdvantages> Advantages(int step, const std::vector<const grail::v1::Sample*>& samples,
                                     const std::vector<double>& scores,
                                     const std::vector<int64_t>& index,
                                     const std::vector<std::vector<double>>& k1, double kl_coef) const;

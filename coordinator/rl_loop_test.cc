@@ -153,6 +153,45 @@ TEST_F(RlLoopUnitTest, KlInRewardAdaptsItsCoefficient) {
   EXPECT_GT(coefs[2], coefs[1]);
 }
 
+TEST_F(RlLoopUnitTest, GaeSendsReturnsAndValuesAndPretrainsTheCritic) {
+  spec_.mutable_algorithm()->set_advantage_estimator("gae");
+  spec_.mutable_trainer()->set_value_pretrain_steps(2);
+  std::vector<grail::v1::StepReport> reports;
+  std::map<std::string, double> summary;
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  auto steps = learner_->steps();
+  ASSERT_EQ(steps.size(), 3u);
+  EXPECT_TRUE(steps[0].critic_only());
+  EXPECT_TRUE(steps[1].critic_only());
+  EXPECT_FALSE(steps[2].critic_only());
+  for (const auto& s : steps) {
+    const auto& e = s.experience();
+    ASSERT_TRUE(e.has_returns() && e.has_values());
+    const int64_t n = e.returns().shape(0) * e.returns().shape(1);
+    const float* ret = reinterpret_cast<const float*>(e.returns().data().data());
+    const float* val = reinterpret_cast<const float*>(e.values().data().data());
+    const float* mask = reinterpret_cast<const float*>(e.response_mask().data().data());
+    for (int64_t i = 0; i < n; ++i) {
+      if (mask[i] == 0) {
+        EXPECT_EQ(ret[i], 0);
+        continue;
+      }
+      EXPECT_FLOAT_EQ(val[i], 0.25f);
+      // gamma 1 and an outcome reward: Monte-Carlo returns (pretraining, lambda 1) and
+      // lambda_critic 1 both give the final score on every response token.
+      EXPECT_TRUE(ret[i] == 0.0f || ret[i] == 1.0f) << ret[i];
+    }
+  }
+  // The policy version moved only on the last step.
+  std::vector<int64_t> versions;
+  for (const auto& r : reports) {
+    if (r.phase() == "rl") versions.push_back(r.policy_version());
+  }
+  ASSERT_EQ(versions.size(), 3u);
+  EXPECT_EQ(versions[0], versions[1]);
+  EXPECT_EQ(versions[2], versions[1] + 1);
+}
+
 TEST_F(RlLoopUnitTest, CheckpointsEveryKStepsAndAtTheEnd) {
   spec_.mutable_trainer()->set_total_steps(5);
   spec_.mutable_trainer()->set_checkpoint_every(2);

@@ -58,10 +58,15 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   if (!kKnown->count(estimator)) {
     return Bad("algorithm.advantage_estimator", absl::StrCat("unknown estimator '", estimator, "'"));
   }
-  if (estimator == "gae") {
-    return Bad("algorithm.advantage_estimator",
-               "'gae' is not wired into the loop yet (the learner's critic exists; the coordinator does not drive it)");
+  if (spec.trainer().value_pretrain_steps() < 0) return Bad("trainer.value_pretrain_steps", "must be >= 0");
+  if (spec.trainer().value_pretrain_steps() > 0 && estimator != "gae") {
+    return Bad("trainer.value_pretrain_steps", "needs a critic (algorithm.advantage_estimator: gae)");
   }
+  if (spec.trainer().value_pretrain_steps() >= spec.trainer().total_steps() && spec.trainer().value_pretrain_steps() > 0) {
+    return Bad("trainer.value_pretrain_steps", "leaves no step in which the policy moves (trainer.total_steps)");
+  }
+  if ((a.lambda_actor() < 0 || a.lambda_actor() > 1) ) return Bad("algorithm.lambda_actor", "must be in [0, 1]");
+  if ((a.lambda_critic() < 0 || a.lambda_critic() > 1)) return Bad("algorithm.lambda_critic", "must be in [0, 1]");
   static const auto* kLosses = new std::set<std::string>{"", "ppo", "gspo", "gmpo", "cispo"};
   if (!kLosses->count(a.policy_loss())) {
     return Bad("algorithm.policy_loss", absl::StrCat("'", a.policy_loss(), "' is not one of ppo, gspo, gmpo, cispo"));

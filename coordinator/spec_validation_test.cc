@@ -57,8 +57,13 @@ INSTANTIATE_TEST_SUITE_P(
         Edit{[](auto* s) { s->mutable_algorithm()->set_advantage_estimator("ppo2"); },
              "algorithm.advantage_estimator"},
         Edit{[](auto* s) { s->mutable_model()->clear_config(); }, "model"},
-        Edit{[](auto* s) { s->mutable_algorithm()->set_advantage_estimator("gae"); },
-             "algorithm.advantage_estimator"},
+        Edit{[](auto* s) { s->mutable_trainer()->set_value_pretrain_steps(2); }, "trainer.value_pretrain_steps"},
+        Edit{[](auto* s) {
+               s->mutable_algorithm()->set_advantage_estimator("gae");
+               s->mutable_trainer()->set_value_pretrain_steps(10);
+             },
+             "trainer.value_pretrain_steps"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_lambda_actor(1.5); }, "algorithm.lambda_actor"},
         Edit{[](auto* s) { s->mutable_algorithm()->set_policy_loss("dpo"); }, "algorithm.policy_loss"},
         Edit{[](auto* s) { s->mutable_algorithm()->set_policy_loss("gspo"); }, "algorithm.loss_agg_mode"},
         Edit{[](auto* s) { s->mutable_algorithm()->set_loss_agg_mode("seq-sum"); }, "algorithm.loss_agg_mode"},

@@ -144,7 +144,7 @@ class FakeLearnerClient : public learner::LearnerClient {
     absl::MutexLock lock(&mu_);
     steps_.push_back(request);
     grail::v1::TrainStepResponse r;
-    r.set_weights_version(++version_);
+    r.set_weights_version(request.critic_only() ? version_ : ++version_);
     (*r.mutable_metrics())["loss"] = 0.0;
     return r;
   }
@@ -152,8 +152,18 @@ class FakeLearnerClient : public learner::LearnerClient {
     absl::MutexLock lock(&mu_);
     return Weights{absl::StrCat("weights-", version_), version_};
   }
-  absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(const grail::v1::ComputeValuesRequest&) override {
-    return absl::UnimplementedError("fake learner has no critic");
+  // Values 0.25 everywhere (column 0 excepted, as the real learner does).
+  absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(const grail::v1::ComputeValuesRequest& request) override {
+    const int64_t B = request.input_ids().shape(0), T = request.input_ids().shape(1);
+    std::vector<float> v(B * T, 0.25f);
+    for (int64_t b = 0; b < B; ++b) v[b * T] = 0;
+    grail::v1::ComputeValuesResponse r;
+    auto* t = r.mutable_values();
+    t->set_dtype(grail::v1::DTYPE_FLOAT32);
+    t->add_shape(B);
+    t->add_shape(T);
+    t->set_data(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+    return r;
   }
   absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) override {
     absl::MutexLock lock(&mu_);
