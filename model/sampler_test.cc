@@ -29,6 +29,24 @@ CausalLm TinyModel() {
 
 const std::vector<std::vector<int>> kPrompts = {{3, 4, 5}, {6, 7}, {8, 9, 10, 11, 12}};
 
+// The log-probs a generation reported equal those of one full forward pass over prompt +
+// response at the same temperature (within 1e-4).
+void ExpectLogProbsMatchFullForward(CausalLm& model, const std::vector<int>& prompt,
+                                    const GenerationResult& result, double temperature,
+                                    const std::string& where) {
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> seq(prompt.begin(), prompt.end());
+  seq.insert(seq.end(), result.tokens.begin(), result.tokens.end());
+  auto ids = torch::tensor(seq).unsqueeze(0);
+  auto valid = torch::ones_like(ids, torch::kBool);
+  auto logits = model->Logits(model->Hidden(ids, PositionsFromValid(valid), valid)) / temperature;
+  const int64_t P = prompt.size(), R = result.tokens.size();
+  auto lp = TokenLogProbs(logits.narrow(1, P - 1, R), ids.narrow(1, P, R)).squeeze(0);
+  for (int64_t t = 0; t < R; ++t) {
+    EXPECT_NEAR(lp[t].item<float>(), result.log_probs[t], 1e-4) << where << " t " << t;
+  }
+}
+
 TEST(SamplerTest, FixedSeedIsReproducible) {
   CausalLm model = TinyModel();
   SamplingOptions o;
@@ -57,18 +75,8 @@ TEST(SamplerTest, LogProbsMatchAFullForwardPass) {
   o.seed = 1;
   auto out = Generate(model, kPrompts, o);
   ASSERT_TRUE(out.ok());
-  torch::NoGradGuard no_grad;
   for (size_t i = 0; i < kPrompts.size(); ++i) {
-    std::vector<int64_t> seq(kPrompts[i].begin(), kPrompts[i].end());
-    seq.insert(seq.end(), (*out)[i].tokens.begin(), (*out)[i].tokens.end());
-    auto ids = torch::tensor(seq).unsqueeze(0);
-    auto valid = torch::ones_like(ids, torch::kBool);
-    auto logits = model->Logits(model->Hidden(ids, PositionsFromValid(valid), valid)) / 0.7;
-    const int64_t P = kPrompts[i].size(), R = (*out)[i].tokens.size();
-    auto lp = TokenLogProbs(logits.narrow(1, P - 1, R), ids.narrow(1, P, R)).squeeze(0);
-    for (int64_t t = 0; t < R; ++t) {
-      EXPECT_NEAR(lp[t].item<float>(), (*out)[i].log_probs[t], 1e-4) << "row " << i << " t " << t;
-    }
+    ExpectLogProbsMatchFullForward(model, kPrompts[i], (*out)[i], 0.7, "row " + std::to_string(i));
   }
 }
 
@@ -83,19 +91,8 @@ TEST(SamplerTest, SampledLogProbsMatchAFullForwardPassUnderContinuousBatching) {
   auto out = GenerateGroups(model, kPrompts, 3, o, /*max_batch_rows=*/2);
   ASSERT_TRUE(out.ok()) << out.status();
   ASSERT_EQ(out->size(), 9u);
-  torch::NoGradGuard no_grad;
   for (size_t r = 0; r < out->size(); ++r) {
-    const auto& prompt = kPrompts[r / 3];
-    std::vector<int64_t> seq(prompt.begin(), prompt.end());
-    seq.insert(seq.end(), (*out)[r].tokens.begin(), (*out)[r].tokens.end());
-    auto ids = torch::tensor(seq).unsqueeze(0);
-    auto valid = torch::ones_like(ids, torch::kBool);
-    auto logits = model->Logits(model->Hidden(ids, PositionsFromValid(valid), valid));
-    const int64_t P = prompt.size(), R = (*out)[r].tokens.size();
-    auto lp = TokenLogProbs(logits.narrow(1, P - 1, R), ids.narrow(1, P, R)).squeeze(0);
-    for (int64_t t = 0; t < R; ++t) {
-      EXPECT_NEAR(lp[t].item<float>(), (*out)[r].log_probs[t], 1e-4) << "row " << r << " t " << t;
-    }
+    ExpectLogProbsMatchFullForward(model, kPrompts[r / 3], (*out)[r], 1.0, "row " + std::to_string(r));
   }
 }
 
