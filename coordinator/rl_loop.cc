@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <thread>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -66,6 +67,31 @@ Packed PackSequences(const std::vector<const grail::v1::Sample*>& samples) {
     for (int id : samples[b]->token_ids()) p.ids[b * p.width + t] = id, p.valid[b * p.width + t++] = 1;
   }
   return p;
+}
+
+// Whether a failed call may succeed if repeated (the peer was away or busy); a refusal of
+// the request itself (bad argument, failed precondition, ...) is returned at once.
+bool Transient(const absl::Status& s) {
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsResourceExhausted(s) ||
+         absl::IsAborted(s) || absl::IsUnknown(s);
+}
+
+// Calls `fn` up to three times with backoff (0.4 s, 0.8 s) while it fails transiently.
+template <typename Fn>
+auto WithRetries(Fn fn) -> decltype(fn()) {
+  auto result = fn();
+  for (int attempt = 1; attempt < 3; ++attempt) {
+    absl::Status status;
+    if constexpr (std::is_same_v<decltype(result), absl::Status>) {
+      status = result;
+    } else {
+      status = result.status();
+    }
+    if (status.ok() || !Transient(status)) break;
+    absl::SleepFor(absl::Milliseconds(200 << attempt));
+    result = fn();
+  }
+  return result;
 }
 
 // Runs fn(i) for i in [0, n) on n threads and returns the first error.
@@ -295,16 +321,11 @@ absl::Status RlLoop::SyncWeights(bool include_reference) {
   ASSIGN_OR_RETURN(auto weights, clients_.learner->GetWeights(version_));
   const size_t n = clients_.actors.size() + (include_reference ? 1 : 0);
   absl::Status status = ParallelFor(n, [&](size_t i) -> absl::Status {
-    absl::Status last;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      if (attempt > 0) absl::SleepFor(absl::Milliseconds(200 << attempt));
-      if (i < clients_.actors.size()) {
-        last = clients_.actors[i]->LoadWeights(weights.blob, weights.version).status();
-      } else {
-        last = clients_.reference->LoadWeights(weights.blob, weights.version).status();
-      }
-      if (last.ok()) return last;
-    }
+    absl::Status last = WithRetries([&]() -> absl::Status {
+      if (i < clients_.actors.size()) return clients_.actors[i]->LoadWeights(weights.blob, weights.version).status();
+      return clients_.reference->LoadWeights(weights.blob, weights.version).status();
+    });
+    if (last.ok()) return last;
     return absl::Status(last.code(), absl::StrCat(i < clients_.actors.size() ? absl::StrCat("actor ", i) : "reference",
                                                   ": weight sync failed: ", last.message()));
   });
@@ -392,12 +413,7 @@ absl::Status RlLoop::ScoreGroups(std::vector<Group>* groups) {
       item->set_response_length(s.token_ids_size());
     }
   }
-  absl::StatusOr<grail::v1::ScoreResponse> resp;
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    if (attempt > 0) absl::SleepFor(absl::Milliseconds(200 << attempt));
-    resp = clients_.reward->Score(req);
-    if (resp.ok() || absl::IsInvalidArgument(resp.status())) break;
-  }
+  absl::StatusOr<grail::v1::ScoreResponse> resp = WithRetries([&] { return clients_.reward->Score(req); });
   if (!resp.ok()) return absl::Status(resp.status().code(), absl::StrCat("reward: ", resp.status().message()));
   if (resp->scores_size() != req.items_size()) {
     return absl::InternalError("reward: answered a different number of items");
@@ -450,12 +466,8 @@ absl::StatusOr<std::vector<std::vector<float>>> RlLoop::ReferenceLogProbs(
   grail::v1::LogProbsRequest req;
   *req.mutable_input_ids() = Int64Matrix(B, width, packed.ids);
   *req.mutable_attention_mask() = Int64Matrix(B, width, packed.valid);
-  absl::StatusOr<grail::v1::LogProbsResponse> resp;
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    if (attempt > 0) absl::SleepFor(absl::Milliseconds(200 << attempt));
-    resp = clients_.reference->ComputeLogProbs(req);
-    if (resp.ok() || absl::IsInvalidArgument(resp.status())) break;
-  }
+  absl::StatusOr<grail::v1::LogProbsResponse> resp =
+      WithRetries([&] { return clients_.reference->ComputeLogProbs(req); });
   if (!resp.ok()) return absl::Status(resp.status().code(), absl::StrCat("reference: ", resp.status().message()));
   const auto& lp = resp->log_probs();
   if (lp.dtype() != grail::v1::DTYPE_FLOAT32 || lp.shape_size() != 2 || lp.shape(0) != static_cast<int64_t>(B) ||

@@ -15,7 +15,8 @@ class RlLoopUnitTest : public ::testing::Test {
     for (int i = 0; i < 2; ++i) actors_.push_back(std::make_shared<testing::FakeActorClient>());
     learner_ = std::make_shared<testing::FakeLearnerClient>();
     clients_.actors = {actors_[0], actors_[1]};
-    clients_.reward = std::make_shared<testing::FakeRewardClient>();
+    reward_ = std::make_shared<testing::FakeRewardClient>();
+    clients_.reward = reward_;
     clients_.reference = std::make_shared<testing::FakeReferenceClient>();
     clients_.learner = learner_;
     spec_.set_seed(5);
@@ -43,6 +44,7 @@ class RlLoopUnitTest : public ::testing::Test {
   std::atomic<bool> cancelled_{false};
   std::vector<std::shared_ptr<testing::FakeActorClient>> actors_;
   std::shared_ptr<testing::FakeLearnerClient> learner_;
+  std::shared_ptr<testing::FakeRewardClient> reward_;
   ServiceClients clients_;
   grail::v1::RunSpec spec_;
 };
@@ -249,6 +251,29 @@ TEST_F(RlLoopUnitTest, EveryActorFailingEndsTheRunWithTheReason) {
   absl::Status s = RunLoop(&reports, &summary);
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("every actor failed"));
+}
+
+TEST_F(RlLoopUnitTest, TransientScorerFailuresAreRetriedOthersAreNot) {
+  reward_->fail_next = 2;  // two UNAVAILABLE answers, then the scorer is back
+  std::vector<grail::v1::StepReport> reports;
+  std::map<std::string, double> summary;
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  EXPECT_EQ(learner_->steps().size(), 3u);
+
+  SetUp();
+  reward_->failure = absl::FailedPreconditionError("fake reward: refused");
+  reward_->fail_next = 1;
+  reports.clear();
+  absl::Status s = RunLoop(&reports, &summary);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("reward: fake reward: refused"));
+  EXPECT_EQ(reward_->calls.load(), 1);  // not retried
+
+  SetUp();
+  reward_->fail_next = 3;  // still down after every retry: the run fails and says why
+  absl::Status down = RunLoop(&reports, &summary);
+  EXPECT_EQ(down.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(reward_->calls.load(), 3);
 }
 
 TEST_F(RlLoopUnitTest, CancellationStopsTheRun) {

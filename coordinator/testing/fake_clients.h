@@ -90,11 +90,21 @@ class FakeActorClient : public actor::ActorClient {
   model::CharTokenizer tok_;
 };
 
-// Scores with the real (torch-free) verifiers, in process.
+// Scores with the real (torch-free) verifiers, in process. The next `fail_next` calls fail
+// with `failure` instead.
 class FakeRewardClient : public reward::RewardClient {
  public:
+  std::atomic<int> fail_next{0};
+  std::atomic<int> calls{0};
+  absl::Status failure = absl::UnavailableError("fake reward: connection refused");
+
   FakeRewardClient() : scorer_(*reward::RewardScorer::Create({})) {}
   absl::StatusOr<grail::v1::ScoreResponse> Score(const grail::v1::ScoreRequest& request) override {
+    ++calls;
+    if (fail_next > 0) {
+      --fail_next;
+      return failure;
+    }
     return scorer_->Score(request);
   }
 
