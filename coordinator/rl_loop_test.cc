@@ -157,6 +157,7 @@ TEST_F(RlLoopUnitTest, KlInRewardAdaptsItsCoefficient) {
 
 TEST_F(RlLoopUnitTest, GaeSendsReturnsAndValuesAndPretrainsTheCritic) {
   spec_.mutable_algorithm()->set_advantage_estimator("gae");
+  spec_.mutable_critic()->set_enabled(true);
   spec_.mutable_trainer()->set_value_pretrain_steps(2);
   std::vector<grail::v1::StepReport> reports;
   std::map<std::string, double> summary;

@@ -58,9 +58,22 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   if (!kKnown->count(estimator)) {
     return Bad("algorithm.advantage_estimator", absl::StrCat("unknown estimator '", estimator, "'"));
   }
+  const auto& critic = spec.critic();
+  if (estimator == "gae" && !critic.enabled()) {
+    return Bad("algorithm.advantage_estimator", "gae needs a critic (set critic.enabled: true)");
+  }
+  if (critic.enabled() && estimator != "gae") {
+    return Bad("critic.enabled", absl::StrCat("only the gae estimator uses a critic, not ", estimator,
+                                              " (algorithm.advantage_estimator)"));
+  }
+  if (!critic.init().empty() && critic.init() != "policy" && critic.init() != "random") {
+    return Bad("critic.init", absl::StrCat("'", critic.init(), "' is not policy or random"));
+  }
+  if (critic.learning_rate() < 0) return Bad("critic.learning_rate", "must be >= 0");
+  if (critic.value_clip() < 0) return Bad("critic.value_clip", "must be >= 0");
   if (spec.trainer().value_pretrain_steps() < 0) return Bad("trainer.value_pretrain_steps", "must be >= 0");
-  if (spec.trainer().value_pretrain_steps() > 0 && estimator != "gae") {
-    return Bad("trainer.value_pretrain_steps", "needs a critic (algorithm.advantage_estimator: gae)");
+  if (spec.trainer().value_pretrain_steps() > 0 && !critic.enabled()) {
+    return Bad("trainer.value_pretrain_steps", "needs a critic (critic.enabled: true, advantage_estimator: gae)");
   }
   if (spec.trainer().value_pretrain_steps() >= spec.trainer().total_steps() && spec.trainer().value_pretrain_steps() > 0) {
     return Bad("trainer.value_pretrain_steps", "leaves no step in which the policy moves (trainer.total_steps)");

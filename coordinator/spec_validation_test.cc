@@ -60,9 +60,19 @@ INSTANTIATE_TEST_SUITE_P(
         Edit{[](auto* s) { s->mutable_trainer()->set_value_pretrain_steps(2); }, "trainer.value_pretrain_steps"},
         Edit{[](auto* s) {
                s->mutable_algorithm()->set_advantage_estimator("gae");
+               s->mutable_critic()->set_enabled(true);
                s->mutable_trainer()->set_value_pretrain_steps(10);
              },
              "trainer.value_pretrain_steps"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_advantage_estimator("gae"); },
+             "algorithm.advantage_estimator"},
+        Edit{[](auto* s) { s->mutable_critic()->set_enabled(true); }, "critic.enabled"},
+        Edit{[](auto* s) {
+               s->mutable_algorithm()->set_advantage_estimator("gae");
+               s->mutable_critic()->set_enabled(true);
+               s->mutable_critic()->set_init("reward_model");
+             },
+             "critic.init"},
         Edit{[](auto* s) { s->mutable_algorithm()->set_lambda_actor(1.5); }, "algorithm.lambda_actor"},
         Edit{[](auto* s) { s->mutable_algorithm()->set_policy_loss("dpo"); }, "algorithm.policy_loss"},
         Edit{[](auto* s) { s->mutable_algorithm()->set_policy_loss("gspo"); }, "algorithm.loss_agg_mode"},

@@ -42,7 +42,10 @@ struct TrainSettings {
   double kl_coef = 0.0;
   double entropy_coef = 0.0;
   bool critic = false;
+  bool critic_from_policy = true;
+  double critic_learning_rate = 1e-4;
   double cliprange_value = 0.5;
+  uint64_t critic_seed = 1;
 };
 
 absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& spec) {
@@ -64,7 +67,15 @@ absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& spec) {
   ASSIGN_OR_RETURN(s.policy_loss, ParsePolicyLoss(a.policy_loss()));
   ASSIGN_OR_RETURN(s.loss_agg, ParseLossAgg(a.loss_agg_mode()));
   ASSIGN_OR_RETURN(s.kl, ParseKl(a.kl_estimator()));
-  s.critic = a.advantage_estimator() == "gae";
+  const auto& c = spec.critic();
+  s.critic = c.enabled();
+  if (!c.init().empty() && c.init() != "policy" && c.init() != "random") {
+    return absl::InvalidArgumentError(absl::StrCat("critic.init: '", c.init(), "' is not policy or random"));
+  }
+  s.critic_from_policy = c.init() != "random";
+  s.critic_learning_rate = c.learning_rate() > 0 ? c.learning_rate() : s.learning_rate;
+  if (c.value_clip() > 0) s.cliprange_value = c.value_clip();
+  s.critic_seed = spec.model().init_seed() + 1;
   return s;
 }
 
@@ -159,16 +170,10 @@ class TorchTrainer : public Trainer {
         params, torch::optim::AdamWOptions(settings_.sft_learning_rate).weight_decay(0.0));
     rl_optimizer_ = std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(settings_.learning_rate).weight_decay(settings_.weight_decay));
+    // The critic is built when it is first used (after any supervised warm-up), so that
+    // critic.init: policy starts it from the policy RL begins with.
     critic_.reset();
     critic_optimizer_.reset();
-    if (settings_.critic) {
-      model::ModelConfig critic_config = (*model_)->config();
-      critic_config.value_head = true;
-      critic_ = std::make_shared<model::CausalLm>(critic_config);
-      (*critic_)->InitWeights(spec.model().init_seed() + 1);
-      critic_optimizer_ = std::make_unique<torch::optim::AdamW>(
-          (*critic_)->parameters(), torch::optim::AdamWOptions(settings_.learning_rate).weight_decay(0.0));
-    }
     rl_steps_ = 0;
     // Versions only grow within a learner process, so that actors holding an earlier run's
     // weights accept the new model.
@@ -255,7 +260,7 @@ class TorchTrainer : public Trainer {
   absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(
       const grail::v1::ComputeValuesRequest& request) override {
     absl::MutexLock lock(&mu_);
-    if (critic_ == nullptr) return absl::FailedPreconditionError("no critic: the run's estimator is not gae");
+    RETURN_IF_ERROR(EnsureCriticLocked());
     auto& c = *critic_;
     ASSIGN_OR_RETURN(torch::Tensor ids, TokenIds(request.input_ids(), "input_ids", c->config().vocab_size,
                                                  c->config().max_position_embeddings));
@@ -286,9 +291,10 @@ class TorchTrainer : public Trainer {
     }
     torch::Tensor returns, old_values;
     if (e.has_returns() || e.has_values()) {
-      if (critic_ == nullptr) {
-        return absl::InvalidArgumentError("experience.returns: this run has no critic (estimator is not gae)");
+      if (!settings_.critic) {
+        return absl::InvalidArgumentError("experience.returns: this run has no critic (critic.enabled is false)");
       }
+      RETURN_IF_ERROR(EnsureCriticLocked());
       ASSIGN_OR_RETURN(returns, FloatMatrix(e.returns(), "experience.returns", ids));
       ASSIGN_OR_RETURN(old_values, FloatMatrix(e.values(), "experience.values", ids));
     } else if (request.critic_only()) {
@@ -310,6 +316,33 @@ class TorchTrainer : public Trainer {
   }
 
  private:
+  // Builds the critic on first use: the policy's decoder plus a scalar value head, with the
+  // decoder copied from the current policy (critic.init: policy) or freshly initialised.
+  absl::Status EnsureCriticLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (model_ == nullptr) return absl::FailedPreconditionError("no model: call InitModel first");
+    if (!settings_.critic) return absl::FailedPreconditionError("no critic: critic.enabled is false for this run");
+    if (critic_ != nullptr) return absl::OkStatus();
+    try {
+      model::ModelConfig critic_config = (*model_)->config();
+      critic_config.value_head = true;
+      auto critic = std::make_shared<model::CausalLm>(critic_config);
+      (*critic)->InitWeights(settings_.critic_seed);
+      if (settings_.critic_from_policy) {
+        torch::NoGradGuard no_grad;
+        auto source = (*model_)->named_parameters();
+        for (auto& item : (*critic)->named_parameters()) {
+          if (const torch::Tensor* from = source.find(item.key()); from != nullptr) item.value().copy_(*from);
+        }
+      }
+      critic_ = std::move(critic);
+      critic_optimizer_ = std::make_unique<torch::optim::AdamW>(
+          (*critic_)->parameters(), torch::optim::AdamWOptions(settings_.critic_learning_rate).weight_decay(0.0));
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat("critic init failed: ", e.what_without_backtrace()));
+    }
+    return absl::OkStatus();
+  }
+
   void CriticStepLocked(const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& returns,
                         const torch::Tensor& old_values, grail::v1::TrainStepResponse* response)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

@@ -155,6 +155,7 @@ TEST_F(TrainerTest, CriticLearnsReturnsAndValuePretrainingLeavesThePolicyAlone) 
               ::testing::HasSubstr("experience.returns: this run has no critic"));
 
   spec_.mutable_algorithm()->set_advantage_estimator("gae");
+  spec_.mutable_critic()->set_enabled(true);
   ASSERT_TRUE(trainer_->InitModel(spec_).ok());
   auto values = trainer_->ComputeValues(values_req);
   ASSERT_TRUE(values.ok()) << values.status();
@@ -191,6 +192,35 @@ TEST_F(TrainerTest, CriticLearnsReturnsAndValuePretrainingLeavesThePolicyAlone) 
   EXPECT_TRUE(both->metrics().count("explained_variance"));
   EXPECT_TRUE(both->metrics().count("pg_clipfrac"));
   EXPECT_EQ(both->weights_version(), version_before + 1);
+}
+
+// critic.init: policy copies the decoder when the critic is first used, so a supervised
+// warm-up before RL is reflected in it; critic.init: random ignores the policy.
+TEST_F(TrainerTest, CriticStartsFromThePolicyAtFirstUse) {
+  grail::v1::ComputeValuesRequest values_req;
+  *values_req.mutable_input_ids() = Batch(1.0f).experience().input_ids();
+  spec_.mutable_algorithm()->set_advantage_estimator("gae");
+  spec_.mutable_critic()->set_enabled(true);
+  auto values_after = [&](const std::string& init, int sft_steps) {
+    spec_.mutable_critic()->set_init(init);
+    EXPECT_TRUE(trainer_->InitModel(spec_).ok());
+    for (int i = 0; i < sft_steps; ++i) {
+      grail::v1::SupervisedStepRequest sft;
+      *sft.mutable_input_ids() = Batch(1.0f).experience().input_ids();
+      *sft.mutable_loss_mask() = Batch(1.0f).experience().response_mask();
+      EXPECT_TRUE(trainer_->SupervisedStep(sft).ok());
+    }
+    auto v = trainer_->ComputeValues(values_req);
+    EXPECT_TRUE(v.ok()) << v.status();
+    return v->values().data();
+  };
+  const std::string random0 = values_after("random", 0), random3 = values_after("random", 3);
+  const std::string policy0 = values_after("policy", 0), policy3 = values_after("policy", 3);
+  EXPECT_EQ(random0, random3);  // the policy's warm-up does not reach a random critic
+  EXPECT_NE(policy0, random0);
+  EXPECT_NE(policy0, policy3);  // the copy happens at first use, after the warm-up
+  spec_.mutable_critic()->set_init("pretrained");
+  EXPECT_THAT(std::string(trainer_->InitModel(spec_).status().message()), ::testing::HasSubstr("critic.init"));
 }
 
 }  // namespace
