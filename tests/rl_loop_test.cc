@@ -13,7 +13,7 @@
 #include "coordinator/run_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/service_process.h"
+#include "tests/local_cluster.h"
 
 namespace grail::testing {
 namespace {
@@ -43,28 +43,10 @@ trainer: {sft_steps: 400, sft_batch_size: 64, sft_learning_rate: 0.001, total_st
 class RlLoopTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::vector<std::string> actor_addrs;
-    for (int i = 0; i < 2; ++i) {
-      auto a = ServiceProcess::Start("grail-actor");
-      ASSERT_TRUE(a.ok()) << a.status();
-      actor_addrs.push_back((*a)->grpc_address());
-      actors_.push_back(std::move(*a));
-    }
-    auto reward = ServiceProcess::Start("grail-reward");
-    auto reference = ServiceProcess::Start("grail-reference", {"--threads=2"});
-    auto learner = ServiceProcess::Start("grail-learner", {"--threads=2"});
-    ASSERT_TRUE(reward.ok() && reference.ok() && learner.ok());
-    reward_ = std::move(*reward);
-    reference_ = std::move(*reference);
-    learner_ = std::move(*learner);
-    auto coordinator = ServiceProcess::Start(
-        "grail-coordinator",
-        {"--actors=" + actor_addrs[0] + "," + actor_addrs[1], "--reward=" + reward_->grpc_address(),
-         "--reference=" + reference_->grpc_address(), "--learner=" + learner_->grpc_address(),
-         "--rpc_timeout=60s", "--data_root=" + ::testing::TempDir()});
-    ASSERT_TRUE(coordinator.ok()) << coordinator.status();
-    coordinator_ = std::move(*coordinator);
-    client_ = coordinator::NewGrpcRunClient({coordinator_->grpc_address()});
+    auto cluster = LocalCluster::Start({});
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = std::move(*cluster);
+    client_ = cluster_->NewRunClient();
   }
 
   grail::v1::RunSpec Spec() {
@@ -74,8 +56,7 @@ class RlLoopTest : public ::testing::Test {
     return spec;
   }
 
-  std::vector<std::unique_ptr<ServiceProcess>> actors_;
-  std::unique_ptr<ServiceProcess> reward_, reference_, learner_, coordinator_;
+  std::unique_ptr<LocalCluster> cluster_;
   std::unique_ptr<coordinator::RunClient> client_;
 };
 
@@ -86,8 +67,7 @@ double Metric(const grail::v1::StepReport& r, const std::string& k) {
 }
 
 TEST_F(RlLoopTest, ShortRunLearnsAndCountsEverySampleOnce) {
-  for (auto* p : {actors_[0].get(), actors_[1].get(), reward_.get(), reference_.get(), learner_.get(),
-                  coordinator_.get()}) {
+  for (auto* p : cluster_->all()) {
     auto serving = CheckServing(MakeChannel({p->grpc_address()}).get(), absl::Seconds(5));
     ASSERT_TRUE(serving.ok() && *serving) << p->grpc_address();
   }
@@ -165,7 +145,7 @@ TEST_F(RlLoopTest, BadSpecsAreRefusedAtSubmitNamingTheField) {
   // Strict spec files: an unknown field is refused before anything is sent.
   const std::string path = ::testing::TempDir() + "bad_spec.yaml";
   std::ofstream(path) << "name: x\ntrainer:\n  total_stepz: 3\n";
-  CommandResult r = RunCommand(BinDir() + "/grailctl --coordinator=" + coordinator_->grpc_address() +
+  CommandResult r = RunCommand(BinDir() + "/grailctl --coordinator=" + cluster_->coordinator().grpc_address() +
                                " submit " + path);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.output, HasSubstr("trainer.total_stepz: unknown field"));
@@ -174,7 +154,7 @@ TEST_F(RlLoopTest, BadSpecsAreRefusedAtSubmitNamingTheField) {
 TEST_F(RlLoopTest, DeadActorsFailTheRunWithAReason) {
   grail::v1::RunSpec spec = Spec();
   spec.mutable_trainer()->set_sft_steps(2);
-  for (auto& a : actors_) ASSERT_TRUE(a->SignalAndWait(SIGKILL, absl::Seconds(10)).ok());
+  for (auto& a : cluster_->actors()) ASSERT_TRUE(a->SignalAndWait(SIGKILL, absl::Seconds(10)).ok());
   auto id = client_->Submit(spec);
   ASSERT_TRUE(id.ok()) << id.status();
   grail::v1::StepReport done;

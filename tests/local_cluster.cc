@@ -1,0 +1,79 @@
+#include "tests/local_cluster.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "gtest/gtest.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+
+namespace grail::testing {
+namespace {
+
+std::vector<std::string> Concat(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOptions& options) {
+  std::unique_ptr<LocalCluster> c(new LocalCluster());
+  c->data_root_ = options.data_root;
+  if (c->data_root_.empty()) {
+    std::string tmpl = ::testing::TempDir() + "grail_cluster_XXXXXX";
+    if (mkdtemp(tmpl.data()) == nullptr) return absl::InternalError("mkdtemp failed");
+    c->data_root_ = tmpl;
+    c->owns_data_root_ = true;
+  }
+  const auto& extra = options.extra_service_args;
+  std::vector<std::string> actor_addrs;
+  for (int i = 0; i < options.actors; ++i) {
+    ASSIGN_OR_RETURN(auto a, ServiceProcess::Start("grail-actor", extra));
+    actor_addrs.push_back(a->grpc_address());
+    c->actors_.push_back(std::move(a));
+  }
+  const std::string threads = absl::StrCat("--threads=", options.learner_threads);
+  ASSIGN_OR_RETURN(c->reward_, ServiceProcess::Start("grail-reward", extra));
+  ASSIGN_OR_RETURN(c->reference_, ServiceProcess::Start("grail-reference", Concat({threads}, extra)));
+  std::vector<std::string> learner_args = {threads};
+  learner_args.push_back("--data_root=" + c->data_root_);
+  ASSIGN_OR_RETURN(c->learner_, ServiceProcess::Start("grail-learner", Concat(learner_args, extra)));
+  std::vector<std::string> coordinator_args = {
+      "--actors=" + absl::StrJoin(actor_addrs, ","), "--reward=" + c->reward_->grpc_address(),
+      "--reference=" + c->reference_->grpc_address(), "--learner=" + c->learner_->grpc_address(),
+      "--rpc_timeout=60s"};
+  coordinator_args.push_back("--data_root=" + c->data_root_);
+  coordinator_args = Concat(Concat(coordinator_args, extra), options.extra_coordinator_args);
+  ASSIGN_OR_RETURN(c->coordinator_, ServiceProcess::Start("grail-coordinator", coordinator_args));
+  return c;
+}
+
+LocalCluster::~LocalCluster() {
+  // Services first, so that nothing writes into the directory while it is removed.
+  coordinator_.reset();
+  learner_.reset();
+  reference_.reset();
+  reward_.reset();
+  actors_.clear();
+  if (owns_data_root_) {
+    std::error_code ec;
+    std::filesystem::remove_all(data_root_, ec);
+  }
+}
+
+std::vector<ServiceProcess*> LocalCluster::all() {
+  std::vector<ServiceProcess*> out;
+  for (auto& a : actors_) out.push_back(a.get());
+  for (auto* p : {reward_.get(), reference_.get(), learner_.get(), coordinator_.get()}) out.push_back(p);
+  return out;
+}
+
+std::unique_ptr<coordinator::RunClient> LocalCluster::NewRunClient() const {
+  return coordinator::NewGrpcRunClient({coordinator_->grpc_address()});
+}
+
+}  // namespace grail::testing
