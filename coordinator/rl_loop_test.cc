@@ -94,6 +94,7 @@ TEST_F(RlLoopUnitTest, TrainsEveryStepWithFullBatchesAndEvaluates) {
 }
 
 TEST_F(RlLoopUnitTest, EveryGroupRelativeEstimatorFeedsTheLearner) {
+  std::map<std::string, std::string> first_advantages;  // estimator -> bytes of step 1
   for (const char* estimator : {"grpo", "dr_grpo", "rloo", "reinforce_pp", "gfpo"}) {
     SetUp();
     spec_.mutable_algorithm()->set_advantage_estimator(estimator);
@@ -119,6 +120,13 @@ TEST_F(RlLoopUnitTest, EveryGroupRelativeEstimatorFeedsTheLearner) {
     }
     // gfpo keeps 2 of each group of 4 (the rest get 0); the others weigh every row.
     EXPECT_EQ(nonzero_rows, std::string(estimator) == "gfpo" ? B / 2 : B) << estimator;
+    first_advantages[estimator] = e.advantages().data();
+  }
+  // The same samples give each estimator its own advantages (the dispatch reaches each one).
+  for (const auto& [a, bytes_a] : first_advantages) {
+    for (const auto& [b, bytes_b] : first_advantages) {
+      if (a < b) EXPECT_NE(bytes_a, bytes_b) << a << " and " << b;
+    }
   }
 }
 
