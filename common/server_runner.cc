@@ -8,6 +8,7 @@
 #include "common/net_address.h"
 #include "common/process_metrics.h"
 #include "common/rpc_metrics.h"
+#include "common/security.h"
 #include "common/status_macros.h"
 
 namespace grail {
@@ -25,12 +26,13 @@ absl::StatusOr<std::unique_ptr<ServerRunner>> ServerRunner::Start(
   grpc::ServerBuilder builder;
   int selected_port = 0;
   builder.AddListeningPort(FormatHostPort(grpc_hp.host, grpc_hp.port),
-                           grpc::InsecureServerCredentials(), &selected_port);
+                           MakeServerCredentials(ProcessSecurity()), &selected_port);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   for (grpc::Service* service : services) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
   creators.push_back(MakeRpcMetricsInterceptor(options.component, *registry));
+  RegisterAuthMetrics(options.component, *registry);
   builder.experimental().SetInterceptorCreators(std::move(creators));
   self->server_ = builder.BuildAndStart();
   if (self->server_ == nullptr || selected_port == 0) {

@@ -8,6 +8,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "common/cli.h"
+#include "common/security.h"
 #include "common/server_runner.h"
 #include "common/signals.h"
 
@@ -22,6 +23,13 @@ namespace grail {
 int ServiceMain(int argc, char** argv, const ServiceMainSpec& spec) {
   BlockTerminationSignals();
   ParseCommandLineOrExit(argc, argv, spec.usage);
+
+  absl::StatusOr<SecurityOptions> security = SecurityFromFlags();
+  if (!security.ok()) {
+    std::cerr << spec.binary << ": " << security.status() << std::endl;
+    return 1;
+  }
+  SetProcessSecurity(*security);
 
   ServerOptions options;
   options.component = spec.component;

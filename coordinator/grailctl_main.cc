@@ -14,6 +14,7 @@
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/grpc_client.h"
+#include "common/security.h"
 #include "coordinator/run_client.h"
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "Coordinator address HOST:PORT");
@@ -31,7 +32,9 @@ constexpr char kUsage[] =
     "  watch RUN         follow a run's step reports\n"
     "  cancel RUN        cancel a run\n"
     "  health TARGET     exit 0 if the service at TARGET (HOST:PORT) is SERVING\n"
-    "  validate FILE     check a run spec locally without submitting it";
+    "  validate FILE     check a run spec locally without submitting it\n"
+    "Security: --auth_token_file=F sends the cluster's bearer token; --tls_ca=CA.pem uses TLS\n"
+    "(add --tls_cert/--tls_key for mutual TLS).";
 
 int Fail(const absl::Status& status) {
   std::cerr << "grailctl: " << status << std::endl;
@@ -82,6 +85,12 @@ std::string ProgressLine(const grail::v1::StepReport& r, absl::Time* rl_start, i
 
 int main(int argc, char** argv) {
   std::vector<std::string> args = grail::ParseCommandLineOrExit(argc, argv, kUsage);
+  absl::StatusOr<grail::SecurityOptions> security = grail::SecurityFromFlags();
+  if (!security.ok()) {
+    std::cerr << "grailctl: " << security.status() << std::endl;
+    return 2;
+  }
+  grail::SetProcessSecurity(*security);
   if (args.size() < 2) {
     std::cerr << kUsage << std::endl;
     return 2;

@@ -1,27 +1,31 @@
 #include "coordinator/run_service_impl.h"
 
 #include "common/grpc_status.h"
+#include "common/security.h"
 
 namespace grail::coordinator {
 
-grpc::Status RunServiceImpl::SubmitRun(grpc::ServerContext*, const grail::v1::SubmitRunRequest* request,
+grpc::Status RunServiceImpl::SubmitRun(grpc::ServerContext* context, const grail::v1::SubmitRunRequest* request,
                                        grail::v1::SubmitRunResponse* response) {
+  GRAIL_AUTHORIZE(context);
   auto id = runs_->Submit(request->spec());
   if (!id.ok()) return ToGrpcStatus(id.status());
   response->set_run_id(*id);
   return grpc::Status::OK;
 }
 
-grpc::Status RunServiceImpl::GetRun(grpc::ServerContext*, const grail::v1::GetRunRequest* request,
+grpc::Status RunServiceImpl::GetRun(grpc::ServerContext* context, const grail::v1::GetRunRequest* request,
                                     grail::v1::Run* response) {
+  GRAIL_AUTHORIZE(context);
   auto run = runs_->Get(request->run_id());
   if (!run.ok()) return ToGrpcStatus(run.status());
   *response = std::move(*run);
   return grpc::Status::OK;
 }
 
-grpc::Status RunServiceImpl::ListRuns(grpc::ServerContext*, const grail::v1::ListRunsRequest*,
+grpc::Status RunServiceImpl::ListRuns(grpc::ServerContext* context, const grail::v1::ListRunsRequest*,
                                       grail::v1::ListRunsResponse* response) {
+  GRAIL_AUTHORIZE(context);
   for (auto& run : runs_->List()) *response->add_runs() = std::move(run);
   return grpc::Status::OK;
 }
@@ -29,13 +33,15 @@ grpc::Status RunServiceImpl::ListRuns(grpc::ServerContext*, const grail::v1::Lis
 grpc::Status RunServiceImpl::WatchRun(grpc::ServerContext* context,
                                       const grail::v1::WatchRunRequest* request,
                                       grpc::ServerWriter<grail::v1::StepReport>* writer) {
+  GRAIL_AUTHORIZE(context);
   return ToGrpcStatus(runs_->Watch(
       request->run_id(), [&](const grail::v1::StepReport& r) { return writer->Write(r); },
       [&] { return !context->IsCancelled(); }));
 }
 
-grpc::Status RunServiceImpl::CancelRun(grpc::ServerContext*, const grail::v1::CancelRunRequest* request,
+grpc::Status RunServiceImpl::CancelRun(grpc::ServerContext* context, const grail::v1::CancelRunRequest* request,
                                        grail::v1::CancelRunResponse*) {
+  GRAIL_AUTHORIZE(context);
   return ToGrpcStatus(runs_->Cancel(request->run_id()));
 }
 

@@ -2,58 +2,65 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/security.h"
 #include "common/weights_stream.h"
 
 namespace grail::learner {
 
-grpc::Status LearnerServiceImpl::InitModel(grpc::ServerContext*,
+grpc::Status LearnerServiceImpl::InitModel(grpc::ServerContext* context,
                                            const grail::v1::InitModelRequest* request,
                                            grail::v1::InitModelResponse* response) {
+  GRAIL_AUTHORIZE(context);
   auto result = trainer_->InitModel(request->spec());
   if (!result.ok()) return ToGrpcStatus(result.status());
   *response = std::move(*result);
   return grpc::Status::OK;
 }
 
-grpc::Status LearnerServiceImpl::SupervisedStep(grpc::ServerContext*,
+grpc::Status LearnerServiceImpl::SupervisedStep(grpc::ServerContext* context,
                                                 const grail::v1::SupervisedStepRequest* request,
                                                 grail::v1::TrainStepResponse* response) {
+  GRAIL_AUTHORIZE(context);
   auto result = trainer_->SupervisedStep(*request);
   if (!result.ok()) return ToGrpcStatus(result.status());
   *response = std::move(*result);
   return grpc::Status::OK;
 }
 
-grpc::Status LearnerServiceImpl::TrainStep(grpc::ServerContext*,
+grpc::Status LearnerServiceImpl::TrainStep(grpc::ServerContext* context,
                                            const grail::v1::TrainStepRequest* request,
                                            grail::v1::TrainStepResponse* response) {
+  GRAIL_AUTHORIZE(context);
   auto result = trainer_->TrainStep(*request);
   if (!result.ok()) return ToGrpcStatus(result.status());
   *response = std::move(*result);
   return grpc::Status::OK;
 }
 
-grpc::Status LearnerServiceImpl::ComputeValues(grpc::ServerContext*,
+grpc::Status LearnerServiceImpl::ComputeValues(grpc::ServerContext* context,
                                                const grail::v1::ComputeValuesRequest* request,
                                                grail::v1::ComputeValuesResponse* response) {
+  GRAIL_AUTHORIZE(context);
   auto result = trainer_->ComputeValues(*request);
   if (!result.ok()) return ToGrpcStatus(result.status());
   *response = std::move(*result);
   return grpc::Status::OK;
 }
 
-grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext*,
+grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext* context,
                                                 const grail::v1::SaveCheckpointRequest* request,
                                                 grail::v1::SaveCheckpointResponse* response) {
+  GRAIL_AUTHORIZE(context);
   auto path = trainer_->SaveCheckpoint(request->dir());
   if (!path.ok()) return ToGrpcStatus(path.status());
   response->set_path(*path);
   return grpc::Status::OK;
 }
 
-grpc::Status LearnerServiceImpl::GetWeights(grpc::ServerContext*,
+grpc::Status LearnerServiceImpl::GetWeights(grpc::ServerContext* context,
                                             const grail::v1::GetWeightsRequest* request,
                                             grpc::ServerWriter<grail::v1::WeightsChunk>* writer) {
+  GRAIL_AUTHORIZE(context);
   auto weights = trainer_->GetWeights();
   if (!weights.ok()) return ToGrpcStatus(weights.status());
   if (weights->version < request->min_version()) {
