@@ -2,6 +2,7 @@
 BUILD_DIR ?= build
 JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
+PROMETHEUS_PORT ?=
 
 .PHONY: all deps configure build test demo clean
 
@@ -23,7 +24,7 @@ test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
 
 demo: build
-	bash tools/demo.sh $(BUILD_DIR)
+	PROMETHEUS_PORT=$(PROMETHEUS_PORT) bash tools/demo.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

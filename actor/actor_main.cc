@@ -4,6 +4,9 @@
 #include "actor/actor_service_impl.h"
 #include "actor/rollout_engine.h"
 #include "common/service_main.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
 
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads used for generation");
 ABSL_FLAG(int, max_rows_per_request, 4096, "Most samples (prompts x group size) in one Generate call");
@@ -16,8 +19,41 @@ int main(int argc, char** argv) {
   spec.usage =
       "grail-actor: rollout actor (batched generation with a KV cache).\n"
       "Usage: grail-actor [--listen=HOST:PORT] [--metrics_listen=HOST:PORT] [--threads=N]";
-  spec.make_services = [](prometheus::Registry&) -> absl::StatusOr<grail::ServiceBundle> {
+  spec.make_services = [](prometheus::Registry& registry) -> absl::StatusOr<grail::ServiceBundle> {
+    auto& tokens = prometheus::BuildCounter()
+                       .Name("grail_actor_tokens_generated_total")
+                       .Help("Response tokens generated.")
+                       .Register(registry)
+                       .Add({});
+    auto& samples = prometheus::BuildCounter()
+                        .Name("grail_actor_samples_generated_total")
+                        .Help("Samples generated.")
+                        .Register(registry)
+                        .Add({});
+    auto& prefix_hits = prometheus::BuildCounter()
+                            .Name("grail_actor_prefix_cache_hits_total")
+                            .Help("Samples whose prompt KV cache was copied from a shared prefill.")
+                            .Register(registry)
+                            .Add({});
+    auto& occupancy = prometheus::BuildHistogram()
+                          .Name("grail_actor_batch_occupancy_ratio")
+                          .Help("Per Generate call: mean fraction of KV-cache slots decoding per step.")
+                          .Register(registry)
+                          .Add({}, prometheus::Histogram::BucketBoundaries{0.1, 0.25, 0.5, 0.75, 0.9, 1.0});
+    auto& version = prometheus::BuildGauge()
+                        .Name("grail_actor_weights_version")
+                        .Help("Policy version being served (-1 before the first weights).")
+                        .Register(registry)
+                        .Add({});
+    version.Set(-1);
     grail::actor::RolloutEngineOptions options;
+    options.on_generate = [&tokens, &samples, &prefix_hits, &occupancy](const grail::actor::RolloutStats& s) {
+      tokens.Increment(static_cast<double>(s.tokens));
+      samples.Increment(static_cast<double>(s.samples));
+      prefix_hits.Increment(static_cast<double>(s.prefix_reuses));
+      occupancy.Observe(s.batch_occupancy);
+    };
+    options.on_weights = [&version](int64_t v) { version.Set(static_cast<double>(v)); };
     options.num_threads = absl::GetFlag(FLAGS_threads);
     options.max_rows_per_request = absl::GetFlag(FLAGS_max_rows_per_request);
     options.max_batch_rows = absl::GetFlag(FLAGS_max_batch_rows);

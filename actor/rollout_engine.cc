@@ -14,7 +14,9 @@ class TorchRolloutEngine : public RolloutEngine {
   explicit TorchRolloutEngine(const RolloutEngineOptions& options) : options_(options) {}
 
   absl::Status LoadWeights(std::string blob, int64_t version) override {
-    return model_.Load(std::move(blob), version);
+    absl::Status s = model_.Load(std::move(blob), version);
+    if (s.ok() && options_.on_weights) options_.on_weights(version);
+    return s;
   }
 
   absl::Status Generate(const grail::v1::GenerateRequest& request,
@@ -45,13 +47,22 @@ class TorchRolloutEngine : public RolloutEngine {
     prompts.reserve(request.prompts_size());
     for (const auto& p : request.prompts()) prompts.emplace_back(p.token_ids().begin(), p.token_ids().end());
     absl::StatusOr<std::vector<model::GenerationResult>> results;
+    model::GenerationStats gen_stats;
     try {
       results = model::GenerateGroups(*snap.model, prompts, request.group_size(), o,
-                                      options_.max_batch_rows);
+                                      options_.max_batch_rows, &gen_stats);
     } catch (const c10::Error& e) {
       return absl::InternalError(absl::StrCat("generation failed: ", e.what_without_backtrace()));
     }
     if (!results.ok()) return results.status();
+    RolloutStats stats;
+    stats.samples = rows;
+    stats.prefix_reuses = rows - gen_stats.prefills;
+    if (gen_stats.decode_steps > 0) {
+      stats.batch_occupancy = static_cast<double>(gen_stats.slot_steps) /
+                              (static_cast<double>(gen_stats.decode_steps) * options_.max_batch_rows);
+    }
+    for (const auto& res : *results) stats.tokens += static_cast<int64_t>(res.tokens.size());
     for (int64_t r = 0; r < rows; ++r) {
       const auto& prompt = request.prompts(r / request.group_size());
       const auto& res = (*results)[r];
@@ -68,6 +79,7 @@ class TorchRolloutEngine : public RolloutEngine {
                                                                    : grail::v1::FINISH_REASON_LENGTH);
       if (!emit(std::move(s))) return absl::CancelledError("generation cancelled by the caller");
     }
+    if (options_.on_generate) options_.on_generate(stats);
     return absl::OkStatus();
   }
 

@@ -12,6 +12,14 @@
 
 namespace grail::actor {
 
+// What one Generate call did.
+struct RolloutStats {
+  int64_t samples = 0;
+  int64_t tokens = 0;           // response tokens generated
+  int64_t prefix_reuses = 0;    // samples served from a shared prompt prefill (samples - prompts)
+  double batch_occupancy = 0;   // mean fraction of max_batch_rows slots decoding per step
+};
+
 struct RolloutEngineOptions {
   // LibTorch intra-op threads (process-wide; set once at creation).
   int num_threads = 1;
@@ -19,6 +27,9 @@ struct RolloutEngineOptions {
   int max_rows_per_request = 4096;
   // Sequences decoded together (KV-cache slots); finished ones free their slot.
   int max_batch_rows = 256;
+  // Observers for metrics (optional): after each successful Generate, after each weights swap.
+  std::function<void(const RolloutStats&)> on_generate;
+  std::function<void(int64_t version)> on_weights;
 };
 
 // Generates samples with the currently loaded policy (continuous batching, prompt prefill

@@ -25,6 +25,11 @@ constexpr GaugeSpec kStepGauges[] = {
     {"kl", "grail_coordinator_kl", "Mean k3 KL to the reference (from the learner)."},
     {"entropy", "grail_coordinator_entropy", "Mean token entropy of the policy (from the learner)."},
     {"pg_clipfrac", "grail_coordinator_pg_clipfrac_ratio", "Fraction of clipped policy-gradient tokens."},
+    {"pg_clipfrac_lower", "grail_coordinator_pg_clipfrac_lower_ratio", "Fraction of dual-clipped tokens (negative advantages)."},
+    {"explained_variance", "grail_coordinator_explained_variance", "Critic explained variance (gae runs)."},
+    {"version_lag_max", "grail_coordinator_version_lag_max", "Largest policy-version lag among the last step's trained samples."},
+    {"version_lag_bound", "grail_coordinator_version_lag_bound", "The run's trainer.max_staleness."},
+    {"time_step", "grail_coordinator_step_duration_seconds", "Wall time of the last RL step."},
 };
 
 }  // namespace
@@ -45,7 +50,21 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
                     .Name("grail_coordinator_run_state")
                     .Help("1 for the state of the most recent run.")
                     .Register(registry);
+  version_lag_ = &prometheus::BuildHistogram()
+                      .Name("grail_coordinator_version_lag")
+                      .Help("Policy versions between each trained sample's behaviour policy and the learner.")
+                      .Register(registry)
+                      .Add({}, prometheus::Histogram::BucketBoundaries{0, 1, 2, 4, 8, 16});
+  retries_ = &prometheus::BuildCounter()
+                  .Name("grail_coordinator_rpc_retries_total")
+                  .Help("Calls retried after a transient failure, by target.")
+                  .Register(registry);
+  for (const char* target : {"actor", "reward", "reference"}) retries_->Add({{"target", target}});
 }
+
+void CoordinatorMetrics::ObserveVersionLag(double versions) { version_lag_->Observe(versions); }
+
+void CoordinatorMetrics::CountRetry(const std::string& target) { retries_->Add({{"target", target}}).Increment(); }
 
 void CoordinatorMetrics::SetStepGauge(const std::string& name, double value) {
   auto it = step_gauges_.find(name);

@@ -24,12 +24,17 @@ class CoordinatorMetrics {
   void ObservePhase(const std::string& phase, double seconds);
   void CountSamples(const std::string& outcome, double n);  // generated, trained, filtered, failed
   void SetRunState(const std::string& state);  // one-hot over run states
+  // Policy versions between a trained sample's behaviour policy and the learner's.
+  void ObserveVersionLag(double versions);
+  void CountRetry(const std::string& target);  // actor, reward, reference
 
  private:
   std::map<std::string, prometheus::Gauge*> step_gauges_;
   prometheus::Family<prometheus::Histogram>* phase_;
   prometheus::Family<prometheus::Counter>* samples_;
   prometheus::Family<prometheus::Gauge>* run_state_;
+  prometheus::Histogram* version_lag_;
+  prometheus::Family<prometheus::Counter>* retries_;
 };
 
 }  // namespace grail::coordinator

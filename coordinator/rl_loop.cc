@@ -78,7 +78,7 @@ bool Transient(const absl::Status& s) {
 
 // Calls `fn` up to three times with backoff (0.4 s, 0.8 s) while it fails transiently.
 template <typename Fn>
-auto WithRetries(Fn fn) -> decltype(fn()) {
+auto WithRetries(Fn fn, const std::function<void()>& on_retry) -> decltype(fn()) {
   auto result = fn();
   for (int attempt = 1; attempt < 3; ++attempt) {
     absl::Status status;
@@ -89,6 +89,7 @@ auto WithRetries(Fn fn) -> decltype(fn()) {
     }
     if (status.ok() || !Transient(status)) break;
     absl::SleepFor(absl::Milliseconds(200 << attempt));
+    on_retry();
     result = fn();
   }
   return result;
@@ -324,7 +325,7 @@ absl::Status RlLoop::SyncWeights(bool include_reference) {
     absl::Status last = WithRetries([&]() -> absl::Status {
       if (i < clients_.actors.size()) return clients_.actors[i]->LoadWeights(weights.blob, weights.version).status();
       return clients_.reference->LoadWeights(weights.blob, weights.version).status();
-    });
+    }, [&] { metrics_->CountRetry(i < clients_.actors.size() ? "actor" : "reference"); });
     if (last.ok()) return last;
     return absl::Status(last.code(), absl::StrCat(i < clients_.actors.size() ? absl::StrCat("actor ", i) : "reference",
                                                   ": weight sync failed: ", last.message()));
@@ -413,7 +414,8 @@ absl::Status RlLoop::ScoreGroups(std::vector<Group>* groups) {
       item->set_response_length(s.token_ids_size());
     }
   }
-  absl::StatusOr<grail::v1::ScoreResponse> resp = WithRetries([&] { return clients_.reward->Score(req); });
+  absl::StatusOr<grail::v1::ScoreResponse> resp = WithRetries([&] { return clients_.reward->Score(req); },
+                                                                [&] { metrics_->CountRetry("reward"); });
   if (!resp.ok()) return absl::Status(resp.status().code(), absl::StrCat("reward: ", resp.status().message()));
   if (resp->scores_size() != req.items_size()) {
     return absl::InternalError("reward: answered a different number of items");
@@ -467,7 +469,8 @@ absl::StatusOr<std::vector<std::vector<float>>> RlLoop::ReferenceLogProbs(
   *req.mutable_input_ids() = Int64Matrix(B, width, packed.ids);
   *req.mutable_attention_mask() = Int64Matrix(B, width, packed.valid);
   absl::StatusOr<grail::v1::LogProbsResponse> resp =
-      WithRetries([&] { return clients_.reference->ComputeLogProbs(req); });
+      WithRetries([&] { return clients_.reference->ComputeLogProbs(req); },
+                  [&] { metrics_->CountRetry("reference"); });
   if (!resp.ok()) return absl::Status(resp.status().code(), absl::StrCat("reference: ", resp.status().message()));
   const auto& lp = resp->log_probs();
   if (lp.dtype() != grail::v1::DTYPE_FLOAT32 || lp.shape_size() != 2 || lp.shape(0) != static_cast<int64_t>(B) ||
@@ -593,6 +596,14 @@ absl::Status RlLoop::RlStep(int step) {
   const double step_kl = k1_tokens > 0 ? k1_sum / k1_tokens : 0;
   if (a.use_kl_in_reward()) kl_controller_.Update(step_kl, static_cast<int64_t>(samples.size()));
 
+  // Version lag of what is about to be trained (0 throughout the synchronous loop).
+  double lag_max = 0;
+  for (const auto* sample : samples) {
+    const double lag = static_cast<double>(version_ - sample->policy_version());
+    metrics_->ObserveVersionLag(lag);
+    lag_max = std::max(lag_max, lag);
+  }
+
   // Experience, right-padded, per-token tensors aligned with input_ids.
   const Packed packed = PackSequences(samples);
   const size_t B = samples.size(), width = packed.width;
@@ -665,6 +676,8 @@ absl::Status RlLoop::RlStep(int step) {
   m["samples_discarded"] = discarded;
   m["carried_over_samples"] = CarriedSamples();
   m["kl_behavior_reference"] = step_kl;
+  m["version_lag_max"] = lag_max;
+  m["version_lag_bound"] = spec_.trainer().max_staleness();
   if (a.use_kl_in_reward()) {
     m["kl_in_reward_coef"] = kl_coef;
     m["kl_in_reward_coef_next"] = kl_controller_.value();

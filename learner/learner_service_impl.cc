@@ -1,6 +1,7 @@
 #include "learner/learner_service_impl.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "common/security.h"
 #include "common/weights_stream.h"
@@ -21,8 +22,10 @@ grpc::Status LearnerServiceImpl::SupervisedStep(grpc::ServerContext* context,
                                                 const grail::v1::SupervisedStepRequest* request,
                                                 grail::v1::TrainStepResponse* response) {
   GRAIL_AUTHORIZE(context);
+  const absl::Time start = absl::Now();
   auto result = trainer_->SupervisedStep(*request);
   if (!result.ok()) return ToGrpcStatus(result.status());
+  if (on_step_) on_step_("sft", *result, absl::ToDoubleSeconds(absl::Now() - start));
   *response = std::move(*result);
   return grpc::Status::OK;
 }
@@ -31,8 +34,10 @@ grpc::Status LearnerServiceImpl::TrainStep(grpc::ServerContext* context,
                                            const grail::v1::TrainStepRequest* request,
                                            grail::v1::TrainStepResponse* response) {
   GRAIL_AUTHORIZE(context);
+  const absl::Time start = absl::Now();
   auto result = trainer_->TrainStep(*request);
   if (!result.ok()) return ToGrpcStatus(result.status());
+  if (on_step_) on_step_(request->critic_only() ? "critic" : "rl", *result, absl::ToDoubleSeconds(absl::Now() - start));
   *response = std::move(*result);
   return grpc::Status::OK;
 }

@@ -1,6 +1,9 @@
 #ifndef GRAIL_LEARNER_LEARNER_SERVICE_IMPL_H_
 #define GRAIL_LEARNER_LEARNER_SERVICE_IMPL_H_
 
+#include <functional>
+#include <string>
+
 #include "learner/trainer.h"
 #include "proto/grail/v1/learner.grpc.pb.h"
 
@@ -9,7 +12,12 @@ namespace grail::learner {
 // gRPC adapter over a Trainer. Stateless; the trainer must outlive it.
 class LearnerServiceImpl final : public grail::v1::LearnerService::Service {
  public:
-  explicit LearnerServiceImpl(Trainer* trainer) : trainer_(trainer) {}
+  // Called after each successful step: kind is "sft", "rl" or "critic".
+  using StepObserver =
+      std::function<void(const std::string& kind, const grail::v1::TrainStepResponse& response, double seconds)>;
+
+  explicit LearnerServiceImpl(Trainer* trainer, StepObserver on_step = nullptr)
+      : trainer_(trainer), on_step_(std::move(on_step)) {}
 
   grpc::Status InitModel(grpc::ServerContext* context, const grail::v1::InitModelRequest* request,
                          grail::v1::InitModelResponse* response) override;
@@ -27,6 +35,7 @@ class LearnerServiceImpl final : public grail::v1::LearnerService::Service {
 
  private:
   Trainer* trainer_;
+  StepObserver on_step_;
 };
 
 }  // namespace grail::learner

@@ -63,7 +63,7 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(CausalLm& model,
 
 absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
     CausalLm& model, const std::vector<std::vector<int>>& prompts, int group_size,
-    const SamplingOptions& o, int max_batch_rows) {
+    const SamplingOptions& o, int max_batch_rows, GenerationStats* stats) {
   absl::Status valid = ValidateSamplingOptions(o);
   if (!valid.ok()) return valid;
   if (group_size < 1) return absl::InvalidArgumentError("group_size: must be >= 1");
@@ -153,6 +153,12 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
     std::vector<int64_t> live;
     for (int64_t s = 0; s < S; ++s) {
       if (slot_row[s] >= 0) live.push_back(s);
+    }
+    if (stats != nullptr) {
+      ++stats->decode_steps;
+      stats->slot_steps += static_cast<int64_t>(live.size());
+      stats->slots = S;
+      stats->prefills = P;
     }
     auto live_idx = torch::tensor(live);
     auto [tokens, lps] = SampleTokens(next_logits.index_select(0, live_idx), o, gen);

@@ -37,6 +37,14 @@ struct GenerationResult {
 // INVALID_ARGUMENT naming the field for out-of-range options.
 absl::Status ValidateSamplingOptions(const SamplingOptions& options);
 
+// What one GenerateGroups call did, for metrics.
+struct GenerationStats {
+  int64_t decode_steps = 0;  // batched sampling steps
+  int64_t slot_steps = 0;    // sum over steps of the sequences decoding in that step
+  int64_t slots = 0;         // KV-cache slots (min(rows, max_batch_rows))
+  int64_t prefills = 0;      // prompts prefilled (once each, shared by their samples)
+};
+
 // Generates `group_size` responses per prompt with continuous batching: at most
 // `max_batch_rows` sequences decode together, each in its own KV-cache slot, and a finished
 // sequence frees its slot for the next waiting one. Each prompt is prefilled once and its KV
@@ -45,7 +53,7 @@ absl::Status ValidateSamplingOptions(const SamplingOptions& options);
 // context is INVALID_ARGUMENT naming prompts[i].
 absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
     CausalLm& model, const std::vector<std::vector<int>>& prompts, int group_size,
-    const SamplingOptions& options, int max_batch_rows = 256);
+    const SamplingOptions& options, int max_batch_rows = 256, GenerationStats* stats = nullptr);
 
 // GenerateGroups with one sample per prompt.
 absl::StatusOr<std::vector<GenerationResult>> Generate(CausalLm& model,

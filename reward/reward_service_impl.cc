@@ -12,6 +12,7 @@ grpc::Status RewardServiceImpl::Score(grpc::ServerContext* context, const grail:
   absl::StatusOr<grail::v1::ScoreResponse> result = scorer_->Score(*request);
   if (!result.ok()) return ToGrpcStatus(result.status());
   *response = std::move(*result);
+  if (on_scored_) on_scored_(*request, *response);
   return grpc::Status::OK;
 }
 

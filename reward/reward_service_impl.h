@@ -1,6 +1,8 @@
 #ifndef GRAIL_REWARD_REWARD_SERVICE_IMPL_H_
 #define GRAIL_REWARD_REWARD_SERVICE_IMPL_H_
 
+#include <functional>
+
 #include "proto/grail/v1/reward.grpc.pb.h"
 #include "reward/reward_scorer.h"
 
@@ -9,7 +11,11 @@ namespace grail::reward {
 // gRPC adapter over a RewardScorer. Stateless; the scorer must outlive it.
 class RewardServiceImpl final : public grail::v1::RewardService::Service {
  public:
-  explicit RewardServiceImpl(RewardScorer* scorer) : scorer_(scorer) {}
+  // Called after each successful Score.
+  using ScoreObserver = std::function<void(const grail::v1::ScoreRequest&, const grail::v1::ScoreResponse&)>;
+
+  explicit RewardServiceImpl(RewardScorer* scorer, ScoreObserver on_scored = nullptr)
+      : scorer_(scorer), on_scored_(std::move(on_scored)) {}
 
   grpc::Status Score(grpc::ServerContext* context, const grail::v1::ScoreRequest* request,
                      grail::v1::ScoreResponse* response) override;
@@ -19,6 +25,7 @@ class RewardServiceImpl final : public grail::v1::RewardService::Service {
 
  private:
   RewardScorer* scorer_;
+  ScoreObserver on_scored_;
 };
 
 }  // namespace grail::reward

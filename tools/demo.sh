@@ -6,6 +6,7 @@
 # the end of the final evaluation.
 #
 #   tools/demo.sh [BUILD_DIR] [SPEC]
+#   PROMETHEUS_PORT=9090 tools/demo.sh   also runs Prometheus on that port (see deploy/prometheus)
 set -euo pipefail
 BUILD_DIR=${1:-build}
 SPEC=${2:-deploy/demo/arithmetic.yaml}
@@ -16,10 +17,18 @@ cleanup() { deploy/local/cluster.sh stop "$STATE" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 start=$(date +%s.%N)
-deploy/local/cluster.sh start "$STATE" --bin="$BIN"
+extra=()
+if [ -n "${PROMETHEUS_PORT:-}" ]; then extra+=(--prometheus="$PROMETHEUS_PORT"); fi
+deploy/local/cluster.sh start "$STATE" --bin="$BIN" "${extra[@]}"
 # shellcheck disable=SC1091
 source "$STATE/cluster.env"
 echo "demo: logs in $STATE; coordinator metrics at http://$COORDINATOR_METRICS/metrics"
+if [ -n "${PROMETHEUS:-}" ]; then
+  echo "demo: Prometheus at $PROMETHEUS (try grail_coordinator_reward_mean; alerts at $PROMETHEUS/alerts);"
+  echo "demo: Grafana: add it as a data source and import deploy/grafana/dashboards/grail.json"
+else
+  echo "demo: PROMETHEUS_PORT=9090 make demo also starts Prometheus scraping every service"
+fi
 run=$("$BIN/grailctl" --coordinator="$COORDINATOR" submit "$SPEC")
 echo "demo: submitted $run ($SPEC)"
 "$BIN/grailctl" --coordinator="$COORDINATOR" watch "$run" | tee "$STATE/watch.log"

@@ -3,25 +3,29 @@
 # separate processes with free ports.
 #
 #   deploy/local/cluster.sh start STATE_DIR [--actors=N] [--bin=DIR] [--threads=N] [--learner_threads=N]
+#                                          [--prometheus=PORT]
 #   (--threads: LibTorch threads per actor, default 1; --learner_threads: for the learner and
-#   the reference scorer, default 2)
+#   the reference scorer, default 2; --prometheus: also start Debian's prometheus on
+#   127.0.0.1:PORT scraping every service, with deploy/prometheus's rules)
 #   deploy/local/cluster.sh stop STATE_DIR
 #
 # `start` waits until every service reports SERVING and writes STATE_DIR/cluster.env
-# (COORDINATOR=HOST:PORT, one <NAME>_METRICS=HOST:PORT per service) and STATE_DIR/pids.
-# Logs go to STATE_DIR/<service>.log. `stop` sends SIGTERM to all and waits for them.
+# (COORDINATOR=HOST:PORT, one <NAME>_METRICS=HOST:PORT per service, PROMETHEUS=URL) and
+# STATE_DIR/pids. Logs go to STATE_DIR/<service>.log. `stop` sends SIGTERM to all and waits.
 set -euo pipefail
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 2 ] || usage
 cmd=$1; state=$2; shift 2
-actors=2; bin="$(cd "$(dirname "$0")/../.." && pwd)/build/bin"; threads=1; learner_threads=2
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+actors=2; bin="$root/build/bin"; threads=1; learner_threads=2; prometheus_port=""
 for arg in "$@"; do
   case $arg in
     --actors=*) actors=${arg#*=} ;;
     --bin=*) bin=${arg#*=} ;;
     --threads=*) threads=${arg#*=} ;;
     --learner_threads=*) learner_threads=${arg#*=} ;;
+    --prometheus=*) prometheus_port=${arg#*=} ;;
     *) echo "cluster.sh: unknown option $arg" >&2; usage ;;
   esac
 done
@@ -57,9 +61,31 @@ start_service() {
   [ -n "$ADDR" ] || { echo "cluster.sh: $name printed no ready line" >&2; return 1; }
   "$bin/grailctl" health "$ADDR" >/dev/null
   echo "$(tr 'a-z-' 'A-Z_' <<<"$name")_METRICS=$METRICS" >>"$state/cluster.env"
+  targets+=("{\"targets\": [\"$METRICS\"], \"labels\": {\"service\": \"${name%%-*}\", \"name\": \"$name\"}}")
   echo "cluster: $name grpc=$ADDR metrics=$METRICS"
 }
 
+# Copies deploy/prometheus to STATE_DIR/prometheus, writes the scrape targets, starts
+# prometheus and waits until it answers.
+start_prometheus() {
+  local dir="$state/prometheus"
+  rm -rf "$dir"; mkdir -p "$dir/targets"
+  cp -r "$root/deploy/prometheus/prometheus.yml" "$root/deploy/prometheus/rules" "$dir/"
+  (IFS=,; echo "[${targets[*]}]") >"$dir/targets/grail.json"
+  prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+      --web.listen-address="127.0.0.1:$prometheus_port" >"$state/prometheus.log" 2>&1 &
+  echo $! >>"$state/pids"
+  for _ in $(seq 1 300); do
+    curl -sf "http://127.0.0.1:$prometheus_port/-/ready" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -sf "http://127.0.0.1:$prometheus_port/-/ready" >/dev/null \
+      || { echo "cluster.sh: prometheus did not start; see $state/prometheus.log" >&2; return 1; }
+  echo "PROMETHEUS=http://127.0.0.1:$prometheus_port" >>"$state/cluster.env"
+  echo "cluster: prometheus http://127.0.0.1:$prometheus_port (targets: $dir/targets/grail.json)"
+}
+
+targets=()
 case $cmd in
   start)
     mkdir -p "$state"
@@ -76,6 +102,9 @@ case $cmd in
     start_service coordinator grail-coordinator --actors="$(IFS=,; echo "${actor_addrs[*]}")" \
         --reward="$reward" --reference="$reference" --learner="$learner" --data_root="$PWD"
     echo "COORDINATOR=$ADDR" >>"$state/cluster.env"
+    if [ -n "$prometheus_port" ]; then
+      start_prometheus
+    fi
     trap - ERR
     ;;
   stop)
