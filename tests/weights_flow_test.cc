@@ -231,7 +231,16 @@ TEST_F(WeightsFlowTest, SigtermLetsAnInFlightGenerateFinish) {
   std::thread call([&] {
     result = actor_->Generate(gen, [&](grail::v1::Sample) { ++received; });
   });
-  absl::SleepFor(absl::Milliseconds(300));  // the call is running on the server
+  // SIGTERM only once the server counts the call as in flight: a fixed sleep raced the
+  // call's arrival on slow machines, and a call that arrives after shutdown began is refused.
+  const std::string in_flight = "grail_actor_rpc_in_flight{method=\"/grail.v1.ActorService/Generate\"} 1";
+  bool seen_in_flight = false;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(30);
+       !seen_in_flight && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(20))) {
+    seen_in_flight = RunCommand("curl -sf http://" + actor_proc_->metrics_address() + "/metrics")
+                         .output.find(in_flight) != std::string::npos;
+  }
+  EXPECT_TRUE(seen_in_flight) << "the Generate call never showed as in flight";
   auto status = actor_proc_->SignalAndWait(SIGTERM, absl::Seconds(30));
   call.join();
   ASSERT_TRUE(status.ok()) << status.status();
