@@ -52,6 +52,9 @@ int ServiceMain(int argc, char** argv, const ServiceMainSpec& spec) {
     std::cerr << spec.binary << ": " << runner.status() << std::endl;
     return 1;
   }
+  if (bundle->on_started) {
+    bundle->on_started([r = runner->get()] { r->SetNotServing(); });
+  }
   std::cout << spec.binary << ": serving grpc=" << (*runner)->grpc_address()
             << " metrics=" << (*runner)->metrics_address() << std::endl;
 

@@ -20,6 +20,10 @@ struct ServiceBundle {
   std::vector<std::shared_ptr<void>> keep_alive;
   // Run after health turns NOT_SERVING and before in-flight calls are drained.
   std::function<void()> on_shutdown;
+  // Run once the server is serving, with a function that turns health NOT_SERVING for good:
+  // for a service that can no longer do its work (a learner rank whose group broke) and
+  // stays up to say so, so that an orchestrator's health probe restarts it.
+  std::function<void(std::function<void()> set_not_serving)> on_started;
 };
 
 struct ServiceMainSpec {

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/parallel.h"
 #include "common/status_macros.h"
 #include "coordinator/advantages.h"
 
@@ -93,16 +94,6 @@ auto WithRetries(Fn fn, const std::function<void()>& on_retry) -> decltype(fn())
     result = fn();
   }
   return result;
-}
-
-// Runs fn(i) for i in [0, n) on n threads and returns the first error.
-absl::Status ParallelFor(size_t n, const std::function<absl::Status(size_t)>& fn) {
-  std::vector<absl::Status> results(n);
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < n; ++i) threads.emplace_back([&, i] { results[i] = fn(i); });
-  for (auto& t : threads) t.join();
-  for (auto& s : results) RETURN_IF_ERROR(s);
-  return absl::OkStatus();
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "common/paths.h"
 #include "common/status_macros.h"
 #include "common/weights_stream.h"
+#include "learner/collective.h"
 #include "learner/losses.h"
 #include "model/checkpoint.h"
 #include "model/model_config.h"
@@ -135,15 +136,41 @@ absl::StatusOr<torch::Tensor> TokenIds(const grail::v1::Tensor& t, const std::st
   return ids;
 }
 
+// What one rank's share of a batch weighs in the group's loss: local / global token count
+// for token means, local / global row count for sequence means, 1 for
+// seq-mean-token-sum-norm (a sum over rows with a constant divisor).
+struct ShardWeights {
+  double tokens = 1;
+  double rows = 1;
+  double For(LossAgg agg) const {
+    switch (agg) {
+      case LossAgg::kTokenMean:
+        return tokens;
+      case LossAgg::kSeqMeanTokenSum:
+      case LossAgg::kSeqMeanTokenMean:
+        return rows;
+      case LossAgg::kSeqMeanTokenSumNorm:
+        return 1.0;
+    }
+    return tokens;
+  }
+};
+
+double Ratio(double local, double global) { return global > 0 ? local / global : 0.0; }
+
+// Step kinds in the collective step header.
+enum StepKind { kInitStep = 1, kSupervisedStep = 2, kRlStep = 3, kCriticStep = 4 };
+
 class TorchTrainer : public Trainer {
  public:
-  explicit TorchTrainer(const TrainerOptions& options) : options_(options) {}
+  explicit TorchTrainer(const TrainerOptions& options)
+      : options_(options), group_(options.group ? options.group : NewSingleRankCollective()) {}
 
   absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec& spec) override {
     std::shared_ptr<model::CausalLm> built;
+    std::string dir;
     if (!spec.model().path().empty()) {
-      ASSIGN_OR_RETURN(std::string dir,
-                       ResolveUnderRoot(options_.data_root, spec.model().path(), "model.path"));
+      ASSIGN_OR_RETURN(dir, ResolveUnderRoot(options_.data_root, spec.model().path(), "model.path"));
       ASSIGN_OR_RETURN(model::CausalLm loaded, model::LoadModelDir(dir));
       built = std::make_shared<model::CausalLm>(std::move(loaded));
     } else {
@@ -163,6 +190,15 @@ class TorchTrainer : public Trainer {
     grail::v1::InitModelResponse response;
     response.set_num_parameters((*built)->NumParameters());
     absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(broken_);
+    // Every rank starts from rank 0's parameters, whatever each rank built.
+    RETURN_IF_ERROR(AgreeAndSumLocked(kInitStep, 0, {}).status());
+    {
+      torch::NoGradGuard no_grad;
+      std::vector<torch::Tensor> params;
+      for (auto& p : (*built)->parameters()) params.push_back(p.data());
+      RETURN_IF_ERROR(GroupCall(group_->Broadcast(params, 0, "model broadcast")));
+    }
     model_ = std::move(built);
     settings_ = settings;
     auto params = (*model_)->parameters();
@@ -178,12 +214,19 @@ class TorchTrainer : public Trainer {
     // Versions only grow within a learner process, so that actors holding an earlier run's
     // weights accept the new model.
     ++version_;
+    // A checkpoint written by SaveCheckpoint also restores the RL optimizer's moments, the
+    // RL step count (learning-rate warm-up) and the weights version: a restarted learner
+    // group continues exactly where the checkpoint was taken.
+    if (!dir.empty() && std::filesystem::exists(std::filesystem::path(dir) / "manifest.json")) {
+      RETURN_IF_ERROR(RestoreTrainingStateLocked(dir));
+    }
     response.set_weights_version(version_);
     return response;
   }
 
   absl::StatusOr<Weights> GetWeights() override {
     absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(broken_);
     if (model_ == nullptr) return absl::FailedPreconditionError("no model: call InitModel first");
     Weights w;
     ASSIGN_OR_RETURN(w.blob, model::ModelToSafetensors(*model_));
@@ -194,25 +237,35 @@ class TorchTrainer : public Trainer {
   absl::StatusOr<grail::v1::TrainStepResponse> SupervisedStep(
       const grail::v1::SupervisedStepRequest& request) override {
     absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(broken_);
     if (model_ == nullptr) return absl::FailedPreconditionError("no model: call InitModel first");
     auto& m = *model_;
     ASSIGN_OR_RETURN(torch::Tensor ids, TokenIds(request.input_ids(), "input_ids", m->config().vocab_size,
                                                  m->config().max_position_embeddings));
     ASSIGN_OR_RETURN(torch::Tensor mask, FloatMatrix(request.loss_mask(), "loss_mask", ids));
     try {
+      const double local_tokens = mask.sum().item<double>();
+      ASSIGN_OR_RETURN(std::vector<double> global,
+                       AgreeAndSumLocked(kSupervisedStep, request.step(), {local_tokens}));
+      const double weight = Ratio(local_tokens, global[0]);
+      double allreduce_seconds = 0;
       m->train();
       sft_optimizer_->zero_grad();
       auto lp = AlignedLogProbs(m, ids);
-      auto loss = -MaskedMean(lp, mask);
+      auto loss = -MaskedMean(lp, mask) * weight;
       loss.backward();
+      RETURN_IF_ERROR(GroupCall(
+          AllReduceGradients(*group_, m->parameters(), options_.bucket_bytes, &allreduce_seconds)));
       const double grad_norm = torch::nn::utils::clip_grad_norm_(m->parameters(), settings_.grad_clip);
       sft_optimizer_->step();
       ++version_;
+      ASSIGN_OR_RETURN(std::vector<double> summed, SumLocked({loss.item<double>()}));
       grail::v1::TrainStepResponse response;
       response.set_weights_version(version_);
       auto& metrics = *response.mutable_metrics();
-      metrics["sft_loss"] = loss.item<double>();
+      metrics["sft_loss"] = summed[0];
       metrics["grad_norm"] = grad_norm;
+      metrics["allreduce_seconds"] = allreduce_seconds;
       return response;
     } catch (const c10::Error& e) {
       return absl::InternalError(absl::StrCat("supervised step failed: ", e.what_without_backtrace()));
@@ -221,6 +274,7 @@ class TorchTrainer : public Trainer {
 
   absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) override {
     absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(broken_);
     if (model_ == nullptr) return absl::FailedPreconditionError("no model: call InitModel first");
     ASSIGN_OR_RETURN(std::string path, ResolveUnderRoot(options_.data_root, dir, "dir"));
     namespace fs = std::filesystem;
@@ -276,6 +330,7 @@ class TorchTrainer : public Trainer {
 
   absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(const grail::v1::TrainStepRequest& request) override {
     absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(broken_);
     if (model_ == nullptr) return absl::FailedPreconditionError("no model: call InitModel first");
     auto& m = *model_;
     const auto& e = request.experience();
@@ -301,14 +356,37 @@ class TorchTrainer : public Trainer {
       return absl::InvalidArgumentError("experience.returns: critic_only needs returns and values");
     }
     try {
+      // Token and row counts of the whole local shard and of each mini-batch slice, summed
+      // over the group: every rank's loss uses the global normalisers.
+      const int64_t B = ids.size(0);
+      const int mb = settings_.mini_batches;
+      std::vector<double> counts = {mask.sum().item<double>(), static_cast<double>(B)};
+      for (int k = 0; k < mb; ++k) {
+        const int64_t begin = B * k / mb, end = B * (k + 1) / mb;
+        counts.push_back(end > begin ? mask.narrow(0, begin, end - begin).sum().item<double>() : 0.0);
+        counts.push_back(static_cast<double>(end - begin));
+      }
+      ASSIGN_OR_RETURN(std::vector<double> global,
+                       AgreeAndSumLocked(request.critic_only() ? kCriticStep : kRlStep, request.step(), counts));
+      std::vector<ShardWeights> weights;
+      for (size_t i = 0; i < counts.size(); i += 2) {
+        weights.push_back({Ratio(counts[i], global[i]), Ratio(counts[i + 1], global[i + 1])});
+      }
       grail::v1::TrainStepResponse response;
-      if (returns.defined()) CriticStepLocked(ids, mask, returns, old_values, &response);
+      double allreduce_seconds = 0;
+      if (returns.defined()) {
+        RETURN_IF_ERROR(CriticStepLocked(ids, mask, returns, old_values, weights[0], &allreduce_seconds, &response));
+      }
       if (request.critic_only()) {
         response.set_weights_version(version_);
+        (*response.mutable_metrics())["allreduce_seconds"] = allreduce_seconds;
         return response;
       }
-      auto policy = RlStepLocked(m, ids, mask, old_lp, adv, ref_lp);
+      std::vector<std::pair<ShardWeights, double>> slices;  // per mini-batch: weights, global rows
+      for (int k = 0; k < mb; ++k) slices.push_back({weights[k + 1], global[2 * k + 3]});
+      ASSIGN_OR_RETURN(auto policy, RlStepLocked(m, ids, mask, old_lp, adv, ref_lp, slices, &allreduce_seconds));
       for (const auto& [k, v] : response.metrics()) (*policy.mutable_metrics())[k] = v;
+      (*policy.mutable_metrics())["allreduce_seconds"] = allreduce_seconds;
       return policy;
     } catch (const c10::Error& err) {
       return absl::InternalError(absl::StrCat("train step failed: ", err.what_without_backtrace()));
@@ -316,6 +394,50 @@ class TorchTrainer : public Trainer {
   }
 
  private:
+  // Records the first collective failure: the group is unusable from then on.
+  absl::Status GroupCall(absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (status.ok() || !broken_.ok()) return status;
+    broken_ = status;
+    if (options_.on_group_failure) options_.on_group_failure(status);
+    return status;
+  }
+
+  // Sums `values` over the ranks.
+  absl::StatusOr<std::vector<double>> SumLocked(const std::vector<double>& values)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (group_->world_size() == 1 || values.empty()) return values;
+    auto t = torch::tensor(values, torch::kFloat64);
+    RETURN_IF_ERROR(GroupCall(group_->AllReduceSum({t}, "metric sum")));
+    return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+  }
+
+  // The step header: checks that every rank is taking the same kind of step, with the same
+  // step number, from the same weights version, and returns `counts` summed over ranks. The
+  // check sums x and x*x of each field: both sums equal world_size times those of one rank
+  // only if every rank has the same x.
+  absl::StatusOr<std::vector<double>> AgreeAndSumLocked(StepKind kind, int64_t step, std::vector<double> counts)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const std::vector<double> fields = {static_cast<double>(kind), static_cast<double>(step),
+                                        static_cast<double>(version_)};
+    const size_t n = counts.size();
+    for (double f : fields) {
+      counts.push_back(f);
+      counts.push_back(f * f);
+    }
+    ASSIGN_OR_RETURN(std::vector<double> sum, SumLocked(counts));
+    const double w = group_->world_size();
+    for (size_t i = 0; i < fields.size(); ++i) {
+      if (sum[n + 2 * i] != w * fields[i] || sum[n + 2 * i + 1] != w * fields[i] * fields[i]) {
+        static const char* const kNames[] = {"step kind", "step number", "weights version"};
+        return GroupCall(absl::FailedPreconditionError(absl::StrCat(
+            "learner group: ranks disagree on the ", kNames[i], " (rank ", group_->rank(), " has ", fields[i],
+            "): every rank must get the same sequence of calls")));
+      }
+    }
+    sum.resize(n);
+    return sum;
+  }
+
   // Builds the critic on first use: the policy's decoder plus a scalar value head, with the
   // decoder copied from the current policy (critic.init: policy) or freshly initialised.
   absl::Status EnsureCriticLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -343,15 +465,19 @@ class TorchTrainer : public Trainer {
     return absl::OkStatus();
   }
 
-  void CriticStepLocked(const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& returns,
-                        const torch::Tensor& old_values, grail::v1::TrainStepResponse* response)
+  absl::Status CriticStepLocked(const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& returns,
+                                const torch::Tensor& old_values, const ShardWeights& shard,
+                                double* allreduce_seconds, grail::v1::TrainStepResponse* response)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto& c = *critic_;
     c->train();
     critic_optimizer_->zero_grad();
     auto vpreds = AlignedValues(c, ids);
     ValueLossResult vl = ValueLoss(vpreds, returns, old_values, mask, settings_.cliprange_value, settings_.loss_agg);
-    vl.loss.backward();
+    auto value_loss = vl.loss * shard.For(settings_.loss_agg);
+    value_loss.backward();
+    RETURN_IF_ERROR(GroupCall(
+        AllReduceGradients(*group_, c->parameters(), options_.bucket_bytes, allreduce_seconds)));
     torch::nn::utils::clip_grad_norm_(c->parameters(), settings_.grad_clip);
     critic_optimizer_->step();
     torch::NoGradGuard no_grad;
@@ -360,11 +486,56 @@ class TorchTrainer : public Trainer {
       auto mean = MaskedMean(x, mask);
       return MaskedMean((x - mean).square(), mask);
     };
+    // Explained variance: the token-weighted mean of the ranks' own (exact with one rank).
     const double var_returns = var(returns).item<double>();
+    const double explained = var_returns > 0 ? 1.0 - var(residual).item<double>() / var_returns : 0.0;
+    ASSIGN_OR_RETURN(std::vector<double> summed,
+                     SumLocked({value_loss.item<double>(), vl.clipfrac * shard.tokens, explained * shard.tokens}));
     auto& metrics = *response->mutable_metrics();
-    metrics["value_loss"] = vl.loss.item<double>();
-    metrics["vf_clipfrac"] = vl.clipfrac;
-    metrics["explained_variance"] = var_returns > 0 ? 1.0 - var(residual).item<double>() / var_returns : 0.0;
+    metrics["value_loss"] = summed[0];
+    metrics["vf_clipfrac"] = summed[1];
+    metrics["explained_variance"] = summed[2];
+    return absl::OkStatus();
+  }
+
+  absl::Status RestoreTrainingStateLocked(const std::string& dir) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    ASSIGN_OR_RETURN(std::string manifest_text, model::ReadFileToString(dir + "/manifest.json"));
+    nlohmann::json manifest = nlohmann::json::parse(manifest_text, nullptr, /*allow_exceptions=*/false);
+    if (!manifest.is_object() || manifest.value("format", "") != "grail-checkpoint-v1" ||
+        !manifest.contains("files") || !manifest["files"].is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat("model.path: ", dir, "/manifest.json is not a grail checkpoint manifest"));
+    }
+    ASSIGN_OR_RETURN(std::string blob, model::ReadFileToString(dir + "/optimizer.safetensors"));
+    if (Sha256Hex(blob) != manifest["files"].value("optimizer.safetensors", "")) {
+      return absl::DataLossError(absl::StrCat("model.path: ", dir, "/optimizer.safetensors does not match its digest"));
+    }
+    ASSIGN_OR_RETURN(model::SafetensorsFile file, model::SafetensorsFile::Parse(std::move(blob)));
+    const auto& tensors = file.tensors();
+    auto load = [&](const std::string& name, const torch::Tensor& like) -> absl::StatusOr<torch::Tensor> {
+      auto it = tensors.find(name);
+      if (it == tensors.end()) return absl::DataLossError(absl::StrCat("optimizer.safetensors: missing ", name));
+      const auto& t = it->second;
+      if (t.dtype != model::SafetensorsDType(like.scalar_type()) || t.shape != like.sizes().vec()) {
+        return absl::DataLossError(absl::StrCat("optimizer.safetensors: ", name, " has the wrong dtype or shape"));
+      }
+      return torch::from_blob(const_cast<char*>(t.data.data()), like.sizes(), like.options()).clone();
+    };
+    auto& state = rl_optimizer_->state();
+    for (const auto& item : (*model_)->named_parameters()) {
+      const std::string key = item.key();
+      if (tensors.find("exp_avg/" + key) == tensors.end()) continue;  // no state yet when saved
+      ASSIGN_OR_RETURN(torch::Tensor exp_avg, load("exp_avg/" + key, item.value()));
+      ASSIGN_OR_RETURN(torch::Tensor exp_avg_sq, load("exp_avg_sq/" + key, item.value()));
+      ASSIGN_OR_RETURN(torch::Tensor step, load("step/" + key, torch::zeros({1}, torch::kInt64)));
+      auto s = std::make_unique<torch::optim::AdamWParamState>();
+      s->step(step.item<int64_t>());
+      s->exp_avg(exp_avg);
+      s->exp_avg_sq(exp_avg_sq);
+      state[c10::guts::to_string(item.value().unsafeGetTensorImpl())] = std::move(s);
+    }
+    rl_steps_ = manifest.value("rl_steps", int64_t{0});
+    version_ = std::max<int64_t>(version_, manifest.value("weights_version", int64_t{0}));
+    return absl::OkStatus();
   }
 
   // AdamW moments of the RL optimizer, "exp_avg/<param>" and "exp_avg_sq/<param>", plus a
@@ -391,9 +562,12 @@ class TorchTrainer : public Trainer {
     return model::SerializeSafetensors(tensors);
   }
 
-  grail::v1::TrainStepResponse RlStepLocked(model::CausalLm& m, const torch::Tensor& ids,
-                                            const torch::Tensor& mask, const torch::Tensor& old_lp,
-                                            const torch::Tensor& adv, const torch::Tensor& ref_lp)
+  // slices[k]: the weights of this rank's k-th mini-batch slice, and the slice's row count
+  // over the whole group (0 = the mini-batch is empty everywhere and is skipped).
+  absl::StatusOr<grail::v1::TrainStepResponse> RlStepLocked(
+      model::CausalLm& m, const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& old_lp,
+      const torch::Tensor& adv, const torch::Tensor& ref_lp,
+      const std::vector<std::pair<ShardWeights, double>>& slices, double* allreduce_seconds)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     ++rl_steps_;
     const double warm = settings_.warmup_steps > 0
@@ -405,58 +579,73 @@ class TorchTrainer : public Trainer {
     }
     m->train();
     const int64_t B = ids.size(0);
-    const int64_t mb = std::max<int64_t>(1, std::min<int64_t>(settings_.mini_batches, B));
-    double loss_sum = 0, clip_sum = 0, clip_low_sum = 0, kl_sum = 0, ent_sum = 0, grad_sum = 0,
-           ref_kl_sum = 0;
+    const int64_t mb = static_cast<int64_t>(slices.size());
+    // Sequence-level objectives average over rows whatever the aggregation mode.
+    const bool row_objective =
+        settings_.policy_loss == PolicyLossKind::kGspo || settings_.policy_loss == PolicyLossKind::kGmpo;
+    // Weighted sums over this rank's slices; summed over ranks at the end.
+    double loss_sum = 0, clip_sum = 0, clip_low_sum = 0, kl_sum = 0, ent_sum = 0, ref_kl_sum = 0;
+    double grad_sum = 0;  // the same on every rank (norm of the summed gradient)
     int updates = 0;
     for (int epoch = 0; epoch < settings_.ppo_epochs; ++epoch) {
       for (int64_t k = 0; k < mb; ++k) {
+        const auto& [shard, global_rows] = slices[k];
+        if (global_rows == 0) continue;
         const int64_t begin = B * k / mb, end = B * (k + 1) / mb;
-        if (end <= begin) continue;
-        auto sl = [&](const torch::Tensor& t) { return t.narrow(0, begin, end - begin); };
         rl_optimizer_->zero_grad();
-        torch::Tensor entropy;
-        auto lp = AlignedLogProbs(m, sl(ids), &entropy);
-        PolicyLossResult pg = PolicyLoss(settings_.policy_loss, sl(old_lp), lp, sl(adv), sl(mask),
-                                         settings_.loss_agg, settings_.clip);
-        auto loss = pg.loss;
-        if (settings_.entropy_coef > 0) {
-          loss = loss - settings_.entropy_coef * AggregateLoss(entropy, sl(mask), settings_.loss_agg);
+        if (end > begin) {
+          auto sl = [&](const torch::Tensor& t) { return t.narrow(0, begin, end - begin); };
+          const double w_agg = shard.For(settings_.loss_agg);
+          const double w_pg = row_objective ? shard.rows : w_agg;
+          torch::Tensor entropy;
+          auto lp = AlignedLogProbs(m, sl(ids), &entropy);
+          PolicyLossResult pg = PolicyLoss(settings_.policy_loss, sl(old_lp), lp, sl(adv), sl(mask),
+                                           settings_.loss_agg, settings_.clip);
+          auto loss = pg.loss * w_pg;
+          if (settings_.entropy_coef > 0) {
+            loss = loss - settings_.entropy_coef * w_agg * AggregateLoss(entropy, sl(mask), settings_.loss_agg);
+          }
+          if (ref_lp.defined()) {
+            auto kl = AggregateLoss(KlPenalty(lp, sl(ref_lp), settings_.kl), sl(mask), settings_.loss_agg);
+            if (settings_.kl_coef > 0) loss = loss + settings_.kl_coef * w_agg * kl;
+            ref_kl_sum += w_agg * kl.item<double>();
+          }
+          loss.backward();
+          loss_sum += loss.item<double>();
+          clip_sum += shard.tokens * pg.clipfrac;
+          clip_low_sum += shard.tokens * pg.clipfrac_lower;
+          kl_sum += shard.tokens * pg.ppo_kl;
+          ent_sum += shard.tokens * MaskedMean(entropy.detach(), sl(mask)).item<double>();
         }
-        if (ref_lp.defined()) {
-          auto kl = AggregateLoss(KlPenalty(lp, sl(ref_lp), settings_.kl), sl(mask), settings_.loss_agg);
-          if (settings_.kl_coef > 0) loss = loss + settings_.kl_coef * kl;
-          ref_kl_sum += kl.item<double>();
-        }
-        loss.backward();
+        RETURN_IF_ERROR(GroupCall(
+            AllReduceGradients(*group_, m->parameters(), options_.bucket_bytes, allreduce_seconds)));
         grad_sum += torch::nn::utils::clip_grad_norm_(m->parameters(), settings_.grad_clip);
         rl_optimizer_->step();
-        loss_sum += loss.item<double>();
-        clip_sum += pg.clipfrac;
-        clip_low_sum += pg.clipfrac_lower;
-        kl_sum += pg.ppo_kl;
-        ent_sum += MaskedMean(entropy.detach(), sl(mask)).item<double>();
         ++updates;
       }
     }
     ++version_;
+    ASSIGN_OR_RETURN(std::vector<double> sums,
+                     SumLocked({loss_sum, clip_sum, clip_low_sum, kl_sum, ent_sum, ref_kl_sum}));
     grail::v1::TrainStepResponse response;
     response.set_weights_version(version_);
     auto& metrics = *response.mutable_metrics();
     const double n = std::max(1, updates);
-    metrics["loss"] = loss_sum / n;
-    metrics["pg_clipfrac"] = clip_sum / n;
-    metrics["pg_clipfrac_lower"] = clip_low_sum / n;
-    metrics["ppo_kl"] = kl_sum / n;
-    metrics["entropy"] = ent_sum / n;
+    metrics["loss"] = sums[0] / n;
+    metrics["pg_clipfrac"] = sums[1] / n;
+    metrics["pg_clipfrac_lower"] = sums[2] / n;
+    metrics["ppo_kl"] = sums[3] / n;
+    metrics["entropy"] = sums[4] / n;
     metrics["grad_norm"] = grad_sum / n;
     metrics["learning_rate"] = lr;
-    if (ref_lp.defined()) metrics["kl"] = ref_kl_sum / n;
+    if (ref_lp.defined()) metrics["kl"] = sums[5] / n;
     return response;
   }
 
   TrainerOptions options_;
+  std::shared_ptr<Collective> group_;
   absl::Mutex mu_;
+  absl::Status broken_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<model::CausalLm> model_ ABSL_GUARDED_BY(mu_);
   TrainSettings settings_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<torch::optim::AdamW> sft_optimizer_ ABSL_GUARDED_BY(mu_);

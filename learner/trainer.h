@@ -1,6 +1,7 @@
 #ifndef GRAIL_LEARNER_TRAINER_H_
 #define GRAIL_LEARNER_TRAINER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -9,13 +10,31 @@
 
 namespace grail::learner {
 
+class Collective;  // learner/collective.h
+
 struct TrainerOptions {
   // LibTorch intra-op threads (process-wide; set once at creation).
   int num_threads = 1;
   // Model and checkpoint paths in run specs resolve under this directory.
   std::string data_root = ".";
+  // The learner group this trainer is one rank of; null = a group of one. Every rank gets
+  // the same sequence of InitModel / SupervisedStep / TrainStep calls, each with its shard
+  // of the batch (LearnerGroupClient does this), and takes identical optimizer steps.
+  std::shared_ptr<Collective> group;
+  // Gradients are all-reduced in buckets of about this many bytes.
+  int64_t bucket_bytes = 25 << 20;
+  // Called once, on the first failed collective; from then on every training call and
+  // GetWeights fails with that status (the ranks' states may differ).
+  std::function<void(const absl::Status&)> on_group_failure;
 };
 
+// Data parallelism: each rank computes its shard's loss with the global batch's normaliser
+// (token or sequence counts summed over ranks), gradients are summed across ranks, so the
+// group's update equals one rank's update on the whole batch (mini-batch k of a step is the
+// union of the ranks' k-th slices). Each step begins with a collective check that every rank
+// is taking the same kind of step at the same weights version. Steps report
+// allreduce_seconds.
+//
 // Owns the policy being trained. Starts with no model; InitModel builds the one a run spec
 // names (a checkpoint directory under data_root, or a seeded fresh initialisation).
 // Thread-safe. Hides LibTorch from its users.

@@ -41,10 +41,17 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClu
   ASSIGN_OR_RETURN(c->reference_, ServiceProcess::Start("grail-reference", Concat({threads}, extra)));
   std::vector<std::string> learner_args = {threads};
   learner_args.push_back("--data_root=" + c->data_root_);
-  ASSIGN_OR_RETURN(c->learner_, ServiceProcess::Start("grail-learner", Concat(learner_args, extra)));
+  if (options.learner_ranks > 1) {
+    ASSIGN_OR_RETURN(c->learners_, StartLearnerGroup(options.learner_ranks, Concat(learner_args, extra)));
+  } else {
+    ASSIGN_OR_RETURN(auto l, ServiceProcess::Start("grail-learner", Concat(learner_args, extra)));
+    c->learners_.push_back(std::move(l));
+  }
+  std::vector<std::string> learner_addrs;
+  for (const auto& l : c->learners_) learner_addrs.push_back(l->grpc_address());
   std::vector<std::string> coordinator_args = {
       "--actors=" + absl::StrJoin(actor_addrs, ","), "--reward=" + c->reward_->grpc_address(),
-      "--reference=" + c->reference_->grpc_address(), "--learner=" + c->learner_->grpc_address(),
+      "--reference=" + c->reference_->grpc_address(), "--learner=" + absl::StrJoin(learner_addrs, ","),
       "--rpc_timeout=60s"};
   coordinator_args.push_back("--data_root=" + c->data_root_);
   coordinator_args = Concat(Concat(coordinator_args, extra), options.extra_coordinator_args);
@@ -55,7 +62,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClu
 LocalCluster::~LocalCluster() {
   // Services first, so that nothing writes into the directory while it is removed.
   coordinator_.reset();
-  learner_.reset();
+  learners_.clear();
   reference_.reset();
   reward_.reset();
   actors_.clear();
@@ -68,7 +75,9 @@ LocalCluster::~LocalCluster() {
 std::vector<ServiceProcess*> LocalCluster::all() {
   std::vector<ServiceProcess*> out;
   for (auto& a : actors_) out.push_back(a.get());
-  for (auto* p : {reward_.get(), reference_.get(), learner_.get(), coordinator_.get()}) out.push_back(p);
+  for (auto* p : {reward_.get(), reference_.get()}) out.push_back(p);
+  for (auto& l : learners_) out.push_back(l.get());
+  out.push_back(coordinator_.get());
   return out;
 }
 

@@ -14,6 +14,8 @@ namespace grail::testing {
 struct LocalClusterOptions {
   int actors = 2;
   int learner_threads = 2;
+  // Data-parallel learner ranks (grail-learner --world_size), started together.
+  int learner_ranks = 1;
   // Coordinator and learner --data_root; empty = a fresh directory under the test temp dir,
   // removed with the cluster.
   std::string data_root;
@@ -22,7 +24,7 @@ struct LocalClusterOptions {
 };
 
 // The six services of one grail cluster as child processes on 127.0.0.1: actors, reward,
-// reference, learner and a coordinator pointed at them. Stopped (SIGKILL) on destruction.
+// reference, learner rank(s) and a coordinator pointed at them. Stopped (SIGKILL) on destruction.
 class LocalCluster {
  public:
   static absl::StatusOr<std::unique_ptr<LocalCluster>> Start(const LocalClusterOptions& options);
@@ -30,7 +32,8 @@ class LocalCluster {
   std::vector<std::unique_ptr<ServiceProcess>>& actors() { return actors_; }
   ServiceProcess& reward() { return *reward_; }
   ServiceProcess& reference() { return *reference_; }
-  ServiceProcess& learner() { return *learner_; }
+  ServiceProcess& learner() { return *learners_[0]; }  // rank 0
+  std::vector<std::unique_ptr<ServiceProcess>>& learners() { return learners_; }
   ServiceProcess& coordinator() { return *coordinator_; }
   // Every process, actors first and the coordinator last.
   std::vector<ServiceProcess*> all();
@@ -50,7 +53,8 @@ class LocalCluster {
   bool owns_data_root_ = false;
 
   std::vector<std::unique_ptr<ServiceProcess>> actors_;
-  std::unique_ptr<ServiceProcess> reward_, reference_, learner_, coordinator_;
+  std::vector<std::unique_ptr<ServiceProcess>> learners_;
+  std::unique_ptr<ServiceProcess> reward_, reference_, coordinator_;
 };
 
 }  // namespace grail::testing

@@ -1,6 +1,10 @@
 #include "tests/service_process.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <regex>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 
@@ -21,7 +26,9 @@ std::string BinDir() {
 absl::StatusOr<std::unique_ptr<ServiceProcess>> ServiceProcess::Start(
     const std::string& binary, const std::vector<std::string>& extra_args, absl::Duration timeout) {
   int out[2];
-  if (pipe(out) != 0) return absl::InternalError("pipe failed");
+  // Close-on-exec, so that a child started concurrently by another thread does not inherit
+  // this pipe (dup2 below clears the flag on the child's stdout).
+  if (pipe2(out, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
   std::vector<std::string> args = {BinDir() + "/" + binary, "--listen=127.0.0.1:0",
                                    "--metrics_listen=127.0.0.1:0"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
@@ -62,6 +69,41 @@ absl::StatusOr<std::unique_ptr<ServiceProcess>> ServiceProcess::Start(
   self->grpc_address_ = m[2];
   self->metrics_address_ = m[3];
   return self;
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+absl::StatusOr<std::vector<std::unique_ptr<ServiceProcess>>> StartLearnerGroup(
+    int world_size, const std::vector<std::string>& extra_args, int master_port) {
+  if (master_port == 0) master_port = FreePort();
+  std::vector<absl::StatusOr<std::unique_ptr<ServiceProcess>>> started;
+  for (int r = 0; r < world_size; ++r) started.emplace_back(absl::UnknownError("not started"));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world_size; ++r) {
+    threads.emplace_back([&, r] {
+      std::vector<std::string> args = {absl::StrCat("--rank=", r), absl::StrCat("--world_size=", world_size),
+                                       "--master_addr=127.0.0.1", absl::StrCat("--master_port=", master_port)};
+      args.insert(args.end(), extra_args.begin(), extra_args.end());
+      started[r] = ServiceProcess::Start("grail-learner", args, absl::Seconds(120));
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::vector<std::unique_ptr<ServiceProcess>> ranks;
+  for (auto& s : started) {
+    if (!s.ok()) return s.status();
+    ranks.push_back(std::move(*s));
+  }
+  return ranks;
 }
 
 int ServiceProcess::metrics_port() const {

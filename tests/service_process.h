@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,14 @@ class ServiceProcess {
   std::string grpc_address_;
   std::string metrics_address_;
 };
+
+// A free TCP port on 127.0.0.1 (free when asked; the caller binds it soon after).
+int FreePort();
+
+// Starts `world_size` grail-learner ranks at once (they rendezvous before serving), rank 0
+// first in the result, with `extra_args` for each; master_port 0 picks a free one.
+absl::StatusOr<std::vector<std::unique_ptr<ServiceProcess>>> StartLearnerGroup(
+    int world_size, const std::vector<std::string>& extra_args = {}, int master_port = 0);
 
 // Runs a shell command; returns its exit code and combined output.
 struct CommandResult {
