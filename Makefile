@@ -3,6 +3,8 @@ BUILD_DIR ?= build
 JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 PROMETHEUS_PORT ?=
+# `make demo LEARNER_RANKS=2`: the demo on a 2-rank data-parallel learner group.
+LEARNER_RANKS ?= 1
 
 .PHONY: all deps configure build test demo clean
 
@@ -19,12 +21,12 @@ build: configure
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
 # Installs, builds and runs every test; non-zero exit on any failure.
-# Narrower runs: `make test CTEST_ARGS="-L unit"` (labels: unit, integration, common, model, coordinator).
+# Narrower runs: `make test CTEST_ARGS="-L unit"` (labels: unit, integration, data_parallel, rl, ...).
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
 
 demo: build
-	PROMETHEUS_PORT=$(PROMETHEUS_PORT) bash tools/demo.sh $(BUILD_DIR)
+	PROMETHEUS_PORT=$(PROMETHEUS_PORT) LEARNER_RANKS=$(LEARNER_RANKS) bash tools/demo.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -13,12 +13,15 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "common/config.h"
 #include "common/grpc_client.h"
+#include "coordinator/run_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "learner/learner_client.h"
 #include "learner/learner_group_client.h"
 #include "model/safetensors.h"
+#include "tests/local_cluster.h"
 #include "tests/service_process.h"
 
 namespace grail::testing {
@@ -347,6 +350,50 @@ TEST(DataParallelTest, ARestartedGroupResumesFromTheLastCheckpointExactly) {
   ASSERT_TRUE(fresh->TrainStep(RlStep(3)).ok());
   EXPECT_GT(MaxAbsDiff(first_run, fresh->GetWeights(0)->blob), 1e-5);
   std::filesystem::remove_all(root);
+}
+
+// The whole loop on a 2-rank learner: the coordinator shards every supervised and RL batch
+// across the ranks, both ranks train every step, and the run ends with the rank-0 weights on
+// the actors.
+TEST(DataParallelTest, ARunTrainsOnATwoRankLearnerGroup) {
+  LocalClusterOptions options;
+  options.learner_ranks = 2;
+  options.learner_threads = 1;
+  auto cluster = LocalCluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  grail::v1::RunSpec spec;
+  ASSERT_TRUE(ParseConfig(R"(
+name: two-ranks
+seed: 3
+model:
+  tokenizer: char
+  init_seed: 1
+  config: {vocab_size: 98, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1,
+           num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 16}
+dataset: {builtin: arithmetic, max_digits: 1, seed: 7, heldout_size: 20}
+sampling: {temperature: 1.0, max_new_tokens: 3}
+algorithm: {advantage_estimator: grpo, group_size: 4}
+trainer: {sft_steps: 5, sft_batch_size: 16, total_steps: 3, prompts_per_step: 8, eval_size: 20,
+          checkpoint_every: 0}
+)", ConfigFormat::kYaml, &spec).ok());
+  auto client = (*cluster)->NewRunClient();
+  auto id = client->Submit(spec);
+  ASSERT_TRUE(id.ok()) << id.status();
+  grail::v1::StepReport last;
+  int rl_steps = 0;
+  ASSERT_TRUE(client->Watch(*id, [&](const grail::v1::StepReport& r) {
+    last = r;
+    if (r.phase() == "rl") ++rl_steps;
+  }).ok());
+  EXPECT_EQ(last.state(), grail::v1::RUN_STATE_SUCCEEDED) << last.message();
+  EXPECT_EQ(rl_steps, 3);
+  for (const auto& rank : (*cluster)->learners()) {
+    CommandResult m = RunCommand("curl -sf http://" + rank->metrics_address() + "/metrics");
+    EXPECT_THAT(m.output, HasSubstr("grail_learner_steps_total{kind=\"rl\"} 3"));
+    EXPECT_THAT(m.output, HasSubstr("grail_learner_steps_total{kind=\"sft\"} 5"));
+    EXPECT_THAT(m.output, HasSubstr("grail_learner_group_world_size 2"));
+    EXPECT_THAT(m.output, HasSubstr("grail_learner_allreduce_seconds_count{kind=\"rl\"} 3"));
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #
 #   tools/demo.sh [BUILD_DIR] [SPEC]
 #   PROMETHEUS_PORT=9090 tools/demo.sh   also runs Prometheus on that port (see deploy/prometheus)
+#   LEARNER_RANKS=2 tools/demo.sh        trains on a 2-rank data-parallel learner group
 set -euo pipefail
 BUILD_DIR=${1:-build}
 SPEC=${2:-deploy/demo/arithmetic.yaml}
@@ -19,6 +20,7 @@ trap cleanup EXIT
 start=$(date +%s.%N)
 extra=()
 if [ -n "${PROMETHEUS_PORT:-}" ]; then extra+=(--prometheus="$PROMETHEUS_PORT"); fi
+if [ -n "${LEARNER_RANKS:-}" ]; then extra+=(--learner_ranks="$LEARNER_RANKS"); fi
 deploy/local/cluster.sh start "$STATE" --bin="$BIN" "${extra[@]}"
 # shellcheck disable=SC1091
 source "$STATE/cluster.env"

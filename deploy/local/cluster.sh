@@ -3,10 +3,11 @@
 # separate processes with free ports.
 #
 #   deploy/local/cluster.sh start STATE_DIR [--actors=N] [--bin=DIR] [--threads=N] [--learner_threads=N]
-#                                          [--prometheus=PORT]
-#   (--threads: LibTorch threads per actor, default 1; --learner_threads: for the learner and
-#   the reference scorer, default 2; --prometheus: also start Debian's prometheus on
-#   127.0.0.1:PORT scraping every service, with deploy/prometheus's rules)
+#                                          [--learner_ranks=N] [--prometheus=PORT]
+#   (--threads: LibTorch threads per actor, default 1; --learner_threads: for each learner
+#   rank and the reference scorer, default 2; --learner_ranks: data-parallel learner ranks,
+#   default 1; --prometheus: also start Debian's prometheus on 127.0.0.1:PORT scraping every
+#   service, with deploy/prometheus's rules)
 #   deploy/local/cluster.sh stop STATE_DIR
 #
 # `start` waits until every service reports SERVING and writes STATE_DIR/cluster.env
@@ -14,17 +15,18 @@
 # STATE_DIR/pids. Logs go to STATE_DIR/<service>.log. `stop` sends SIGTERM to all and waits.
 set -euo pipefail
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 2 ] || usage
 cmd=$1; state=$2; shift 2
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-actors=2; bin="$root/build/bin"; threads=1; learner_threads=2; prometheus_port=""
+actors=2; bin="$root/build/bin"; threads=1; learner_threads=2; learner_ranks=1; prometheus_port=""
 for arg in "$@"; do
   case $arg in
     --actors=*) actors=${arg#*=} ;;
     --bin=*) bin=${arg#*=} ;;
     --threads=*) threads=${arg#*=} ;;
     --learner_threads=*) learner_threads=${arg#*=} ;;
+    --learner_ranks=*) learner_ranks=${arg#*=} ;;
     --prometheus=*) prometheus_port=${arg#*=} ;;
     *) echo "cluster.sh: unknown option $arg" >&2; usage ;;
   esac
@@ -41,15 +43,27 @@ stop_all() {
   rm -f "$state/pids"
 }
 
-# start_service NAME BINARY ARGS...: starts it, waits for its ready line, sets ADDR and METRICS.
-start_service() {
+# launch_service NAME BINARY ARGS...: starts it in the background (PID in LAUNCHED).
+launch_service() {
   local name=$1 binary=$2; shift 2
   "$bin/$binary" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 "$@" \
       >"$state/$name.out" 2>"$state/$name.log" &
-  echo $! >>"$state/pids"
+  LAUNCHED=$!
+  echo "$LAUNCHED" >>"$state/pids"
+}
+
+# start_service NAME BINARY ARGS...: starts it, waits for its ready line, sets ADDR and METRICS.
+start_service() {
+  launch_service "$@"
+  await_service "$1" "$LAUNCHED"
+}
+
+# await_service NAME PID: waits for its ready line and SERVING health, sets ADDR and METRICS.
+await_service() {
+  local name=$1 pid=$2
   for _ in $(seq 1 600); do
     [ -s "$state/$name.out" ] && break
-    if ! kill -0 "$!" 2>/dev/null; then
+    if ! kill -0 "$pid" 2>/dev/null; then
       echo "cluster.sh: $name exited during start-up; see $state/$name.log" >&2; tail -5 "$state/$name.log" >&2
       return 1
     fi
@@ -98,7 +112,23 @@ case $cmd in
     done
     start_service reward grail-reward; reward=$ADDR
     start_service reference grail-reference --threads="$learner_threads"; reference=$ADDR
-    start_service learner grail-learner --threads="$learner_threads" --data_root="$PWD"; learner=$ADDR
+    if [ "$learner_ranks" -le 1 ]; then
+      start_service learner grail-learner --threads="$learner_threads" --data_root="$PWD"; learner=$ADDR
+    else
+      # The ranks rendezvous before serving, so all start before any is awaited.
+      master_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+      rank_pids=()
+      for r in $(seq 0 $((learner_ranks - 1))); do
+        launch_service "learner-$r" grail-learner --threads="$learner_threads" --data_root="$PWD" \
+            --rank="$r" --world_size="$learner_ranks" --master_addr=127.0.0.1 --master_port="$master_port"
+        rank_pids+=("$LAUNCHED")
+      done
+      learner_addrs=()
+      for r in $(seq 0 $((learner_ranks - 1))); do
+        await_service "learner-$r" "${rank_pids[$r]}"; learner_addrs+=("$ADDR")
+      done
+      learner=$(IFS=,; echo "${learner_addrs[*]}")
+    fi
     start_service coordinator grail-coordinator --actors="$(IFS=,; echo "${actor_addrs[*]}")" \
         --reward="$reward" --reference="$reference" --learner="$learner" --data_root="$PWD"
     echo "COORDINATOR=$ADDR" >>"$state/cluster.env"
