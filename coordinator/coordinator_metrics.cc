@@ -19,7 +19,6 @@ constexpr GaugeSpec kStepGauges[] = {
     {"response_length_max", "grail_coordinator_response_length_max_tokens", "Longest response."},
     {"truncation_ratio", "grail_coordinator_truncation_ratio", "Fraction of responses cut by the length limit."},
     {"filtered_group_ratio", "grail_coordinator_filtered_group_ratio", "Fraction of sampled groups dropped by dynamic sampling."},
-    {"carried_over_groups", "grail_coordinator_carried_over_groups", "Informative groups carried to the next step."},
     {"tokens_per_second", "grail_coordinator_tokens_per_second", "Generated tokens per second of step time."},
     {"heldout_accuracy", "grail_coordinator_heldout_accuracy_ratio", "Greedy accuracy on the held-out split at the last evaluation."},
     {"kl", "grail_coordinator_kl", "Mean k3 KL to the reference (from the learner)."},
@@ -60,7 +59,22 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
                   .Help("Calls retried after a transient failure, by target.")
                   .Register(registry);
   for (const char* target : {"actor", "reward", "reference"}) retries_->Add({{"target", target}});
+  actor_version_ = &prometheus::BuildGauge()
+                        .Name("grail_coordinator_actor_weights_version")
+                        .Help("Weights version the coordinator last confirmed on each actor (by index in --actors).")
+                        .Register(registry);
+  stale_actors_ = &prometheus::BuildGauge()
+                       .Name("grail_coordinator_stale_actors")
+                       .Help("Actors not holding the weights the next batch needs; they serve nothing until updated.")
+                       .Register(registry)
+                       .Add({});
 }
+
+void CoordinatorMetrics::SetActorVersion(int index, double version) {
+  actor_version_->Add({{"actor", std::to_string(index)}}).Set(version);
+}
+
+void CoordinatorMetrics::SetStaleActors(double n) { stale_actors_->Set(n); }
 
 void CoordinatorMetrics::ObserveVersionLag(double versions) { version_lag_->Observe(versions); }
 

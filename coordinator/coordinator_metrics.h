@@ -27,6 +27,10 @@ class CoordinatorMetrics {
   // Policy versions between a trained sample's behaviour policy and the learner's.
   void ObserveVersionLag(double versions);
   void CountRetry(const std::string& target);  // actor, reward, reference
+  // The weights version the coordinator last confirmed on actor `index` (-1: none), and the
+  // number of actors not holding the version the next batch needs.
+  void SetActorVersion(int index, double version);
+  void SetStaleActors(double n);
 
  private:
   std::map<std::string, prometheus::Gauge*> step_gauges_;
@@ -35,6 +39,8 @@ class CoordinatorMetrics {
   prometheus::Family<prometheus::Gauge>* run_state_;
   prometheus::Histogram* version_lag_;
   prometheus::Family<prometheus::Counter>* retries_;
+  prometheus::Family<prometheus::Gauge>* actor_version_;
+  prometheus::Gauge* stale_actors_;
 };
 
 }  // namespace grail::coordinator

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <type_traits>
 
@@ -134,45 +136,136 @@ void RlLoop::Report(const std::string& phase, int step, std::map<std::string, do
 
 absl::Status RlLoop::Run() {
   const auto start = std::chrono::steady_clock::now();
+  {
+    absl::MutexLock lock(&actors_mu_);
+    actor_versions_.assign(clients_.actors.size(), -1);
+  }
   ASSIGN_OR_RETURN(auto init, clients_.learner->InitModel(spec_));
   version_ = init.weights_version();
   Report("init", 0, {{"num_parameters", static_cast<double>(init.num_parameters())}});
   RETURN_IF_ERROR(SupervisedWarmup());
   RETURN_IF_ERROR(CheckCancelled());
   // The reference freezes the weights at which RL starts.
-  RETURN_IF_ERROR(SyncWeights(/*include_reference=*/true));
+  RETURN_IF_ERROR(KeepWeights(0));
+  RETURN_IF_ERROR(SyncActors(WeightsAfter(0), /*include_reference=*/true));
   ASSIGN_OR_RETURN(double before, Evaluate());
   summary_["heldout_accuracy_before"] = before;
   Report("eval", 0, {{"heldout_accuracy", before}});
-  const int eval_every = spec_.trainer().eval_every();
-  for (int step = 1; step <= spec_.trainer().total_steps(); ++step) {
-    RETURN_IF_ERROR(CheckCancelled());
-    RETURN_IF_ERROR(RlStep(step));
-    const int every = spec_.trainer().checkpoint_every();
-    if (every > 0 && (step % every == 0 || step == spec_.trainer().total_steps())) {
-      const std::string root = spec_.checkpoint_dir().empty() ? run_id_ : spec_.checkpoint_dir();
-      ASSIGN_OR_RETURN(std::string path,
-                       clients_.learner->SaveCheckpoint(absl::StrFormat("%s/step-%06d", root, step)));
-      summary_["last_checkpoint_step"] = step;
-      grail::v1::StepReport r;
-      r.set_step(step);
-      r.set_total_steps(spec_.trainer().total_steps());
-      r.set_policy_version(version_);
-      r.set_phase("checkpoint");
-      r.set_state(grail::v1::RUN_STATE_RUNNING);
-      r.set_message(path);
-      report_(r);
-    }
-    if (eval_every > 0 && step % eval_every == 0 && step != spec_.trainer().total_steps()) {
-      ASSIGN_OR_RETURN(double acc, Evaluate());
-      Report("eval", step, {{"heldout_accuracy", acc}});
-    }
-  }
+  last_step_end_ = std::chrono::steady_clock::now();
+  const int k = spec_.trainer().max_staleness();
+  RETURN_IF_ERROR(k > 0 ? RunPipelined(k) : RunSynchronous());
+  RETURN_IF_ERROR(SyncActors(WeightsAfter(spec_.trainer().total_steps()), /*include_reference=*/false));
   ASSIGN_OR_RETURN(double after, Evaluate());
   summary_["heldout_accuracy_after"] = after;
   summary_["wall_seconds"] = Seconds(start);
-  summary_["carried_over_unused_samples"] = CarriedSamples();
   Report("eval", spec_.trainer().total_steps(), {{"heldout_accuracy", after}});
+  return absl::OkStatus();
+}
+
+absl::Status RlLoop::RunSynchronous() {
+  for (int step = 1; step <= spec_.trainer().total_steps(); ++step) {
+    RETURN_IF_ERROR(CheckCancelled());
+    RETURN_IF_ERROR(SyncActors(WeightsAfter(step - 1), /*include_reference=*/false));
+    ASSIGN_OR_RETURN(CollectedBatch batch, CollectBatch(step, WeightsAfter(step - 1)->version));
+    RETURN_IF_ERROR(CheckCancelled());
+    RETURN_IF_ERROR(TrainOnBatch(step, std::move(batch)));
+    RETURN_IF_ERROR(AfterStep(step, /*final_weights_on_actors=*/true));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RlLoop::RunPipelined(int max_staleness) {
+  const int total = spec_.trainer().total_steps();
+  // Batch b is generated with exactly the weights after step b-1-k, so the producer may run
+  // at most k+1 batches ahead of training. Batches wait in `ready` until trained.
+  std::mutex mu;
+  std::condition_variable changed;
+  std::map<int, absl::StatusOr<CollectedBatch>> ready;
+  int kept = 0;  // steps whose weights are kept (0 = the weights RL starts from)
+  bool stop = false;
+  std::thread producer([&] {
+    for (int b = 1; b <= total; ++b) {
+      const int needs = std::max(0, b - 1 - max_staleness);
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        changed.wait(lock, [&] { return stop || kept >= needs; });
+        if (stop) return;
+      }
+      const WeightsPtr weights = WeightsAfter(needs);
+      absl::Status ready_to_sample = CheckCancelled();
+      if (ready_to_sample.ok()) ready_to_sample = SyncActors(weights, /*include_reference=*/false);
+      absl::StatusOr<CollectedBatch> batch =
+          ready_to_sample.ok() ? CollectBatch(b, weights->version) : absl::StatusOr<CollectedBatch>(ready_to_sample);
+      const bool failed = !batch.ok();
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ready.emplace(b, std::move(batch));
+      }
+      changed.notify_all();
+      if (failed) return;
+    }
+  });
+  absl::Status status;
+  for (int step = 1; step <= total && status.ok(); ++step) {
+    absl::StatusOr<CollectedBatch> batch = absl::UnknownError("no batch");
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      changed.wait(lock, [&] { return ready.count(step) > 0; });
+      batch = std::move(ready.at(step));
+      ready.erase(step);
+    }
+    status = batch.status();
+    if (status.ok()) status = CheckCancelled();
+    if (status.ok()) status = TrainOnBatch(step, std::move(*batch));
+    if (status.ok()) status = AfterStep(step, /*final_weights_on_actors=*/false);
+    if (status.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      kept = step;
+    }
+    changed.notify_all();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stop = true;
+  }
+  changed.notify_all();
+  producer.join();
+  return status;
+}
+
+// Keeps the new weights, then checkpoints and evaluates when the run asks for it. Mid-run
+// evaluations of a pipelined run use the weights the actors hold (the producer's), reported
+// as eval_policy_version.
+absl::Status RlLoop::AfterStep(int step, bool final_weights_on_actors) {
+  const auto t_sync = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(KeepWeights(step));
+  if (final_weights_on_actors) RETURN_IF_ERROR(SyncActors(WeightsAfter(step), /*include_reference=*/false));
+  metrics_->ObservePhase("weight_sync", Seconds(t_sync));
+  const int total = spec_.trainer().total_steps();
+  const int every = spec_.trainer().checkpoint_every();
+  if (every > 0 && (step % every == 0 || step == total)) {
+    const std::string root = spec_.checkpoint_dir().empty() ? run_id_ : spec_.checkpoint_dir();
+    ASSIGN_OR_RETURN(std::string path, clients_.learner->SaveCheckpoint(absl::StrFormat("%s/step-%06d", root, step)));
+    summary_["last_checkpoint_step"] = step;
+    grail::v1::StepReport r;
+    r.set_step(step);
+    r.set_total_steps(total);
+    r.set_policy_version(version_);
+    r.set_phase("checkpoint");
+    r.set_state(grail::v1::RUN_STATE_RUNNING);
+    r.set_message(path);
+    report_(r);
+  }
+  const int eval_every = spec_.trainer().eval_every();
+  if (eval_every > 0 && step % eval_every == 0 && step != total) {
+    int64_t evaluated = version_;
+    if (!final_weights_on_actors) {
+      absl::MutexLock lock(&actors_mu_);
+      evaluated = *std::max_element(actor_versions_.begin(), actor_versions_.end());
+    }
+    ASSIGN_OR_RETURN(double acc, Evaluate());
+    Report("eval", step, {{"heldout_accuracy", acc}, {"eval_policy_version", static_cast<double>(evaluated)}});
+  }
   return absl::OkStatus();
 }
 
@@ -261,12 +354,6 @@ absl::StatusOr<RlLoop::StepAdvantages> RlLoop::Advantages(int step, const std::v
       absl::StrCat("algorithm.advantage_estimator: '", estimator, "' is not implemented"));
 }
 
-double RlLoop::CarriedSamples() const {
-  double n = 0;
-  for (const auto& g : carry_over_) n += g.samples.size();
-  return n;
-}
-
 absl::Status RlLoop::SupervisedWarmup() {
   const int steps = spec_.trainer().sft_steps();
   const int batch = spec_.trainer().sft_batch_size() > 0 ? spec_.trainer().sft_batch_size() : kDefaultSftBatch;
@@ -308,28 +395,98 @@ absl::Status RlLoop::SupervisedWarmup() {
   return absl::OkStatus();
 }
 
-absl::Status RlLoop::SyncWeights(bool include_reference) {
+absl::Status RlLoop::KeepWeights(int step) {
+  WeightsPtr previous;
+  {
+    absl::MutexLock lock(&weights_mu_);
+    if (!weights_by_step_.empty()) previous = weights_by_step_.rbegin()->second;
+    // Batches are never generated with weights older than the step before the oldest kept.
+    const int oldest_needed = step - 1 - std::max(0, spec_.trainer().max_staleness());
+    while (!weights_by_step_.empty() && weights_by_step_.begin()->first < oldest_needed) {
+      weights_by_step_.erase(weights_by_step_.begin());
+    }
+  }
+  WeightsPtr weights = previous;
+  if (previous == nullptr || previous->version != version_) {
+    ASSIGN_OR_RETURN(auto fetched, clients_.learner->GetWeights(version_));
+    weights = std::make_shared<const learner::LearnerClient::Weights>(std::move(fetched));
+  }
+  absl::MutexLock lock(&weights_mu_);
+  weights_by_step_[step] = std::move(weights);
+  return absl::OkStatus();
+}
+
+RlLoop::WeightsPtr RlLoop::WeightsAfter(int step) {
+  absl::MutexLock lock(&weights_mu_);
+  auto it = weights_by_step_.find(step);
+  return it == weights_by_step_.end() ? nullptr : it->second;
+}
+
+absl::Status RlLoop::SyncActors(const WeightsPtr& weights, bool include_reference) {
+  if (weights == nullptr) return absl::InternalError("weight sync: no weights kept for this step");
+  std::vector<size_t> behind;
+  {
+    absl::MutexLock lock(&actors_mu_);
+    for (size_t i = 0; i < actor_versions_.size(); ++i) {
+      if (actor_versions_[i] < weights->version) behind.push_back(i);
+    }
+  }
+  if (behind.empty() && !include_reference) return absl::OkStatus();
   const auto t0 = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(auto weights, clients_.learner->GetWeights(version_));
-  const size_t n = clients_.actors.size() + (include_reference ? 1 : 0);
-  absl::Status status = ParallelFor(n, [&](size_t i) -> absl::Status {
-    absl::Status last = WithRetries([&]() -> absl::Status {
-      if (i < clients_.actors.size()) return clients_.actors[i]->LoadWeights(weights.blob, weights.version).status();
-      return clients_.reference->LoadWeights(weights.blob, weights.version).status();
-    }, [&] { metrics_->CountRetry(i < clients_.actors.size() ? "actor" : "reference"); });
-    if (last.ok()) return last;
-    return absl::Status(last.code(), absl::StrCat(i < clients_.actors.size() ? absl::StrCat("actor ", i) : "reference",
-                                                  ": weight sync failed: ", last.message()));
+  std::vector<absl::Status> results(behind.size() + (include_reference ? 1 : 0));
+  // Failures are collected, not returned: an actor that misses this version is retried
+  // before the next batch and serves nothing until it catches up.
+  (void)ParallelFor(results.size(), [&](size_t j) -> absl::Status {
+    const bool reference = j == behind.size();
+    results[j] = WithRetries([&]() -> absl::Status {
+      if (reference) return clients_.reference->LoadWeights(weights->blob, weights->version).status();
+      return clients_.actors[behind[j]]->LoadWeights(weights->blob, weights->version).status();
+    }, [&] { metrics_->CountRetry(reference ? "reference" : "actor"); });
+    return absl::OkStatus();
   });
-  metrics_->ObservePhase("weight_sync", Seconds(t0));
-  return status;
+  metrics_->ObservePhase("actor_sync", Seconds(t0));
+  if (include_reference && !results.back().ok()) {
+    return absl::Status(results.back().code(), absl::StrCat("reference: weight sync failed: ", results.back().message()));
+  }
+  absl::MutexLock lock(&actors_mu_);
+  absl::Status last_failure;
+  for (size_t j = 0; j < behind.size(); ++j) {
+    if (results[j].ok()) {
+      actor_versions_[behind[j]] = weights->version;
+    } else {
+      last_failure = absl::Status(results[j].code(), absl::StrCat("actor ", behind[j], ": weight sync failed: ",
+                                                                  results[j].message()));
+    }
+  }
+  int current = 0;
+  for (size_t i = 0; i < actor_versions_.size(); ++i) {
+    metrics_->SetActorVersion(static_cast<int>(i), static_cast<double>(actor_versions_[i]));
+    current += actor_versions_[i] == weights->version;
+  }
+  metrics_->SetStaleActors(static_cast<double>(actor_versions_.size() - current));
+  if (current == 0) {
+    return absl::Status(last_failure.code(), absl::StrCat("weight sync: no actor holds version ", weights->version,
+                                                          "; last failure: ", last_failure.message()));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<RlLoop::Group>> RlLoop::SampleGroups(
     const std::vector<Row>& rows, int group_size, const grail::v1::SamplingParams& sampling,
-    uint64_t seed, std::map<std::string, double>* times) {
+    uint64_t seed, std::map<std::string, double>* times, int64_t weights_version) {
   const auto t0 = std::chrono::steady_clock::now();
-  const size_t A = clients_.actors.size();
+  // The actors that may serve: those holding the wanted version (any loaded actor for -1).
+  std::vector<size_t> eligible;
+  {
+    absl::MutexLock lock(&actors_mu_);
+    for (size_t i = 0; i < actor_versions_.size(); ++i) {
+      if (weights_version < 0 ? actor_versions_[i] >= 0 : actor_versions_[i] == weights_version) eligible.push_back(i);
+    }
+  }
+  if (eligible.empty()) {
+    return absl::UnavailableError(absl::StrCat("generate: no actor holds weights version ", weights_version));
+  }
+  const size_t A = eligible.size();
   const size_t chunks = std::min(A, rows.size());
   std::vector<std::vector<grail::v1::Sample>> results(chunks);
   RETURN_IF_ERROR(ParallelFor(chunks, [&](size_t c) -> absl::Status {
@@ -345,12 +502,19 @@ absl::StatusOr<std::vector<RlLoop::Group>> RlLoop::SampleGroups(
       p->mutable_token_ids()->Add(rows[r].tokens.begin(), rows[r].tokens.end());
     }
     absl::Status last;
-    // Chunk c goes to actor c; on failure the other actors are tried in turn. Samples of a
-    // failed attempt are discarded, so a retry can never count a sample twice.
+    // Chunk c goes to eligible actor c; on failure the other eligible actors are tried in
+    // turn. Samples of a failed attempt are discarded, so a retry can never count a sample
+    // twice.
     for (size_t attempt = 0; attempt < A; ++attempt) {
       std::vector<grail::v1::Sample> got;
-      last = clients_.actors[(c + attempt) % A]->Generate(
+      last = clients_.actors[eligible[(c + attempt) % A]]->Generate(
           req, [&](grail::v1::Sample s) { got.push_back(std::move(s)); });
+      for (const auto& sample : got) {
+        if (last.ok() && weights_version >= 0 && sample.policy_version() != weights_version) {
+          last = absl::InternalError(absl::StrCat("actor ", eligible[(c + attempt) % A], " sampled with version ",
+                                                  sample.policy_version(), ", expected ", weights_version));
+        }
+      }
       if (last.ok()) {
         results[c] = std::move(got);
         return last;
@@ -368,14 +532,17 @@ absl::StatusOr<std::vector<RlLoop::Group>> RlLoop::SampleGroups(
     by_prompt[row.prompt_id] = groups.size();
     groups.push_back(Group{row, {}, {}, {}});
   }
-  for (auto& chunk : results) {
-    for (auto& s : chunk) {
-      auto it = by_prompt.find(s.prompt_id());
-      if (it == by_prompt.end() || !seen_.insert({s.prompt_id(), s.sample_index()}).second) {
-        return absl::InternalError(absl::StrCat("actor returned an unexpected or duplicate sample (prompt ",
-                                                s.prompt_id(), ", index ", s.sample_index(), ")"));
+  {
+    absl::MutexLock ids_lock(&ids_mu_);
+    for (auto& chunk : results) {
+      for (auto& s : chunk) {
+        auto it = by_prompt.find(s.prompt_id());
+        if (it == by_prompt.end() || !seen_.insert({s.prompt_id(), s.sample_index()}).second) {
+          return absl::InternalError(absl::StrCat("actor returned an unexpected or duplicate sample (prompt ",
+                                                  s.prompt_id(), ", index ", s.sample_index(), ")"));
+        }
+        groups[it->second].samples.push_back(std::move(s));
       }
-      groups[it->second].samples.push_back(std::move(s));
     }
   }
   for (const auto& g : groups) {
@@ -439,13 +606,14 @@ absl::StatusOr<double> RlLoop::Evaluate() {
     ASSIGN_OR_RETURN(std::vector<int> tokens, tokenizer_.Encode(p.prompt));
     tokens.insert(tokens.begin(), model::CharTokenizer::kBos);
     // Evaluation prompts use negative ids so they never collide with training samples.
+    absl::MutexLock lock(&ids_mu_);
     rows.push_back(Row{-1 - next_prompt_id_++, &p, std::move(tokens)});
   }
   grail::v1::SamplingParams greedy = spec_.sampling();
   greedy.set_temperature(0);
   if (greedy.stop_token_ids().empty()) greedy.add_stop_token_ids(model::CharTokenizer::kEos);
   std::map<std::string, double> times;
-  ASSIGN_OR_RETURN(std::vector<Group> groups, SampleGroups(rows, 1, greedy, 0, &times));
+  ASSIGN_OR_RETURN(std::vector<Group> groups, SampleGroups(rows, 1, greedy, 0, &times, /*weights_version=*/-1));
   double correct = 0;
   for (const auto& g : groups) correct += g.correct[0] ? 1 : 0;
   metrics_->ObservePhase("eval", Seconds(t0));
@@ -475,9 +643,8 @@ absl::StatusOr<std::vector<std::vector<float>>> RlLoop::ReferenceLogProbs(
   return out;
 }
 
-absl::Status RlLoop::RlStep(int step) {
+absl::StatusOr<RlLoop::CollectedBatch> RlLoop::CollectBatch(int step, int64_t weights_version) {
   current_step_ = step;
-  const auto step_start = std::chrono::steady_clock::now();
   const auto& a = spec_.algorithm();
   const int G = a.group_size();
   const int target = spec_.trainer().prompts_per_step();
@@ -485,35 +652,34 @@ absl::Status RlLoop::RlStep(int step) {
                                                                : kDefaultSamplingRounds;
   grail::v1::SamplingParams sampling = spec_.sampling();
   if (sampling.stop_token_ids().empty()) sampling.add_stop_token_ids(model::CharTokenizer::kEos);
-  std::map<std::string, double> times;
+  CollectedBatch out;
+  std::map<std::string, double>& times = out.times;
 
-  // Dynamic sampling: carried-over groups first, then fresh prompts until the batch is full
-  // or the round bound is hit.
+  // Dynamic sampling: fresh prompts until the batch is full or the round bound is hit.
+  // Informative surplus is discarded, not carried to the next step: carried groups would be
+  // one policy version older than the step's bound allows.
   std::vector<Group> batch;
-  const double carried_in = static_cast<double>(carry_over_.size());
-  while (!carry_over_.empty() && static_cast<int>(batch.size()) < target) {
-    batch.push_back(std::move(carry_over_.front()));
-    carry_over_.erase(carry_over_.begin());
-  }
   int sampled_groups = 0, filtered_groups = 0, round = 0;
   double generated = 0, filtered = 0, discarded = 0;
-  double gen_tokens = 0;
-  std::vector<double> all_scores;
+  double& gen_tokens = out.generated_tokens;
+  std::vector<double>& all_scores = out.scores;
   double all_correct = 0, len_sum = 0, len_max = 0, truncated = 0;
   for (; round < rounds && static_cast<int>(batch.size()) < target; ++round) {
-    // Draw a quarter more than missing, since some groups will be filtered; informative
-    // surplus is carried over rather than wasted.
+    // Draw enough that, at the filtered fraction seen so far, the batch fills in one round.
     const int missing = target - static_cast<int>(batch.size());
-    const int need = a.dynamic_sampling() ? missing + (missing + 3) / 4 : missing;
+    const int need = a.dynamic_sampling()
+                         ? static_cast<int>(std::ceil(missing / (1.0 - std::min(filtered_estimate_, 0.75))))
+                         : missing;
     std::vector<Row> rows;
     for (int i = 0; i < need; ++i) {
       const Problem& p = data_.train.Get(train_cursor_.Next());
       ASSIGN_OR_RETURN(std::vector<int> tokens, tokenizer_.Encode(p.prompt));
       tokens.insert(tokens.begin(), model::CharTokenizer::kBos);
+      absl::MutexLock lock(&ids_mu_);
       rows.push_back(Row{next_prompt_id_++, &p, std::move(tokens)});
     }
-    ASSIGN_OR_RETURN(std::vector<Group> groups,
-                     SampleGroups(rows, G, sampling, Mix(Mix(spec_.seed(), step), round), &times));
+    ASSIGN_OR_RETURN(std::vector<Group> groups, SampleGroups(rows, G, sampling, Mix(Mix(spec_.seed(), step), round),
+                                                             &times, weights_version));
     for (auto& g : groups) {
       ++sampled_groups;
       generated += g.samples.size();
@@ -536,22 +702,44 @@ absl::Status RlLoop::RlStep(int step) {
       }
       if (static_cast<int>(batch.size()) < target) {
         batch.push_back(std::move(g));
-      } else if (static_cast<int>(carry_over_.size()) < target) {
-        carry_over_.push_back(std::move(g));  // informative surplus: next step's first groups
       } else {
         discarded += g.samples.size();
         metrics_->CountSamples("discarded", g.samples.size());
       }
     }
   }
-  RETURN_IF_ERROR(CheckCancelled());
+  const double n = static_cast<double>(all_scores.size());
+  auto& st = out.stats;
+  st["accuracy"] = n > 0 ? all_correct / n : 0;
+  st["response_length_mean"] = n > 0 ? len_sum / n : 0;
+  st["response_length_max"] = len_max;
+  st["truncation_ratio"] = n > 0 ? truncated / n : 0;
+  st["filtered_group_ratio"] = sampled_groups ? static_cast<double>(filtered_groups) / sampled_groups : 0;
+  if (sampled_groups > 0) filtered_estimate_ = 0.5 * filtered_estimate_ + 0.5 * st["filtered_group_ratio"];
+  st["groups_trained"] = static_cast<double>(batch.size());
+  st["samples_generated"] = generated;
+  st["samples_filtered"] = filtered;
+  st["samples_discarded"] = discarded;
+  st["sampling_rounds"] = round;
+  st["batch_underfilled"] = static_cast<int>(batch.size()) < target ? 1 : 0;
+  st["behaviour_policy_version"] = static_cast<double>(weights_version);
+  out.groups = std::move(batch);
+  return out;
+}
+
+absl::Status RlLoop::TrainOnBatch(int step, CollectedBatch collected) {
+  const auto& a = spec_.algorithm();
+  std::map<std::string, double> times = std::move(collected.times);
+  const std::vector<Group>& batch = collected.groups;
+  const std::vector<double>& all_scores = collected.scores;
   if (batch.empty()) {
     // Nothing informative after the bound: report it and move on without a policy update.
-    Report("rl", step, {{"step", static_cast<double>(step)}, {"batch_underfilled", 1}, {"groups_trained", 0},
-                        {"samples_trained", 0}, {"samples_generated", generated},
-                        {"samples_filtered", filtered}, {"samples_discarded", discarded},
-                        {"carried_over_samples", CarriedSamples()},
-                        {"filtered_group_ratio", sampled_groups ? double(filtered_groups) / sampled_groups : 0}});
+    std::map<std::string, double> m = collected.stats;
+    m["step"] = step;
+    m["samples_trained"] = 0;
+    m["time_step"] = Seconds(last_step_end_);
+    last_step_end_ = std::chrono::steady_clock::now();
+    Report("rl", step, std::move(m));
     return absl::OkStatus();
   }
 
@@ -587,7 +775,8 @@ absl::Status RlLoop::RlStep(int step) {
   const double step_kl = k1_tokens > 0 ? k1_sum / k1_tokens : 0;
   if (a.use_kl_in_reward()) kl_controller_.Update(step_kl, static_cast<int64_t>(samples.size()));
 
-  // Version lag of what is about to be trained (0 throughout the synchronous loop).
+  // Version lag of what is about to be trained: 0 in the synchronous loop, at most
+  // max_staleness policy updates in a pipelined one (the producer's construction; checked).
   double lag_max = 0;
   for (const auto* sample : samples) {
     const double lag = static_cast<double>(version_ - sample->policy_version());
@@ -639,11 +828,10 @@ absl::Status RlLoop::RlStep(int step) {
   version_ = trained.weights_version();
   metrics_->CountSamples("trained", static_cast<double>(B));
 
-  const auto t_sync = std::chrono::steady_clock::now();
-  if (policy_moved) RETURN_IF_ERROR(SyncWeights(/*include_reference=*/false));
-  times["time_weight_sync"] = Seconds(t_sync);
+  (void)policy_moved;
 
   std::map<std::string, double> m = std::move(times);
+  for (const auto& [k, v] : collected.stats) m[k] = v;
   const double n = static_cast<double>(all_scores.size());
   double mean = 0, var = 0;
   for (double s : all_scores) mean += s;
@@ -653,19 +841,7 @@ absl::Status RlLoop::RlStep(int step) {
   m["policy_version"] = static_cast<double>(version_);
   m["reward_mean"] = mean;
   m["reward_std"] = n > 1 ? std::sqrt(var / (n - 1)) : 0;
-  m["accuracy"] = n > 0 ? all_correct / n : 0;
-  m["response_length_mean"] = n > 0 ? len_sum / n : 0;
-  m["response_length_max"] = len_max;
-  m["truncation_ratio"] = n > 0 ? truncated / n : 0;
-  m["filtered_group_ratio"] = sampled_groups ? static_cast<double>(filtered_groups) / sampled_groups : 0;
-  m["carried_over_groups"] = static_cast<double>(carry_over_.size());
-  m["carried_in_groups"] = carried_in;
-  m["groups_trained"] = static_cast<double>(batch.size());
   m["critic_only"] = critic_only ? 1 : 0;
-  m["samples_generated"] = generated;
-  m["samples_filtered"] = filtered;
-  m["samples_discarded"] = discarded;
-  m["carried_over_samples"] = CarriedSamples();
   m["kl_behavior_reference"] = step_kl;
   m["version_lag_max"] = lag_max;
   m["version_lag_bound"] = spec_.trainer().max_staleness();
@@ -674,10 +850,10 @@ absl::Status RlLoop::RlStep(int step) {
     m["kl_in_reward_coef_next"] = kl_controller_.value();
   }
   m["samples_trained"] = static_cast<double>(B);
-  m["sampling_rounds"] = round;
-  m["batch_underfilled"] = static_cast<int>(batch.size()) < target ? 1 : 0;
-  m["time_step"] = Seconds(step_start);
-  m["tokens_per_second"] = m["time_step"] > 0 ? gen_tokens / m["time_step"] : 0;
+  // Step time: since the previous step ended, so that pipelined and synchronous runs compare.
+  m["time_step"] = Seconds(last_step_end_);
+  last_step_end_ = std::chrono::steady_clock::now();
+  m["tokens_per_second"] = m["time_step"] > 0 ? collected.generated_tokens / m["time_step"] : 0;
   for (const auto& [k, v] : trained.metrics()) m[k] = v;
   Report("rl", step, std::move(m));
   return absl::OkStatus();

@@ -2,6 +2,7 @@
 #define GRAIL_COORDINATOR_RL_LOOP_H_
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <set>
@@ -9,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "actor/actor_client.h"
 #include "coordinator/advantages.h"
 #include "coordinator/coordinator_metrics.h"
@@ -30,11 +33,22 @@ struct ServiceClients {
   std::shared_ptr<learner::LearnerClient> learner;
 };
 
-// Runs one synchronous RL run (DESIGN.md, "One RL step"): learner init, supervised warm-up,
-// weight sync, held-out evaluation, then steps of generate -> score -> dynamic sampling ->
-// reference log-probs -> group-relative advantages -> train -> weight sync, and a final
-// evaluation. Every sample is counted exactly once. Not thread-safe; one loop per run,
-// driven by the run manager's thread.
+// Runs one RL run (DESIGN.md, "One RL step"): learner init, supervised warm-up, weight sync,
+// held-out evaluation, then steps of generate -> score -> dynamic sampling -> reference
+// log-probs -> advantages -> train -> weight sync, and a final evaluation. Every sample is
+// counted exactly once.
+//
+// trainer.max_staleness = k > 0 overlaps generation with training: a producer thread
+// generates step b's batch with exactly the weights after step b-1-k while the learner
+// trains earlier steps, so every sample is exactly k policy versions old when trained (fewer
+// in the first steps) and a run is reproducible. k = 0 is the synchronous loop.
+//
+// Weights: after every step the loop keeps the learner's weights (a versioned blob) and
+// brings each actor to the version the next batch needs before it generates; an actor whose
+// update failed serves nothing until a later attempt brings it up to date. The coordinator
+// knows every actor's version (grail_coordinator_actor_weights_version).
+//
+// Not thread-safe; one loop per run, driven by the run manager's thread.
 class RlLoop {
  public:
   using ReportFn = std::function<void(const grail::v1::StepReport&)>;
@@ -62,19 +76,42 @@ class RlLoop {
     std::vector<bool> correct;
   };
 
+  // One step's training batch and what sampling it took.
+  struct CollectedBatch {
+    std::vector<Group> groups;
+    std::map<std::string, double> times;  // time_generate, time_score
+    std::map<std::string, double> stats;  // sampling statistics for the step report
+    std::vector<double> scores;           // every sampled response's score
+    double generated_tokens = 0;
+  };
+  using WeightsPtr = std::shared_ptr<const learner::LearnerClient::Weights>;
+
   absl::Status SupervisedWarmup();
-  absl::Status SyncWeights(bool include_reference);
+  // Fetches the learner's current weights and keeps them as the weights after `step`
+  // (reusing the previous blob when the version has not moved).
+  absl::Status KeepWeights(int step);
+  WeightsPtr WeightsAfter(int step);
+  // Loads `weights` into every actor that holds an older version (with retries) and, when
+  // asked, into the reference. Returns an error only when no actor holds weights->version
+  // afterwards (or the reference failed).
+  absl::Status SyncActors(const WeightsPtr& weights, bool include_reference);
+  // Evaluates greedy accuracy on the held-out split with whatever weights the actors hold.
   absl::StatusOr<double> Evaluate();
-  absl::Status RlStep(int step);
-  // Samples G responses for each row across the actors; scores them.
+  absl::Status RunSynchronous();
+  absl::Status RunPipelined(int max_staleness);
+  absl::Status AfterStep(int step, bool final_weights_on_actors);
+  absl::StatusOr<CollectedBatch> CollectBatch(int step, int64_t weights_version);
+  absl::Status TrainOnBatch(int step, CollectedBatch collected);
+  // Samples G responses for each row across the actors holding `weights_version` (-1: any
+  // actor with weights); scores them.
   absl::StatusOr<std::vector<Group>> SampleGroups(const std::vector<Row>& rows, int group_size,
                                                   const grail::v1::SamplingParams& sampling,
-                                                  uint64_t seed, std::map<std::string, double>* times);
+                                                  uint64_t seed, std::map<std::string, double>* times,
+                                                  int64_t weights_version);
   absl::Status ScoreGroups(std::vector<Group>* groups);
   absl::StatusOr<std::vector<std::vector<float>>> ReferenceLogProbs(const std::vector<const grail::v1::Sample*>& samples);
   void Report(const std::string& phase, int step, std::map<std::string, double> metrics);
   absl::Status CheckCancelled() const;
-  double CarriedSamples() const;
   // Per-token advantages [B, max response length] with the run's estimator.
   // k1[b][t] is the behaviour-minus-reference log-prob of response token t; kl_coef > 0
   // puts -kl_coef * k1 into every token's reward.
@@ -100,12 +137,23 @@ class RlLoop {
   DatasetCursor train_cursor_;
   DatasetCursor sft_cursor_;
   KlController kl_controller_;
-  int64_t next_prompt_id_ = 0;
-  int current_step_ = 0;
+  // Owned by whichever thread collects batches (the producer in pipelined runs).
+  double filtered_estimate_ = 0.2;  // dynamic sampling: expected fraction of filtered groups
+  std::atomic<int> current_step_{0};
+  // Owned by the thread that trains.
   int64_t version_ = -1;
-  std::vector<Group> carry_over_;
   std::map<std::string, double> summary_;
-  std::set<std::pair<int64_t, int>> seen_;  // (prompt_id, sample_index) of every sample
+  std::chrono::steady_clock::time_point last_step_end_;
+
+  absl::Mutex ids_mu_;  // training batches and evaluations draw prompt ids concurrently
+  int64_t next_prompt_id_ ABSL_GUARDED_BY(ids_mu_) = 0;
+  std::set<std::pair<int64_t, int>> seen_ ABSL_GUARDED_BY(ids_mu_);  // (prompt_id, sample_index)
+
+  absl::Mutex actors_mu_;
+  std::vector<int64_t> actor_versions_ ABSL_GUARDED_BY(actors_mu_);
+
+  absl::Mutex weights_mu_;
+  std::map<int, WeightsPtr> weights_by_step_ ABSL_GUARDED_BY(weights_mu_);  // step -> weights after it
 };
 
 }  // namespace grail::coordinator

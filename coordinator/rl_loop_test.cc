@@ -285,6 +285,50 @@ TEST_F(RlLoopUnitTest, TransientScorerFailuresAreRetriedOthersAreNot) {
   EXPECT_EQ(reward_->calls.load(), 3);
 }
 
+// An actor that misses a weights update (every retry fails) serves nothing until a later
+// sync brings it up to date; no sample is ever trained with stale weights.
+TEST_F(RlLoopUnitTest, AnActorThatMissesAnUpdateServesNothingUntilItCatchesUp) {
+  actors_[1]->fail_loads = 3;  // the first sync and both its retries
+  std::vector<grail::v1::StepReport> reports;
+  std::map<std::string, double> summary;
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  const auto versions = actors_[1]->generate_versions();
+  ASSERT_FALSE(versions.empty());  // it came back and served
+  for (int64_t v : versions) EXPECT_GE(v, 0) << "actor 1 generated without weights";
+  // Actor 0 served the first evaluation and step alone; actor 1 caught up at the next sync.
+  EXPECT_GT(actors_[0]->generate_calls.load(), actors_[1]->generate_calls.load());
+  for (const auto& r : reports) {
+    if (r.phase() == "rl") EXPECT_EQ(r.metrics().at("version_lag_max"), 0) << r.step();
+  }
+  EXPECT_EQ(actors_[0]->version.load(), actors_[1]->version.load());
+}
+
+// max_staleness k: batch b is generated with the weights after step b-1-k, so the trained
+// samples are exactly min(b-1, k) versions old, and still each is trained once.
+TEST_F(RlLoopUnitTest, PipelinedRunsTrainSamplesExactlyKVersionsOld) {
+  for (int k : {1, 2}) {
+    SCOPED_TRACE(k);
+    SetUp();
+    spec_.mutable_trainer()->set_total_steps(5);
+    spec_.mutable_trainer()->set_max_staleness(k);
+    std::vector<grail::v1::StepReport> reports;
+    std::map<std::string, double> summary;
+    ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+    int step = 0;
+    for (const auto& r : reports) {
+      if (r.phase() != "rl") continue;
+      ++step;
+      EXPECT_EQ(r.metrics().at("version_lag_max"), std::min(step - 1, k)) << "step " << step;
+      EXPECT_EQ(r.metrics().at("version_lag_bound"), k);
+    }
+    EXPECT_EQ(step, 5);
+    const auto steps = learner_->steps();
+    ASSERT_EQ(steps.size(), 5u);
+    EXPECT_EQ(TrainedRows(steps).size(), 5u * 6u * 4u);  // full batches (the run checks ids)
+    EXPECT_GT(summary.at("heldout_accuracy_after"), 0);
+  }
+}
+
 TEST_F(RlLoopUnitTest, CancellationStopsTheRun) {
   cancelled_ = true;
   std::vector<grail::v1::StepReport> reports;

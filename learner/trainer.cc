@@ -47,6 +47,7 @@ struct TrainSettings {
   double critic_learning_rate = 1e-4;
   double cliprange_value = 0.5;
   uint64_t critic_seed = 1;
+  double tis_cap = 0;  // > 0: truncated importance sampling against the behaviour log-probs
 };
 
 absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& spec) {
@@ -77,6 +78,8 @@ absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& spec) {
   s.critic_learning_rate = c.learning_rate() > 0 ? c.learning_rate() : s.learning_rate;
   if (c.value_clip() > 0) s.cliprange_value = c.value_clip();
   s.critic_seed = spec.model().init_seed() + 1;
+  if (a.tis_cap() < 0) return absl::InvalidArgumentError("algorithm.tis_cap: must be >= 0");
+  s.tis_cap = a.tis_cap() > 0 ? a.tis_cap() : (spec.trainer().max_staleness() > 0 ? 2.0 : 0.0);
   return s;
 }
 
@@ -384,7 +387,27 @@ class TorchTrainer : public Trainer {
       }
       std::vector<std::pair<ShardWeights, double>> slices;  // per mini-batch: weights, global rows
       for (int k = 0; k < mb; ++k) slices.push_back({weights[k + 1], global[2 * k + 3]});
+      // Truncated importance sampling: the samples may come from older policies (async
+      // rollouts). The ratio is clipped against the current policy's log-probs, and each
+      // token's advantage is weighted by min(p_current / p_behaviour, tis_cap).
+      double tis_weight = 0, tis_capped = 0;
+      if (settings_.tis_cap > 0) {
+        torch::NoGradGuard no_grad;
+        m->eval();
+        auto current = AlignedLogProbs(m, ids);
+        auto ratio = (current - old_lp).clamp(-20.0, 20.0).exp();
+        auto w = ratio.clamp_max(settings_.tis_cap) * mask;
+        adv = adv * w;
+        old_lp = current;
+        tis_weight = weights[0].tokens * MaskedMean(w, mask).item<double>();
+        tis_capped = weights[0].tokens * MaskedMean((ratio > settings_.tis_cap).to(mask.scalar_type()), mask).item<double>();
+      }
       ASSIGN_OR_RETURN(auto policy, RlStepLocked(m, ids, mask, old_lp, adv, ref_lp, slices, &allreduce_seconds));
+      if (settings_.tis_cap > 0) {
+        ASSIGN_OR_RETURN(std::vector<double> tis, SumLocked({tis_weight, tis_capped}));
+        (*policy.mutable_metrics())["tis_weight_mean"] = tis[0];
+        (*policy.mutable_metrics())["tis_capped_ratio"] = tis[1];
+      }
       for (const auto& [k, v] : response.metrics()) (*policy.mutable_metrics())[k] = v;
       (*policy.mutable_metrics())["allreduce_seconds"] = allreduce_seconds;
       return policy;

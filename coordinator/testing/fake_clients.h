@@ -32,10 +32,21 @@ class FakeActorClient : public actor::ActorClient {
   std::atomic<int> generate_calls{0};
   std::atomic<int> failed_calls{0};
   std::atomic<int64_t> version{-1};
+  std::atomic<int> fail_loads{0};  // the next N LoadWeights calls fail (UNAVAILABLE)
+
+  // The weights version of every Generate call, in order.
+  std::vector<int64_t> generate_versions() {
+    absl::MutexLock lock(&mu_);
+    return generate_versions_;
+  }
 
   absl::Status Generate(const grail::v1::GenerateRequest& request,
                         const std::function<void(grail::v1::Sample)>& on_sample) override {
     ++generate_calls;
+    {
+      absl::MutexLock lock(&mu_);
+      generate_versions_.push_back(version);
+    }
     int emitted = 0;
     for (const auto& p : request.prompts()) {
       const std::string text = tok_.Decode({p.token_ids().begin(), p.token_ids().end()});
@@ -72,6 +83,10 @@ class FakeActorClient : public actor::ActorClient {
   }
 
   absl::StatusOr<grail::v1::LoadWeightsResponse> LoadWeights(absl::string_view blob, int64_t v) override {
+    if (fail_loads > 0) {
+      --fail_loads;
+      return absl::UnavailableError("fake actor: connection refused");
+    }
     version = v;
     grail::v1::LoadWeightsResponse r;
     r.set_version(v);
@@ -88,6 +103,8 @@ class FakeActorClient : public actor::ActorClient {
 
  private:
   model::CharTokenizer tok_;
+  absl::Mutex mu_;
+  std::vector<int64_t> generate_versions_;
 };
 
 // Scores with the real (torch-free) verifiers, in process. The next `fail_next` calls fail
