@@ -12,7 +12,10 @@
 namespace grail::model {
 
 // The model a service serves, replaced atomically by new weights versions. Readers take a
-// snapshot (a shared_ptr), so a swap never disturbs a call in progress. Thread-safe.
+// snapshot (a shared_ptr), so a swap never disturbs a call in progress. New weights are
+// staged into the model the previous swap retired (double buffering: two models resident)
+// once no call holds it, so a weights update costs a parameter copy, not a model build.
+// Thread-safe.
 class VersionedModel {
  public:
   struct Snapshot {
@@ -30,6 +33,7 @@ class VersionedModel {
  private:
   mutable absl::Mutex mu_;
   Snapshot current_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<CausalLm> spare_ ABSL_GUARDED_BY(mu_);  // the retired model, reused for staging
 };
 
 }  // namespace grail::model

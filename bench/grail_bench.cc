@@ -1,0 +1,196 @@
+// grail-bench: measurements with a baseline taken in the same run, one JSON line each:
+//   {"name", "value", "unit", "baseline_name", "baseline_value", "ratio": value / baseline}
+//
+//   grail-bench weight_sync       a >= 100 MB model: learner -> coordinator-side client -> two
+//                                 actors over loopback gRPC (chunked, digest-checked, staged
+//                                 and swapped), bytes delivered per second, against an
+//                                 in-process memcpy of the same bytes.
+//   grail-bench async_step_time   mean RL step time with max_staleness 1 against the
+//                                 synchronous loop, on the demo run (same seed, same steps).
+//
+// Service binaries come from GRAIL_BIN_DIR (default build/bin); the demo spec from
+// GRAIL_SOURCE_DIR (default .).
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "actor/actor_client.h"
+#include "common/config.h"
+#include "common/parallel.h"
+#include "common/status_macros.h"
+#include "coordinator/run_client.h"
+#include "learner/learner_client.h"
+#include "model/safetensors.h"
+#include "tests/local_cluster.h"
+#include "tests/service_process.h"
+
+namespace grail::bench {
+namespace {
+
+using testing::LocalCluster;
+using testing::ServiceProcess;
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+void Emit(const std::string& name, double value, const std::string& unit, const std::string& baseline_name,
+          double baseline) {
+  nlohmann::ordered_json j;
+  j["name"] = name;
+  j["value"] = value;
+  j["unit"] = unit;
+  j["baseline_name"] = baseline_name;
+  j["baseline_value"] = baseline;
+  j["ratio"] = baseline != 0 ? value / baseline : 0.0;
+  std::cout << j.dump() << std::endl;
+}
+
+int Fail(const std::string& what, const absl::Status& status) {
+  std::cerr << "grail-bench: " << what << ": " << status << std::endl;
+  return 1;
+}
+
+int WeightSync() {
+  // About 37M float32 parameters: ~150 MB of safetensors.
+  grail::v1::RunSpec spec;
+  auto* c = spec.mutable_model()->mutable_config();
+  c->set_vocab_size(8192);
+  c->set_hidden_size(1024);
+  c->set_intermediate_size(2816);
+  c->set_num_hidden_layers(2);
+  c->set_num_attention_heads(8);
+  c->set_num_key_value_heads(8);
+  c->set_max_position_embeddings(256);
+  spec.mutable_model()->set_init_seed(1);
+  auto learner_proc = ServiceProcess::Start("grail-learner", {"--threads=1"});
+  if (!learner_proc.ok()) return Fail("learner", learner_proc.status());
+  std::vector<std::unique_ptr<ServiceProcess>> actor_procs;
+  std::vector<std::unique_ptr<actor::ActorClient>> actors;
+  for (int i = 0; i < 2; ++i) {
+    auto a = ServiceProcess::Start("grail-actor", {"--threads=1"});
+    if (!a.ok()) return Fail("actor", a.status());
+    ClientOptions o;
+    o.target = (*a)->grpc_address();
+    o.timeout = absl::Minutes(5);
+    actors.push_back(actor::NewGrpcActorClient(o));
+    actor_procs.push_back(std::move(*a));
+  }
+  ClientOptions lo;
+  lo.target = (*learner_proc)->grpc_address();
+  lo.timeout = absl::Minutes(5);
+  auto learner = learner::NewGrpcLearnerClient(lo);
+  auto init = learner->InitModel(spec);
+  if (!init.ok()) return Fail("InitModel", init.status());
+
+  // Best of five syncs, each a new version: fetch from the learner, stream to both actors.
+  // The first two build each actor's two resident models; later ones stage into the spare.
+  double best = 1e30;
+  int64_t bytes = 0;
+  for (int round = 0; round < 5; ++round) {
+    const double t0 = Now();
+    auto weights = learner->GetWeights(0);
+    if (!weights.ok()) return Fail("GetWeights", weights.status());
+    const double t1 = Now();
+    const int64_t version = weights->version + round;  // actors accept only newer versions
+    absl::Status s = ParallelFor(actors.size(), [&](size_t i) {
+      return actors[i]->LoadWeights(weights->blob, version).status();
+    });
+    if (!s.ok()) return Fail("LoadWeights", s);
+    std::cerr << "grail-bench: weight_sync round " << round << ": fetch " << t1 - t0 << " s, load into 2 actors "
+              << Now() - t1 << " s" << std::endl;
+    best = std::min(best, Now() - t0);
+    bytes = static_cast<int64_t>(weights->blob.size());
+  }
+  std::cerr << "grail-bench: weight_sync model " << bytes / 1e6 << " MB, " << init->num_parameters()
+            << " parameters, best sync " << best << " s" << std::endl;
+  // Baseline: memcpy of the same bytes, twice (one copy per actor), best of three.
+  std::string src(static_cast<size_t>(bytes), '\x5a'), dst(static_cast<size_t>(bytes), '\0');
+  double copy_best = 1e30;
+  for (int round = 0; round < 3; ++round) {
+    const double t0 = Now();
+    for (int i = 0; i < 2; ++i) {
+      src[i] = static_cast<char>(round + i);
+      std::memcpy(dst.data(), src.data(), src.size());
+    }
+    copy_best = std::min(copy_best, Now() - t0);
+  }
+  if (dst[1] != src[1]) std::cerr << "";  // keeps the copies observable
+  Emit("weight_sync", 2.0 * bytes / best, "bytes/s", "memcpy", 2.0 * bytes / copy_best);
+  return 0;
+}
+
+// Mean RL step time (the step report's time_step) of the demo run cut to `steps` steps.
+absl::StatusOr<double> DemoStepTime(int max_staleness, int steps) {
+  const char* src = std::getenv("GRAIL_SOURCE_DIR");
+  ASSIGN_OR_RETURN(std::string text,
+                   model::ReadFileToString(std::string(src ? src : ".") + "/deploy/demo/arithmetic.yaml"));
+  grail::v1::RunSpec spec;
+  RETURN_IF_ERROR(ParseConfig(text, ConfigFormat::kYaml, &spec));
+  spec.mutable_trainer()->set_total_steps(steps);
+  spec.mutable_trainer()->set_eval_every(0);
+  spec.mutable_trainer()->set_eval_size(50);
+  spec.mutable_trainer()->set_sft_steps(200);
+  spec.mutable_trainer()->set_max_staleness(max_staleness);
+  testing::LocalClusterOptions options;
+  options.learner_threads = 1;
+  ASSIGN_OR_RETURN(auto cluster, LocalCluster::Start(options));
+  auto client = cluster->NewRunClient();
+  ASSIGN_OR_RETURN(std::string id, client->Submit(spec));
+  std::vector<double> times;
+  std::map<std::string, double> phases;
+  grail::v1::StepReport last;
+  RETURN_IF_ERROR(client->Watch(id, [&](const grail::v1::StepReport& r) {
+    last = r;
+    // Step 1 has nothing to overlap with; the mean is over steps 2..N.
+    if (r.phase() == "rl" && r.step() > 1) {
+      times.push_back(r.metrics().at("time_step"));
+      for (const auto& [k, v] : r.metrics()) {
+        if (k.rfind("time_", 0) == 0) phases[k] += v / (steps - 1);
+      }
+    }
+  }));
+  for (const auto& [k, v] : phases) std::cerr << "grail-bench: max_staleness " << max_staleness << ": mean " << k << " " << v << " s" << std::endl;
+  if (last.state() != grail::v1::RUN_STATE_SUCCEEDED) {
+    return absl::InternalError(absl::StrCat("demo run ended ", last.message()));
+  }
+  double sum = 0;
+  for (double t : times) sum += t;
+  std::cerr << "grail-bench: max_staleness " << max_staleness << ": mean step " << sum / times.size() << " s over "
+            << times.size() << " steps" << std::endl;
+  return sum / times.size();
+}
+
+int AsyncStepTime() {
+  const int steps = 12;
+  auto sync = DemoStepTime(0, steps);
+  if (!sync.ok()) return Fail("sync run", sync.status());
+  auto async = DemoStepTime(1, steps);
+  if (!async.ok()) return Fail("async run", async.status());
+  Emit("async_step_time", *async, "s", "sync_step_time", *sync);
+  return 0;
+}
+
+}  // namespace
+}  // namespace grail::bench
+
+int main(int argc, char** argv) {
+  const std::string what = argc > 1 ? argv[1] : "all";
+  int rc = 0;
+  if (what == "weight_sync" || what == "all") rc |= grail::bench::WeightSync();
+  if (what == "async_step_time" || what == "all") rc |= grail::bench::AsyncStepTime();
+  if (what != "all" && what != "weight_sync" && what != "async_step_time") {
+    std::cerr << "usage: grail-bench [all|weight_sync|async_step_time]" << std::endl;
+    return 2;
+  }
+  return rc;
+}
