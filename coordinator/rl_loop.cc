@@ -9,6 +9,8 @@
 #include <thread>
 #include <type_traits>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/parallel.h"
@@ -140,20 +142,31 @@ absl::Status RlLoop::Run() {
     absl::MutexLock lock(&actors_mu_);
     actor_versions_.assign(clients_.actors.size(), -1);
   }
-  ASSIGN_OR_RETURN(auto init, clients_.learner->InitModel(spec_));
+  ASSIGN_OR_RETURN(auto init, InitLearner(spec_));
   version_ = init.weights_version();
   Report("init", 0, {{"num_parameters", static_cast<double>(init.num_parameters())}});
-  RETURN_IF_ERROR(SupervisedWarmup());
-  RETURN_IF_ERROR(CheckCancelled());
-  // The reference freezes the weights at which RL starts.
-  RETURN_IF_ERROR(KeepWeights(0));
-  RETURN_IF_ERROR(SyncActors(WeightsAfter(0), /*include_reference=*/true));
+  int done = 0;  // RL steps already taken (a resumed run's checkpoint step)
+  if (spec_.trainer().resume()) {
+    ASSIGN_OR_RETURN(done, Resume(init));
+    RETURN_IF_ERROR(KeepWeights(done));
+    RETURN_IF_ERROR(SyncActors(WeightsAfter(done), /*include_reference=*/false));
+    summary_["resumed_after_step"] = done;
+    Report("resume", done, {{"resumed_after_step", static_cast<double>(done)}});
+  } else {
+    RETURN_IF_ERROR(SupervisedWarmup());
+    RETURN_IF_ERROR(CheckCancelled());
+    // The reference freezes the weights at which RL starts; with checkpoints on, they are
+    // also saved (step 0) so that a resumed run can restore the reference.
+    RETURN_IF_ERROR(KeepWeights(0));
+    RETURN_IF_ERROR(SyncActors(WeightsAfter(0), /*include_reference=*/true));
+    if (spec_.trainer().checkpoint_every() > 0) RETURN_IF_ERROR(SaveCheckpoint(0));
+  }
   ASSIGN_OR_RETURN(double before, Evaluate());
   summary_["heldout_accuracy_before"] = before;
-  Report("eval", 0, {{"heldout_accuracy", before}});
+  Report("eval", done, {{"heldout_accuracy", before}});
   last_step_end_ = std::chrono::steady_clock::now();
   const int k = spec_.trainer().max_staleness();
-  RETURN_IF_ERROR(k > 0 ? RunPipelined(k) : RunSynchronous());
+  RETURN_IF_ERROR(k > 0 ? RunPipelined(k, done + 1) : RunSynchronous(done + 1));
   RETURN_IF_ERROR(SyncActors(WeightsAfter(spec_.trainer().total_steps()), /*include_reference=*/false));
   ASSIGN_OR_RETURN(double after, Evaluate());
   summary_["heldout_accuracy_after"] = after;
@@ -162,8 +175,8 @@ absl::Status RlLoop::Run() {
   return absl::OkStatus();
 }
 
-absl::Status RlLoop::RunSynchronous() {
-  for (int step = 1; step <= spec_.trainer().total_steps(); ++step) {
+absl::Status RlLoop::RunSynchronous(int first_step) {
+  for (int step = first_step; step <= spec_.trainer().total_steps(); ++step) {
     RETURN_IF_ERROR(CheckCancelled());
     RETURN_IF_ERROR(SyncActors(WeightsAfter(step - 1), /*include_reference=*/false));
     ASSIGN_OR_RETURN(CollectedBatch batch, CollectBatch(step, WeightsAfter(step - 1)->version));
@@ -174,18 +187,19 @@ absl::Status RlLoop::RunSynchronous() {
   return absl::OkStatus();
 }
 
-absl::Status RlLoop::RunPipelined(int max_staleness) {
+absl::Status RlLoop::RunPipelined(int max_staleness, int first_step) {
   const int total = spec_.trainer().total_steps();
   // Batch b is generated with exactly the weights after step b-1-k, so the producer may run
   // at most k+1 batches ahead of training. Batches wait in `ready` until trained.
   std::mutex mu;
   std::condition_variable changed;
   std::map<int, absl::StatusOr<CollectedBatch>> ready;
-  int kept = 0;  // steps whose weights are kept (0 = the weights RL starts from)
+  int kept = first_step - 1;  // steps whose weights are kept (first_step - 1: the start)
   bool stop = false;
   std::thread producer([&] {
-    for (int b = 1; b <= total; ++b) {
-      const int needs = std::max(0, b - 1 - max_staleness);
+    for (int b = first_step; b <= total; ++b) {
+      // A resumed run has no weights from before its start: its first batches are fresher.
+      const int needs = std::max(first_step - 1, b - 1 - max_staleness);
       {
         std::unique_lock<std::mutex> lock(mu);
         changed.wait(lock, [&] { return stop || kept >= needs; });
@@ -206,7 +220,7 @@ absl::Status RlLoop::RunPipelined(int max_staleness) {
     }
   });
   absl::Status status;
-  for (int step = 1; step <= total && status.ok(); ++step) {
+  for (int step = first_step; step <= total && status.ok(); ++step) {
     absl::StatusOr<CollectedBatch> batch = absl::UnknownError("no batch");
     {
       std::unique_lock<std::mutex> lock(mu);
@@ -243,19 +257,7 @@ absl::Status RlLoop::AfterStep(int step, bool final_weights_on_actors) {
   metrics_->ObservePhase("weight_sync", Seconds(t_sync));
   const int total = spec_.trainer().total_steps();
   const int every = spec_.trainer().checkpoint_every();
-  if (every > 0 && (step % every == 0 || step == total)) {
-    const std::string root = spec_.checkpoint_dir().empty() ? run_id_ : spec_.checkpoint_dir();
-    ASSIGN_OR_RETURN(std::string path, clients_.learner->SaveCheckpoint(absl::StrFormat("%s/step-%06d", root, step)));
-    summary_["last_checkpoint_step"] = step;
-    grail::v1::StepReport r;
-    r.set_step(step);
-    r.set_total_steps(total);
-    r.set_policy_version(version_);
-    r.set_phase("checkpoint");
-    r.set_state(grail::v1::RUN_STATE_RUNNING);
-    r.set_message(path);
-    report_(r);
-  }
+  if (every > 0 && (step % every == 0 || step == total)) RETURN_IF_ERROR(SaveCheckpoint(step));
   const int eval_every = spec_.trainer().eval_every();
   if (eval_every > 0 && step % eval_every == 0 && step != total) {
     int64_t evaluated = version_;
@@ -393,6 +395,110 @@ absl::Status RlLoop::SupervisedWarmup() {
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<grail::v1::InitModelResponse> RlLoop::InitLearner(const grail::v1::RunSpec& spec) {
+  // Actors keep the versions they hold across learner restarts; the new weights must be
+  // newer than all of them or the actors would refuse them.
+  int64_t floor = 0;
+  for (const auto& actor : clients_.actors) {
+    auto info = actor->GetInfo();
+    if (info.ok()) floor = std::max(floor, info->weights_version() + 1);
+  }
+  grail::v1::InitModelRequest request;
+  *request.mutable_spec() = spec;
+  request.set_min_weights_version(std::max(floor, version_ + 1));
+  return clients_.learner->InitModel(request);
+}
+
+std::string RlLoop::RunStateBefore(int step) {
+  CollectorState c;
+  {
+    absl::MutexLock lock(&collector_mu_);
+    auto it = collector_states_.find(step);
+    if (it != collector_states_.end()) {
+      c = it->second;
+    } else {  // not started: the collector is idle until this lock is released
+      absl::MutexLock ids(&ids_mu_);
+      c = {train_cursor_.state(), next_prompt_id_, filtered_estimate_};
+    }
+    collector_states_.erase(collector_states_.begin(), collector_states_.lower_bound(step));
+  }
+  nlohmann::ordered_json j;
+  j["format"] = "grail-run-state-v1";
+  j["step"] = step - 1;
+  j["train_cursor"] = {{"epoch", c.train_cursor.epoch}, {"offset", c.train_cursor.offset}};
+  j["next_prompt_id"] = c.next_prompt_id;
+  j["filtered_estimate"] = c.filtered_estimate;
+  j["kl_in_reward_coef"] = kl_controller_.value();
+  j["reference_checkpoint"] = reference_checkpoint_;
+  return j.dump();
+}
+
+absl::Status RlLoop::SaveCheckpoint(int step) {
+  const std::string root = spec_.checkpoint_dir().empty() ? run_id_ : spec_.checkpoint_dir();
+  const std::string dir = absl::StrFormat("%s/step-%06d", root, step);
+  if (step == 0) reference_checkpoint_ = dir;
+  ASSIGN_OR_RETURN(std::string path, clients_.learner->SaveCheckpoint(dir, RunStateBefore(step + 1)));
+  summary_["last_checkpoint_step"] = step;
+  grail::v1::StepReport r;
+  r.set_step(step);
+  r.set_total_steps(spec_.trainer().total_steps());
+  r.set_policy_version(version_);
+  r.set_phase("checkpoint");
+  r.set_state(grail::v1::RUN_STATE_RUNNING);
+  r.set_message(path);
+  report_(r);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> RlLoop::Resume(const grail::v1::InitModelResponse& init) {
+  auto bad = [&](const std::string& why) {
+    return absl::FailedPreconditionError(absl::StrCat("trainer.resume: model.path '", spec_.model().path(), "' ", why));
+  };
+  if (init.run_state().empty()) {
+    return bad("is not a checkpoint with a run state (one written by a run with trainer.checkpoint_every)");
+  }
+  const nlohmann::json st = nlohmann::json::parse(init.run_state(), nullptr, /*allow_exceptions=*/false);
+  if (!st.is_object() || st.value("format", "") != "grail-run-state-v1" || !st.contains("step") ||
+      !st["step"].is_number_integer() || !st.contains("train_cursor") || !st["train_cursor"].is_object() ||
+      !st.contains("next_prompt_id") || !st["next_prompt_id"].is_number_integer()) {
+    return bad("has a run state this coordinator cannot read");
+  }
+  const int step = st["step"].get<int>();
+  if (step < 0 || step >= spec_.trainer().total_steps()) {
+    return absl::FailedPreconditionError(absl::StrCat("trainer.total_steps: the checkpoint is after step ", step,
+                                                      "; nothing is left to run"));
+  }
+  // The reference gets the weights RL started from, kept in the run's step-0 checkpoint.
+  reference_checkpoint_ = st.value("reference_checkpoint", "");
+  if (reference_checkpoint_.empty()) return bad("names no reference checkpoint");
+  grail::v1::RunSpec reference_spec = spec_;
+  reference_spec.mutable_model()->set_path(reference_checkpoint_);
+  reference_spec.mutable_trainer()->set_resume(false);
+  ASSIGN_OR_RETURN(auto reference_init, InitLearner(reference_spec));
+  version_ = reference_init.weights_version();
+  ASSIGN_OR_RETURN(auto reference_weights, clients_.learner->GetWeights(version_));
+  absl::Status loaded = WithRetries(
+      [&] { return clients_.reference->LoadWeights(reference_weights.blob, reference_weights.version).status(); },
+      [&] { metrics_->CountRetry("reference"); });
+  if (!loaded.ok()) {
+    return absl::Status(loaded.code(), absl::StrCat("reference: weight sync failed: ", loaded.message()));
+  }
+  // Back to the checkpoint being resumed (weights, optimizer state, step count).
+  ASSIGN_OR_RETURN(auto resumed, InitLearner(spec_));
+  version_ = resumed.weights_version();
+  train_cursor_ = DatasetCursor(data_.train.size(), Mix(spec_.seed(), 1),
+                                DatasetCursor::State{st["train_cursor"].value("epoch", uint64_t{0}),
+                                                     st["train_cursor"].value("offset", uint64_t{0})});
+  {
+    absl::MutexLock lock(&ids_mu_);
+    next_prompt_id_ = st["next_prompt_id"].get<int64_t>();
+  }
+  filtered_estimate_ = st.value("filtered_estimate", 0.2);
+  kl_controller_ = KlController(st.value("kl_in_reward_coef", kl_controller_.value()), spec_.algorithm().kl_target(),
+                                spec_.algorithm().kl_horizon() > 0 ? spec_.algorithm().kl_horizon() : 10000);
+  return step;
 }
 
 absl::Status RlLoop::KeepWeights(int step) {
@@ -645,6 +751,12 @@ absl::StatusOr<std::vector<std::vector<float>>> RlLoop::ReferenceLogProbs(
 
 absl::StatusOr<RlLoop::CollectedBatch> RlLoop::CollectBatch(int step, int64_t weights_version) {
   current_step_ = step;
+  {
+    // Recorded before anything is drawn, for a checkpoint taken after step - 1.
+    absl::MutexLock lock(&collector_mu_);
+    absl::MutexLock ids(&ids_mu_);
+    collector_states_[step] = {train_cursor_.state(), next_prompt_id_, filtered_estimate_};
+  }
   const auto& a = spec_.algorithm();
   const int G = a.group_size();
   const int target = spec_.trainer().prompts_per_step();
@@ -724,6 +836,18 @@ absl::StatusOr<RlLoop::CollectedBatch> RlLoop::CollectBatch(int step, int64_t we
   st["batch_underfilled"] = static_cast<int>(batch.size()) < target ? 1 : 0;
   st["behaviour_policy_version"] = static_cast<double>(weights_version);
   out.groups = std::move(batch);
+  // Reference log-probs belong to the rollout side: the reference is frozen, so in a
+  // pipelined run they are computed while the learner trains.
+  if (!out.groups.empty()) {
+    std::vector<const grail::v1::Sample*> samples;
+    for (const auto& g : out.groups) {
+      for (const auto& s : g.samples) samples.push_back(&s);
+    }
+    const auto t_ref = std::chrono::steady_clock::now();
+    ASSIGN_OR_RETURN(out.ref_log_probs, ReferenceLogProbs(samples));
+    times["time_reference"] = Seconds(t_ref);
+    metrics_->ObservePhase("reference", times["time_reference"]);
+  }
   return out;
 }
 
@@ -754,10 +878,7 @@ absl::Status RlLoop::TrainOnBatch(int step, CollectedBatch collected) {
       index.push_back(g.row.prompt_id);
     }
   }
-  const auto t_ref = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(auto ref_lp, ReferenceLogProbs(samples));
-  times["time_reference"] = Seconds(t_ref);
-  metrics_->ObservePhase("reference", times["time_reference"]);
+  const std::vector<std::vector<float>>& ref_lp = collected.ref_log_probs;
 
   // KL in the reward: k1 = behaviour - reference log-prob on every response token.
   std::vector<std::vector<double>> k1(samples.size());

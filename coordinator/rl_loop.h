@@ -83,6 +83,7 @@ class RlLoop {
     std::map<std::string, double> stats;  // sampling statistics for the step report
     std::vector<double> scores;           // every sampled response's score
     double generated_tokens = 0;
+    std::vector<std::vector<float>> ref_log_probs;  // per trained sample, aligned like input_ids
   };
   using WeightsPtr = std::shared_ptr<const learner::LearnerClient::Weights>;
 
@@ -97,9 +98,17 @@ class RlLoop {
   absl::Status SyncActors(const WeightsPtr& weights, bool include_reference);
   // Evaluates greedy accuracy on the held-out split with whatever weights the actors hold.
   absl::StatusOr<double> Evaluate();
-  absl::Status RunSynchronous();
-  absl::Status RunPipelined(int max_staleness);
+  absl::Status RunSynchronous(int first_step);
+  absl::Status RunPipelined(int max_staleness, int first_step);
   absl::Status AfterStep(int step, bool final_weights_on_actors);
+  // InitModel with a version floor above every actor's version.
+  absl::StatusOr<grail::v1::InitModelResponse> InitLearner(const grail::v1::RunSpec& spec);
+  // trainer.resume: restores the reference weights and the loop's state from the
+  // checkpoint's run_state; returns the step to continue after.
+  absl::StatusOr<int> Resume(const grail::v1::InitModelResponse& init);
+  // The loop's state before batch `step` is collected, as the run_state of a checkpoint.
+  std::string RunStateBefore(int step);
+  absl::Status SaveCheckpoint(int step);
   absl::StatusOr<CollectedBatch> CollectBatch(int step, int64_t weights_version);
   absl::Status TrainOnBatch(int step, CollectedBatch collected);
   // Samples G responses for each row across the actors holding `weights_version` (-1: any
@@ -139,6 +148,15 @@ class RlLoop {
   KlController kl_controller_;
   // Owned by whichever thread collects batches (the producer in pipelined runs).
   double filtered_estimate_ = 0.2;  // dynamic sampling: expected fraction of filtered groups
+  // What a checkpoint after step b-1 records: the collector's state as batch b started.
+  struct CollectorState {
+    DatasetCursor::State train_cursor;
+    int64_t next_prompt_id = 0;
+    double filtered_estimate = 0;
+  };
+  absl::Mutex collector_mu_;
+  std::map<int, CollectorState> collector_states_ ABSL_GUARDED_BY(collector_mu_);
+  std::string reference_checkpoint_;  // the checkpoint holding the weights RL started from
   std::atomic<int> current_step_{0};
   // Owned by the thread that trains.
   int64_t version_ = -1;

@@ -209,9 +209,55 @@ TEST_F(RlLoopUnitTest, CheckpointsEveryKStepsAndAtTheEnd) {
   std::vector<grail::v1::StepReport> reports;
   std::map<std::string, double> summary;
   ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  // Step 0 holds the weights RL starts from: a resumed run restores the reference from it.
   EXPECT_THAT(learner_->checkpoints(),
-              ::testing::ElementsAre("run-test/step-000002", "run-test/step-000004", "run-test/step-000005"));
+              ::testing::ElementsAre("run-test/step-000000", "run-test/step-000002", "run-test/step-000004",
+                                     "run-test/step-000005"));
   EXPECT_EQ(summary["last_checkpoint_step"], 5);
+}
+
+// A run resumed from its step-2 checkpoint trains steps 3-5 on exactly the prompts, in the
+// same order, that the uninterrupted run trained; the reference gets the step-0 weights.
+TEST_F(RlLoopUnitTest, AResumedRunContinuesWithTheSameDataExactly) {
+  spec_.mutable_trainer()->set_total_steps(5);
+  spec_.mutable_trainer()->set_checkpoint_every(2);
+  std::vector<grail::v1::StepReport> reports;
+  std::map<std::string, double> summary;
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  const auto full = learner_->steps();
+  ASSERT_EQ(full.size(), 5u);
+
+  grail::v1::RunSpec resume = spec_;
+  resume.mutable_model()->set_path("run-test/step-000002");
+  resume.mutable_trainer()->set_resume(true);
+  spec_ = resume;
+  reports.clear();
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  EXPECT_EQ(summary["resumed_after_step"], 2);
+  const auto all = learner_->steps();
+  ASSERT_EQ(all.size(), 8u);  // 5 + steps 3, 4, 5 again
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(all[5 + i].step(), full[2 + i].step());
+    EXPECT_EQ(all[5 + i].experience().input_ids().data(), full[2 + i].experience().input_ids().data())
+        << "step " << full[2 + i].step();
+  }
+  // No supervised warm-up on resume; the reference came from the step-0 checkpoint, then
+  // the learner went back to the step-2 one, above every version the actors hold.
+  std::vector<std::string> paths;
+  for (const auto& r : learner_->init_requests()) paths.push_back(r.spec().model().path());
+  EXPECT_THAT(paths, ::testing::ElementsAre("", "run-test/step-000002", "run-test/step-000000",
+                                            "run-test/step-000002"));
+  EXPECT_GT(learner_->init_requests().back().min_weights_version(), 0);
+  int sft_reports = 0;
+  for (const auto& r : reports) sft_reports += r.phase() == "sft";
+  EXPECT_EQ(sft_reports, 0);
+
+  // Without a checkpoint's run state, resume is refused naming the field.
+  resume.mutable_model()->set_path("nowhere");
+  spec_ = resume;
+  absl::Status refused = RunLoop(&reports, &summary);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("trainer.resume"));
 }
 
 TEST_F(RlLoopUnitTest, FailedActorCallIsRetriedWithoutDoubleCounting) {

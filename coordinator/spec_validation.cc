@@ -135,6 +135,9 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   if (t.max_staleness() < 0) return Bad("trainer.max_staleness", "must be >= 0");
   if (t.max_staleness() > 16) return Bad("trainer.max_staleness", "must be <= 16");
   if (a.tis_cap() < 0) return Bad("algorithm.tis_cap", "must be >= 0");
+  if (t.resume() && spec.model().path().empty()) {
+    return Bad("trainer.resume", "needs model.path, a checkpoint this run wrote");
+  }
   if (a.tis_cap() > 0 && a.tis_cap() < 1) return Bad("algorithm.tis_cap", "must be >= 1 (a cap below 1 shrinks on-policy tokens)");
   return absl::OkStatus();
 }

@@ -12,11 +12,15 @@ class GrpcLearnerClient : public LearnerClient {
   explicit GrpcLearnerClient(const ClientOptions& options)
       : options_(options), stub_(grail::v1::LearnerService::NewStub(MakeChannel(options))) {}
 
-  absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec& spec) override {
+  using LearnerClient::InitModel;
+  absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::InitModelRequest& request) override {
     grpc::ClientContext context;
     SetTimeout(&context, options_.timeout);
-    grail::v1::InitModelRequest request;
-    *request.mutable_spec() = spec;
+    // A run's first call waits for a connecting channel instead of failing at once: ranks
+    // that were just restarted are reachable a moment later, and an InitModel that reaches
+    // only some ranks of a group leaves the others waiting in a collective. Later calls fail
+    // fast, so that a dead rank is noticed at once.
+    context.set_wait_for_ready(true);
     grail::v1::InitModelResponse response;
     absl::Status status = FromGrpcStatus(stub_->InitModel(&context, request, &response));
     if (!status.ok()) return status;
@@ -53,11 +57,12 @@ class GrpcLearnerClient : public LearnerClient {
     return response;
   }
 
-  absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) override {
+  absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir, const std::string& run_state) override {
     grpc::ClientContext context;
     SetTimeout(&context, options_.timeout);
     grail::v1::SaveCheckpointRequest request;
     request.set_dir(dir);
+    request.set_run_state(run_state);
     grail::v1::SaveCheckpointResponse response;
     absl::Status status = FromGrpcStatus(stub_->SaveCheckpoint(&context, request, &response));
     if (!status.ok()) return status;

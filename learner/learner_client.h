@@ -19,7 +19,13 @@ class LearnerClient {
   };
 
   virtual ~LearnerClient() = default;
-  virtual absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec& spec) = 0;
+  virtual absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::InitModelRequest& request) = 0;
+  // InitModel without a version floor.
+  absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec& spec) {
+    grail::v1::InitModelRequest request;
+    *request.mutable_spec() = spec;
+    return InitModel(request);
+  }
   virtual absl::StatusOr<grail::v1::TrainStepResponse> SupervisedStep(
       const grail::v1::SupervisedStepRequest& request) = 0;
   virtual absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(
@@ -27,8 +33,9 @@ class LearnerClient {
   virtual absl::StatusOr<Weights> GetWeights(int64_t min_version) = 0;
   virtual absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(
       const grail::v1::ComputeValuesRequest& request) = 0;
-  // Returns the checkpoint's absolute path on the learner's machine.
-  virtual absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) = 0;
+  // Returns the checkpoint's absolute path on the learner's machine. `run_state` is kept in
+  // the checkpoint and comes back from InitModel from it.
+  virtual absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir, const std::string& run_state) = 0;
 };
 
 std::unique_ptr<LearnerClient> NewGrpcLearnerClient(const ClientOptions& options);

@@ -58,9 +58,10 @@ class LearnerGroupClient : public LearnerClient {
  public:
   explicit LearnerGroupClient(std::vector<std::shared_ptr<LearnerClient>> ranks) : ranks_(std::move(ranks)) {}
 
-  absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec& spec) override {
+  using LearnerClient::InitModel;
+  absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::InitModelRequest& request) override {
     return OnEveryRank<grail::v1::InitModelResponse>(
-        [&](size_t r) { return ranks_[r]->InitModel(spec); });
+        [&](size_t r) { return ranks_[r]->InitModel(request); });
   }
 
   absl::StatusOr<grail::v1::TrainStepResponse> SupervisedStep(
@@ -117,8 +118,8 @@ class LearnerGroupClient : public LearnerClient {
     return ranks_[0]->ComputeValues(request);
   }
 
-  absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) override {
-    return ranks_[0]->SaveCheckpoint(dir);
+  absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir, const std::string& run_state) override {
+    return ranks_[0]->SaveCheckpoint(dir, run_state);
   }
 
  private:
@@ -127,12 +128,27 @@ class LearnerGroupClient : public LearnerClient {
   template <typename Response>
   absl::StatusOr<Response> OnEveryRank(const std::function<absl::StatusOr<Response>(size_t)>& call) {
     std::vector<absl::StatusOr<Response>> results(ranks_.size(), absl::UnknownError("not called"));
-    RETURN_IF_ERROR(ParallelFor(ranks_.size(), [&](size_t r) {
+    (void)ParallelFor(ranks_.size(), [&](size_t r) {
       results[r] = call(r);
-      if (results[r].ok()) return absl::OkStatus();
+      return absl::OkStatus();
+    });
+    // A rank that refused the call makes its peers wait in a collective until they time
+    // out: its own error says why, so it comes before timeouts and broken groups.
+    const absl::Status* worst = nullptr;
+    size_t worst_rank = 0;
+    for (size_t r = 0; r < ranks_.size(); ++r) {
       const absl::Status& s = results[r].status();
-      return absl::Status(s.code(), absl::StrCat("learner rank ", r, ": ", s.message()));
-    }));
+      if (s.ok()) continue;
+      const bool consequence = s.code() == absl::StatusCode::kDeadlineExceeded || s.code() == absl::StatusCode::kUnavailable;
+      if (worst == nullptr || (!consequence && (worst->code() == absl::StatusCode::kDeadlineExceeded ||
+                                                worst->code() == absl::StatusCode::kUnavailable))) {
+        worst = &s;
+        worst_rank = r;
+      }
+    }
+    if (worst != nullptr) {
+      return absl::Status(worst->code(), absl::StrCat("learner rank ", worst_rank, ": ", worst->message()));
+    }
     for (size_t r = 1; r < ranks_.size(); ++r) {
       if (results[r]->weights_version() != results[0]->weights_version()) {
         return absl::InternalError(absl::StrCat("learner ranks disagree on the weights version: rank 0 has ",

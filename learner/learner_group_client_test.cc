@@ -45,7 +45,7 @@ grail::v1::Tensor Matrix(grail::v1::DType dtype, int64_t rows, int64_t cols, con
 // Records what it was sent; answers with a fixed version.
 class RecordingRank : public LearnerClient {
  public:
-  absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec&) override {
+  absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::InitModelRequest&) override {
     grail::v1::InitModelResponse r;
     r.set_weights_version(version);
     return r;
@@ -64,7 +64,9 @@ class RecordingRank : public LearnerClient {
   absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(const grail::v1::ComputeValuesRequest&) override {
     return absl::UnimplementedError("");
   }
-  absl::StatusOr<std::string> SaveCheckpoint(const std::string&) override { return absl::UnimplementedError(""); }
+  absl::StatusOr<std::string> SaveCheckpoint(const std::string&, const std::string&) override {
+    return absl::UnimplementedError("");
+  }
 
   std::mutex mu;
   std::vector<grail::v1::TrainStepRequest> received;

@@ -12,7 +12,7 @@ grpc::Status LearnerServiceImpl::InitModel(grpc::ServerContext* context,
                                            const grail::v1::InitModelRequest* request,
                                            grail::v1::InitModelResponse* response) {
   GRAIL_AUTHORIZE(context);
-  auto result = trainer_->InitModel(request->spec());
+  auto result = trainer_->InitModel(*request);
   if (!result.ok()) return ToGrpcStatus(result.status());
   *response = std::move(*result);
   return grpc::Status::OK;
@@ -56,7 +56,7 @@ grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext* context,
                                                 const grail::v1::SaveCheckpointRequest* request,
                                                 grail::v1::SaveCheckpointResponse* response) {
   GRAIL_AUTHORIZE(context);
-  auto path = trainer_->SaveCheckpoint(request->dir());
+  auto path = trainer_->SaveCheckpoint(request->dir(), request->run_state());
   if (!path.ok()) return ToGrpcStatus(path.status());
   response->set_path(*path);
   return grpc::Status::OK;

@@ -169,7 +169,9 @@ class TorchTrainer : public Trainer {
   explicit TorchTrainer(const TrainerOptions& options)
       : options_(options), group_(options.group ? options.group : NewSingleRankCollective()) {}
 
-  absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec& spec) override {
+  using Trainer::InitModel;
+  absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::InitModelRequest& request) override {
+    const grail::v1::RunSpec& spec = request.spec();
     std::shared_ptr<model::CausalLm> built;
     std::string dir;
     if (!spec.model().path().empty()) {
@@ -216,12 +218,13 @@ class TorchTrainer : public Trainer {
     rl_steps_ = 0;
     // Versions only grow within a learner process, so that actors holding an earlier run's
     // weights accept the new model.
-    ++version_;
+    version_ = std::max<int64_t>(version_ + 1, request.min_weights_version());
     // A checkpoint written by SaveCheckpoint also restores the RL optimizer's moments, the
     // RL step count (learning-rate warm-up) and the weights version: a restarted learner
     // group continues exactly where the checkpoint was taken.
     if (!dir.empty() && std::filesystem::exists(std::filesystem::path(dir) / "manifest.json")) {
-      RETURN_IF_ERROR(RestoreTrainingStateLocked(dir));
+      ASSIGN_OR_RETURN(std::string run_state, RestoreTrainingStateLocked(dir));
+      response.set_run_state(run_state);
     }
     response.set_weights_version(version_);
     return response;
@@ -275,7 +278,8 @@ class TorchTrainer : public Trainer {
     }
   }
 
-  absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) override {
+  absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir, const std::string& run_state) override {
+    if (run_state.size() > (64 << 10)) return absl::InvalidArgumentError("run_state: larger than 64 KiB");
     absl::MutexLock lock(&mu_);
     RETURN_IF_ERROR(broken_);
     if (model_ == nullptr) return absl::FailedPreconditionError("no model: call InitModel first");
@@ -296,6 +300,7 @@ class TorchTrainer : public Trainer {
     manifest["format"] = "grail-checkpoint-v1";
     manifest["weights_version"] = version_;
     manifest["rl_steps"] = rl_steps_;
+    manifest["run_state"] = run_state;
     manifest["files"] = {{"model.safetensors", Sha256Hex(model_blob)},
                          {"optimizer.safetensors", Sha256Hex(optimizer_blob)},
                          {"config.json", Sha256Hex(config)}};
@@ -390,23 +395,20 @@ class TorchTrainer : public Trainer {
       // Truncated importance sampling: the samples may come from older policies (async
       // rollouts). The ratio is clipped against the current policy's log-probs, and each
       // token's advantage is weighted by min(p_current / p_behaviour, tis_cap).
-      double tis_weight = 0, tis_capped = 0;
-      if (settings_.tis_cap > 0) {
+      // With one mini-batch the first forward pass of the step is taken before any update,
+      // so it provides the current log-probs; otherwise they take a separate pass.
+      TisStats tis;
+      const bool tis_in_first_pass = settings_.tis_cap > 0 && mb == 1;
+      if (settings_.tis_cap > 0 && !tis_in_first_pass) {
         torch::NoGradGuard no_grad;
-        m->eval();
-        auto current = AlignedLogProbs(m, ids);
-        auto ratio = (current - old_lp).clamp(-20.0, 20.0).exp();
-        auto w = ratio.clamp_max(settings_.tis_cap) * mask;
-        adv = adv * w;
-        old_lp = current;
-        tis_weight = weights[0].tokens * MaskedMean(w, mask).item<double>();
-        tis_capped = weights[0].tokens * MaskedMean((ratio > settings_.tis_cap).to(mask.scalar_type()), mask).item<double>();
+        tis = ApplyTis(AlignedLogProbs(m, ids), mask, weights[0], &old_lp, &adv);
       }
-      ASSIGN_OR_RETURN(auto policy, RlStepLocked(m, ids, mask, old_lp, adv, ref_lp, slices, &allreduce_seconds));
+      ASSIGN_OR_RETURN(auto policy, RlStepLocked(m, ids, mask, old_lp, adv, ref_lp, slices, &allreduce_seconds,
+                                                 tis_in_first_pass ? &tis : nullptr));
       if (settings_.tis_cap > 0) {
-        ASSIGN_OR_RETURN(std::vector<double> tis, SumLocked({tis_weight, tis_capped}));
-        (*policy.mutable_metrics())["tis_weight_mean"] = tis[0];
-        (*policy.mutable_metrics())["tis_capped_ratio"] = tis[1];
+        ASSIGN_OR_RETURN(std::vector<double> summed, SumLocked({tis.weight, tis.capped}));
+        (*policy.mutable_metrics())["tis_weight_mean"] = summed[0];
+        (*policy.mutable_metrics())["tis_capped_ratio"] = summed[1];
       }
       for (const auto& [k, v] : response.metrics()) (*policy.mutable_metrics())[k] = v;
       (*policy.mutable_metrics())["allreduce_seconds"] = allreduce_seconds;
@@ -521,7 +523,8 @@ class TorchTrainer : public Trainer {
     return absl::OkStatus();
   }
 
-  absl::Status RestoreTrainingStateLocked(const std::string& dir) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // Returns the checkpoint's run_state.
+  absl::StatusOr<std::string> RestoreTrainingStateLocked(const std::string& dir) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     ASSIGN_OR_RETURN(std::string manifest_text, model::ReadFileToString(dir + "/manifest.json"));
     nlohmann::json manifest = nlohmann::json::parse(manifest_text, nullptr, /*allow_exceptions=*/false);
     if (!manifest.is_object() || manifest.value("format", "") != "grail-checkpoint-v1" ||
@@ -558,7 +561,7 @@ class TorchTrainer : public Trainer {
     }
     rl_steps_ = manifest.value("rl_steps", int64_t{0});
     version_ = std::max<int64_t>(version_, manifest.value("weights_version", int64_t{0}));
-    return absl::OkStatus();
+    return manifest.value("run_state", std::string());
   }
 
   // AdamW moments of the RL optimizer, "exp_avg/<param>" and "exp_avg_sq/<param>", plus a
@@ -585,12 +588,34 @@ class TorchTrainer : public Trainer {
     return model::SerializeSafetensors(tensors);
   }
 
+  struct TisStats {
+    double weight = 0;  // token-weighted share of this rank's mean IS weight
+    double capped = 0;  // ... and of the fraction of capped tokens
+  };
+
+  // Truncated importance sampling: `current` are the current policy's log-probs. Weights each
+  // token's advantage by min(exp(current - behaviour), tis_cap) and makes `current` the
+  // ratio's reference.
+  TisStats ApplyTis(const torch::Tensor& current, const torch::Tensor& mask, const ShardWeights& shard,
+                    torch::Tensor* old_lp, torch::Tensor* adv) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    torch::NoGradGuard no_grad;
+    auto ratio = (current - *old_lp).clamp(-20.0, 20.0).exp();
+    auto w = ratio.clamp_max(settings_.tis_cap) * mask;
+    *adv = *adv * w;
+    *old_lp = current.detach();
+    TisStats t;
+    t.weight = shard.tokens * MaskedMean(w, mask).item<double>();
+    t.capped = shard.tokens * MaskedMean((ratio > settings_.tis_cap).to(mask.scalar_type()), mask).item<double>();
+    return t;
+  }
+
   // slices[k]: the weights of this rank's k-th mini-batch slice, and the slice's row count
-  // over the whole group (0 = the mini-batch is empty everywhere and is skipped).
+  // over the whole group (0 = the mini-batch is empty everywhere and is skipped). With
+  // `tis` (one mini-batch only), truncated importance sampling uses the first forward pass.
   absl::StatusOr<grail::v1::TrainStepResponse> RlStepLocked(
-      model::CausalLm& m, const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& old_lp,
-      const torch::Tensor& adv, const torch::Tensor& ref_lp,
-      const std::vector<std::pair<ShardWeights, double>>& slices, double* allreduce_seconds)
+      model::CausalLm& m, const torch::Tensor& ids, const torch::Tensor& mask, torch::Tensor old_lp,
+      torch::Tensor adv, const torch::Tensor& ref_lp,
+      const std::vector<std::pair<ShardWeights, double>>& slices, double* allreduce_seconds, TisStats* tis)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     ++rl_steps_;
     const double warm = settings_.warmup_steps > 0
@@ -622,6 +647,7 @@ class TorchTrainer : public Trainer {
           const double w_pg = row_objective ? shard.rows : w_agg;
           torch::Tensor entropy;
           auto lp = AlignedLogProbs(m, sl(ids), &entropy);
+          if (tis != nullptr && epoch == 0) *tis = ApplyTis(lp.detach(), mask, shard, &old_lp, &adv);
           PolicyLossResult pg = PolicyLoss(settings_.policy_loss, sl(old_lp), lp, sl(adv), sl(mask),
                                            settings_.loss_agg, settings_.clip);
           auto loss = pg.loss * w_pg;

@@ -45,7 +45,14 @@ class Trainer {
 
   // Builds the model of spec.model and publishes it as the next weights version (0 for the
   // first model of this process; versions never decrease).
-  virtual absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec& spec) = 0;
+  // request.min_weights_version floors the new version; a checkpoint's run_state comes back.
+  virtual absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::InitModelRequest& request) = 0;
+  // InitModel without a version floor.
+  absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec& spec) {
+    grail::v1::InitModelRequest request;
+    *request.mutable_spec() = spec;
+    return InitModel(request);
+  }
 
   // The current weights as a safetensors blob (with its config) and their version.
   // FAILED_PRECONDITION before InitModel.
@@ -72,7 +79,8 @@ class Trainer {
   // name) and manifest.json (version, step counts, file digests), then a COMMITTED marker.
   // Files are written into a temporary sibling directory that is renamed into place, so a
   // crash never leaves a partial checkpoint under `dir`. Returns the absolute path.
-  virtual absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) = 0;
+  // `run_state` (at most 64 KiB, opaque) is kept in the manifest and returned by InitModel.
+  virtual absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir, const std::string& run_state) = 0;
 
   // The critic's values for right-padded sequences, aligned like log-probs (column t is the
   // value of the state before token t). The critic is a copy of the model's architecture

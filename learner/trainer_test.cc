@@ -115,7 +115,7 @@ TEST_F(TrainerTest, MalformedExperienceNamesTheField) {
 TEST_F(TrainerTest, CheckpointIsCommittedAtomicallyAndLoadable) {
   ASSERT_TRUE(trainer_->InitModel(spec_).ok());
   ASSERT_TRUE(trainer_->TrainStep(Batch(1.0f)).ok());
-  auto path = trainer_->SaveCheckpoint("ckpt/step-000001");
+  auto path = trainer_->SaveCheckpoint("ckpt/step-000001", "");
   ASSERT_TRUE(path.ok()) << path.status();
   namespace fs = std::filesystem;
   for (const char* f : {"model.safetensors", "optimizer.safetensors", "config.json", "manifest.json", "COMMITTED"}) {
@@ -139,8 +139,8 @@ TEST_F(TrainerTest, CheckpointIsCommittedAtomicallyAndLoadable) {
   ASSERT_TRUE(other->InitModel(from_ckpt).ok());
   EXPECT_EQ(other->GetWeights()->blob, weights->blob);
   // A committed checkpoint is never overwritten; paths outside the root are refused.
-  EXPECT_EQ(trainer_->SaveCheckpoint("ckpt/step-000001").status().code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_EQ(trainer_->SaveCheckpoint("../escape").status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(trainer_->SaveCheckpoint("ckpt/step-000001", "").status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(trainer_->SaveCheckpoint("../escape", "").status().code(), absl::StatusCode::kPermissionDenied);
 }
 
 TEST_F(TrainerTest, CriticLearnsReturnsAndValuePretrainingLeavesThePolicyAlone) {

@@ -13,6 +13,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/config.h"
 #include "common/grpc_client.h"
 #include "coordinator/run_client.h"
@@ -319,7 +320,7 @@ TEST(DataParallelTest, ARestartedGroupResumesFromTheLastCheckpointExactly) {
     ASSERT_TRUE(both->InitModel(spec).ok());
     ASSERT_TRUE(both->SupervisedStep(SftStep(1)).ok());
     for (int step = 1; step <= 2; ++step) ASSERT_TRUE(both->TrainStep(RlStep(step)).ok());
-    auto saved = both->SaveCheckpoint("ckpt/step-2");
+    auto saved = both->SaveCheckpoint("ckpt/step-2", R"({"step": 2})");
     ASSERT_TRUE(saved.ok()) << saved.status();
     version_at_checkpoint = both->GetWeights(0)->version;
     auto third = both->TrainStep(RlStep(3));
@@ -336,6 +337,7 @@ TEST(DataParallelTest, ARestartedGroupResumesFromTheLastCheckpointExactly) {
   auto init = both->InitModel(resume);
   ASSERT_TRUE(init.ok()) << init.status();
   EXPECT_EQ(init->weights_version(), version_at_checkpoint);
+  EXPECT_EQ(init->run_state(), R"({"step": 2})");
   auto third = both->TrainStep(RlStep(3));
   ASSERT_TRUE(third.ok()) << third.status();
   EXPECT_EQ(third->weights_version(), version_after);
@@ -394,6 +396,77 @@ trainer: {sft_steps: 5, sft_batch_size: 16, total_steps: 3, prompts_per_step: 8,
     EXPECT_THAT(m.output, HasSubstr("grail_learner_group_world_size 2"));
     EXPECT_THAT(m.output, HasSubstr("grail_learner_allreduce_seconds_count{kind=\"rl\"} 3"));
   }
+}
+
+// A rank dies in the middle of a run: the run fails, the survivor reports NOT_SERVING within
+// the collective timeout; a restarted group (same addresses) resumes the run from its last
+// checkpoint and finishes it.
+TEST(DataParallelTest, ARunSurvivesARankDeathByResumingFromItsLastCheckpoint) {
+  LocalClusterOptions options;
+  options.learner_ranks = 2;
+  options.learner_threads = 1;
+  options.extra_learner_args = {"--collective_timeout=5s"};
+  auto cluster = LocalCluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  grail::v1::RunSpec spec;
+  ASSERT_TRUE(ParseConfig(R"(
+name: rank-death
+seed: 3
+model:
+  tokenizer: char
+  init_seed: 1
+  config: {vocab_size: 98, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1,
+           num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 16}
+dataset: {builtin: arithmetic, max_digits: 1, seed: 7, heldout_size: 20}
+sampling: {temperature: 1.0, max_new_tokens: 3}
+algorithm: {advantage_estimator: grpo, group_size: 4}
+trainer: {sft_steps: 5, sft_batch_size: 16, total_steps: 40, prompts_per_step: 8, eval_size: 20,
+          checkpoint_every: 2}
+)", ConfigFormat::kYaml, &spec).ok());
+  auto client = (*cluster)->NewRunClient();
+  auto id = client->Submit(spec);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto& ranks = (*cluster)->learners();
+  const std::vector<std::string> addresses = {ranks[0]->grpc_address(), ranks[1]->grpc_address()};
+  int last_checkpoint = -1;
+  grail::v1::StepReport last;
+  bool killed = false;
+  ASSERT_TRUE(client->Watch(*id, [&](const grail::v1::StepReport& r) {
+    last = r;
+    if (r.phase() == "checkpoint") last_checkpoint = static_cast<int>(r.step());
+    if (!killed && r.phase() == "checkpoint" && r.step() == 4) {
+      killed = true;
+      ASSERT_TRUE(ranks[1]->SignalAndWait(SIGKILL, absl::Seconds(10)).ok());
+    }
+  }).ok());
+  ASSERT_TRUE(killed);
+  EXPECT_EQ(last.state(), grail::v1::RUN_STATE_FAILED);
+  EXPECT_THAT(last.message(), HasSubstr("learner"));
+  ASSERT_GE(last_checkpoint, 4);
+  ASSERT_LT(last_checkpoint, 40);
+  EXPECT_FALSE(Serving(*ranks[0]));
+
+  // The orchestrator's part: restart the whole group where it was.
+  ranks.clear();
+  auto restarted = StartLearnerGroup(2, {"--threads=1", "--data_root=" + (*cluster)->data_root()}, 0, addresses);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  ranks = std::move(*restarted);
+  grail::v1::RunSpec resume = spec;
+  resume.mutable_model()->clear_config();
+  resume.mutable_model()->set_path(absl::StrFormat("%s/step-%06d", *id, last_checkpoint));
+  resume.mutable_trainer()->set_resume(true);
+  auto resumed_id = client->Submit(resume);
+  ASSERT_TRUE(resumed_id.ok()) << resumed_id.status();
+  std::vector<int> steps;
+  ASSERT_TRUE(client->Watch(*resumed_id, [&](const grail::v1::StepReport& r) {
+    last = r;
+    if (r.phase() == "rl") steps.push_back(static_cast<int>(r.step()));
+  }).ok());
+  EXPECT_EQ(last.state(), grail::v1::RUN_STATE_SUCCEEDED) << last.message();
+  ASSERT_FALSE(steps.empty());
+  EXPECT_EQ(steps.front(), last_checkpoint + 1);
+  EXPECT_EQ(steps.back(), 40);
+  EXPECT_EQ(steps.size(), static_cast<size_t>(40 - last_checkpoint));
 }
 
 }  // namespace

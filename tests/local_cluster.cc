@@ -41,6 +41,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClu
   ASSIGN_OR_RETURN(c->reference_, ServiceProcess::Start("grail-reference", Concat({threads}, extra)));
   std::vector<std::string> learner_args = {threads};
   learner_args.push_back("--data_root=" + c->data_root_);
+  learner_args.insert(learner_args.end(), options.extra_learner_args.begin(), options.extra_learner_args.end());
   if (options.learner_ranks > 1) {
     ASSIGN_OR_RETURN(c->learners_, StartLearnerGroup(options.learner_ranks, Concat(learner_args, extra)));
   } else {

@@ -21,6 +21,7 @@ struct LocalClusterOptions {
   std::string data_root;
   std::vector<std::string> extra_service_args;   // passed to every service (e.g. TLS flags)
   std::vector<std::string> extra_coordinator_args;
+  std::vector<std::string> extra_learner_args;
 };
 
 // The six services of one grail cluster as child processes on 127.0.0.1: actors, reward,

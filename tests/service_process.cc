@@ -84,7 +84,8 @@ int FreePort() {
 }
 
 absl::StatusOr<std::vector<std::unique_ptr<ServiceProcess>>> StartLearnerGroup(
-    int world_size, const std::vector<std::string>& extra_args, int master_port) {
+    int world_size, const std::vector<std::string>& extra_args, int master_port,
+    const std::vector<std::string>& listen) {
   if (master_port == 0) master_port = FreePort();
   std::vector<absl::StatusOr<std::unique_ptr<ServiceProcess>>> started;
   for (int r = 0; r < world_size; ++r) started.emplace_back(absl::UnknownError("not started"));
@@ -94,6 +95,7 @@ absl::StatusOr<std::vector<std::unique_ptr<ServiceProcess>>> StartLearnerGroup(
       std::vector<std::string> args = {absl::StrCat("--rank=", r), absl::StrCat("--world_size=", world_size),
                                        "--master_addr=127.0.0.1", absl::StrCat("--master_port=", master_port)};
       args.insert(args.end(), extra_args.begin(), extra_args.end());
+      if (r < static_cast<int>(listen.size())) args.push_back("--listen=" + listen[r]);  // the last flag wins
       started[r] = ServiceProcess::Start("grail-learner", args, absl::Seconds(120));
     });
   }

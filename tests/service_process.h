@@ -49,9 +49,11 @@ class ServiceProcess {
 int FreePort();
 
 // Starts `world_size` grail-learner ranks at once (they rendezvous before serving), rank 0
-// first in the result, with `extra_args` for each; master_port 0 picks a free one.
+// first in the result, with `extra_args` for each; master_port 0 picks a free one. With
+// `listen`, rank r serves on listen[r] (a restarted group keeps its addresses).
 absl::StatusOr<std::vector<std::unique_ptr<ServiceProcess>>> StartLearnerGroup(
-    int world_size, const std::vector<std::string>& extra_args = {}, int master_port = 0);
+    int world_size, const std::vector<std::string>& extra_args = {}, int master_port = 0,
+    const std::vector<std::string>& listen = {});
 
 // Runs a shell command; returns its exit code and combined output.
 struct CommandResult {

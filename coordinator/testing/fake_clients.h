@@ -153,10 +153,20 @@ class FakeReferenceClient : public reference::ReferenceClient {
 // Counts steps, bumps the version on each, and keeps every TrainStep request.
 class FakeLearnerClient : public learner::LearnerClient {
  public:
-  absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec&) override {
+  using LearnerClient::InitModel;
+  absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::InitModelRequest& request) override {
     absl::MutexLock lock(&mu_);
     grail::v1::InitModelResponse r;
-    r.set_weights_version(version_ = 0);
+    version_ = std::max<int64_t>(version_ + 1, request.min_weights_version());
+    if (!request.spec().model().path().empty()) {
+      auto it = saved_states_.find(request.spec().model().path());
+      if (it != saved_states_.end()) {
+        r.set_run_state(it->second.first);
+        version_ = std::max(version_, it->second.second);
+      }
+    }
+    init_requests_.push_back(request);
+    r.set_weights_version(version_);
     r.set_num_parameters(1);
     return r;
   }
@@ -192,10 +202,15 @@ class FakeLearnerClient : public learner::LearnerClient {
     t->set_data(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
     return r;
   }
-  absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir) override {
+  absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir, const std::string& run_state) override {
     absl::MutexLock lock(&mu_);
     checkpoints_.push_back(dir);
+    saved_states_[dir] = {run_state, version_};
     return "/fake/" + dir;
+  }
+  std::vector<grail::v1::InitModelRequest> init_requests() {
+    absl::MutexLock lock(&mu_);
+    return init_requests_;
   }
   std::vector<std::string> checkpoints() {
     absl::MutexLock lock(&mu_);
@@ -211,6 +226,8 @@ class FakeLearnerClient : public learner::LearnerClient {
   int64_t version_ = -1;
   std::vector<grail::v1::TrainStepRequest> steps_;
   std::vector<std::string> checkpoints_;
+  std::map<std::string, std::pair<std::string, int64_t>> saved_states_;  // dir -> run state, version
+  std::vector<grail::v1::InitModelRequest> init_requests_;
 };
 
 }  // namespace grail::coordinator::testing
