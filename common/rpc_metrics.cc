@@ -18,6 +18,7 @@ using grpc::experimental::InterceptionHookPoints;
 struct RpcMetricFamilies {
   prometheus::Family<prometheus::Histogram>* duration;
   prometheus::Family<prometheus::Gauge>* in_flight;
+  std::shared_ptr<std::atomic<int>> active_calls;  // may be null
 };
 
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
@@ -32,10 +33,15 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
       : families_(families),
         method_(std::move(method)),
         start_(std::chrono::steady_clock::now()),
-        in_flight_(families.in_flight->Add({{"method", method_}})) {
+        in_flight_(families.in_flight->Add({{"method", method_}})),
+        counted_(families.active_calls != nullptr && method_.rfind("/grpc.health.v1.Health/", 0) != 0) {
     in_flight_.Increment();
+    if (counted_) ++*families_.active_calls;
   }
-  ~RpcMetricsInterceptor() override { in_flight_.Decrement(); }
+  ~RpcMetricsInterceptor() override {
+    in_flight_.Decrement();
+    if (counted_) --*families_.active_calls;
+  }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
@@ -54,6 +60,7 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
   std::string method_;
   std::chrono::steady_clock::time_point start_;
   prometheus::Gauge& in_flight_;
+  const bool counted_;
 };
 
 class RpcMetricsInterceptorFactory
@@ -84,8 +91,9 @@ const char* StatusCodeName(int code) {
 }
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> MakeRpcMetricsInterceptor(
-    const std::string& component, prometheus::Registry& registry) {
+    const std::string& component, prometheus::Registry& registry, std::shared_ptr<std::atomic<int>> active_calls) {
   RpcMetricFamilies families;
+  families.active_calls = std::move(active_calls);
   families.duration = &prometheus::BuildHistogram()
                            .Name(absl::StrCat("grail_", component, "_rpc_duration_seconds"))
                            .Help("Server-side RPC latency by method and status code.")

@@ -1,10 +1,13 @@
 #include "common/server_runner.h"
 
+#include <algorithm>
+
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/net_address.h"
 #include "common/process_metrics.h"
 #include "common/rpc_metrics.h"
@@ -31,7 +34,7 @@ absl::StatusOr<std::unique_ptr<ServerRunner>> ServerRunner::Start(
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   for (grpc::Service* service : services) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
-  creators.push_back(MakeRpcMetricsInterceptor(options.component, *registry));
+  creators.push_back(MakeRpcMetricsInterceptor(options.component, *registry, self->active_calls_));
   RegisterAuthMetrics(options.component, *registry);
   builder.experimental().SetInterceptorCreators(std::move(creators));
   self->server_ = builder.BuildAndStart();
@@ -56,8 +59,13 @@ void ServerRunner::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   SetNotServing();
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    absl::ToChronoMilliseconds(options_.grace_period));
+  // Drain while still fully serving: once gRPC's own shutdown starts, a long response stream
+  // can stall at its flow-control window and be cut. Calls that arrive meanwhile are
+  // served too (clients and probes see NOT_SERVING and stop sending).
+  const absl::Time deadline = absl::Now() + options_.grace_period;
+  while (active_calls_->load() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  // In-flight calls (none, unless the grace period ran out) are cancelled at the deadline.
+  server_->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now())));
   server_->Wait();
   metrics_->Stop();
 }

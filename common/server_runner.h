@@ -1,6 +1,7 @@
 #ifndef GRAIL_COMMON_SERVER_RUNNER_H_
 #define GRAIL_COMMON_SERVER_RUNNER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,8 +45,9 @@ class ServerRunner {
   // Reports NOT_SERVING on the health service; calls keep being served.
   void SetNotServing();
 
-  // Health NOT_SERVING, then stops accepting calls and waits up to grace_period for
-  // in-flight ones, then stops the metrics endpoint. Idempotent.
+  // Health NOT_SERVING, then waits up to grace_period for in-flight calls (health checks
+  // aside) to finish, then stops accepting calls, cancels what is left, and stops the
+  // metrics endpoint. Idempotent.
   void Shutdown();
 
  private:
@@ -57,6 +59,8 @@ class ServerRunner {
   std::string grpc_address_;
   std::string metrics_address_;
   bool shut_down_ = false;
+  // Calls in progress other than health checks (counted by the RPC metrics interceptor).
+  std::shared_ptr<std::atomic<int>> active_calls_ = std::make_shared<std::atomic<int>>(0);
 };
 
 }  // namespace grail
