@@ -42,9 +42,9 @@ int main(int argc, char** argv) {
     clients.reward = grail::reward::NewGrpcRewardClient(client_options(absl::GetFlag(FLAGS_reward)));
     clients.reference = grail::reference::NewGrpcReferenceClient(client_options(absl::GetFlag(FLAGS_reference)));
     const std::vector<std::string> learner_ranks = absl::GetFlag(FLAGS_learner);
-    if (learner_ranks.empty()) return absl::InvalidArgumentError("learner: at least one address is required");
-    if (learner_ranks.size() == 1) {
-      clients.learner = grail::learner::NewGrpcLearnerClient(client_options(learner_ranks[0]));
+    if (learner_ranks.size() <= 1) {  // none: runs fail when they reach the learner, as for other peers
+      clients.learner = grail::learner::NewGrpcLearnerClient(
+          client_options(learner_ranks.empty() ? "" : learner_ranks[0]));
     } else {
       std::vector<std::shared_ptr<grail::learner::LearnerClient>> ranks;
       for (const auto& address : learner_ranks) {

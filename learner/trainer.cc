@@ -219,10 +219,15 @@ class TorchTrainer : public Trainer {
     // Versions only grow within a learner process, so that actors holding an earlier run's
     // weights accept the new model.
     version_ = std::max<int64_t>(version_ + 1, request.min_weights_version());
-    // A checkpoint written by SaveCheckpoint also restores the RL optimizer's moments, the
-    // RL step count (learning-rate warm-up) and the weights version: a restarted learner
-    // group continues exactly where the checkpoint was taken.
-    if (!dir.empty() && std::filesystem::exists(std::filesystem::path(dir) / "manifest.json")) {
+    // Resuming (trainer.resume) from a checkpoint written by SaveCheckpoint also restores the
+    // RL optimizer's moments, the RL step count (learning-rate warm-up) and the weights
+    // version: a restarted learner group continues exactly where the checkpoint was taken. A
+    // new run from a checkpoint takes its weights only.
+    if (!dir.empty() && spec.trainer().resume()) {
+      if (!std::filesystem::exists(std::filesystem::path(dir) / "manifest.json")) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("trainer.resume: model.path '", spec.model().path(), "' has no checkpoint manifest"));
+      }
       ASSIGN_OR_RETURN(std::string run_state, RestoreTrainingStateLocked(dir));
       response.set_run_state(run_state);
     }

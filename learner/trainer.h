@@ -45,7 +45,9 @@ class Trainer {
 
   // Builds the model of spec.model and publishes it as the next weights version (0 for the
   // first model of this process; versions never decrease).
-  // request.min_weights_version floors the new version; a checkpoint's run_state comes back.
+  // request.min_weights_version floors the new version. With spec.trainer.resume and a
+  // checkpoint as model.path, the optimizer state, RL step count and weights version are
+  // restored too and the checkpoint's run_state comes back.
   virtual absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::InitModelRequest& request) = 0;
   // InitModel without a version floor.
   absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::RunSpec& spec) {
