@@ -84,6 +84,46 @@ TEST_F(TrainerTest, PositiveAdvantageRaisesTheResponseLikelihood) {
   EXPECT_EQ(last->weights_version(), 32);
 }
 
+// Truncated importance sampling for stale samples: each token's weight is
+// min(p_current / p_behaviour, tis_cap), with the current log-probs from the step itself.
+TEST_F(TrainerTest, TruncatedImportanceSamplingWeightsByTheBehaviourRatio) {
+  // Off in the synchronous loop: no TIS metrics.
+  ASSERT_TRUE(trainer_->InitModel(spec_).ok());
+  auto sync = trainer_->TrainStep(Batch(1.0f, -50.0f));
+  ASSERT_TRUE(sync.ok());
+  EXPECT_EQ(sync->metrics().count("tis_weight_mean"), 0u);
+
+  for (int mini_batches : {1, 2}) {  // first-forward-pass path and separate-pass path
+    SCOPED_TRACE(mini_batches);
+    grail::v1::RunSpec stale = spec_;
+    stale.mutable_trainer()->set_max_staleness(1);
+    stale.mutable_trainer()->set_mini_batches(mini_batches);
+    ASSERT_TRUE(trainer_->InitModel(stale).ok());
+    // A behaviour log-prob of -50 makes every ratio enormous: every token is capped at 2.
+    auto capped = trainer_->TrainStep(Batch(1.0f, -50.0f));
+    ASSERT_TRUE(capped.ok()) << capped.status();
+    EXPECT_DOUBLE_EQ(capped->metrics().at("tis_capped_ratio"), 1.0);
+    EXPECT_NEAR(capped->metrics().at("tis_weight_mean"), 2.0, 1e-6);
+    // A behaviour log-prob of 0 (probability 1) makes every ratio p_current < 1: nothing is
+    // capped and the mean weight is the mean current probability of the response tokens.
+    auto below = trainer_->TrainStep(Batch(1.0f, 0.0f));
+    ASSERT_TRUE(below.ok());
+    EXPECT_EQ(below->metrics().at("tis_capped_ratio"), 0.0);
+    EXPECT_GT(below->metrics().at("tis_weight_mean"), 0.0);
+    EXPECT_LT(below->metrics().at("tis_weight_mean"), 1.0);
+    // The ratio is clipped against the current policy, so with one mini-batch and one epoch
+    // nothing is clipped however far the behaviour policy was (the second mini-batch of two
+    // follows an update and may clip).
+    if (mini_batches == 1) EXPECT_EQ(capped->metrics().at("pg_clipfrac"), 0.0);
+  }
+  grail::v1::RunSpec explicit_cap = spec_;
+  explicit_cap.mutable_algorithm()->set_tis_cap(5.0f);
+  ASSERT_TRUE(trainer_->InitModel(explicit_cap).ok());
+  auto five = trainer_->TrainStep(Batch(1.0f, -50.0f));
+  ASSERT_TRUE(five.ok());
+  EXPECT_NEAR(five->metrics().at("tis_weight_mean"), 5.0, 1e-5);
+}
+
 TEST_F(TrainerTest, SupervisedStepsLowerTheLoss) {
   ASSERT_TRUE(trainer_->InitModel(spec_).ok());
   std::vector<int64_t> ids = {1, 3, 4, 5, 2, 1, 6, 7, 8, 2};
