@@ -943,13 +943,10 @@ absl::Status RlLoop::TrainOnBatch(int step, CollectedBatch collected) {
   *e->mutable_ref_log_probs() = FloatMatrix(B, width, ref);
   const auto t_train = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(auto trained, clients_.learner->TrainStep(train));
-  const bool policy_moved = trained.weights_version() != version_;
   times["time_train"] = Seconds(t_train);
   metrics_->ObservePhase("train", times["time_train"]);
   version_ = trained.weights_version();
   metrics_->CountSamples("trained", static_cast<double>(B));
-
-  (void)policy_moved;
 
   std::map<std::string, double> m = std::move(times);
   for (const auto& [k, v] : collected.stats) m[k] = v;

@@ -358,18 +358,11 @@ TEST(DataParallelTest, ARestartedGroupResumesFromTheLastCheckpointExactly) {
   std::filesystem::remove_all(root);
 }
 
-// The whole loop on a 2-rank learner: the coordinator shards every supervised and RL batch
-// across the ranks, both ranks train every step, and the run ends with the rank-0 weights on
-// the actors.
-TEST(DataParallelTest, ARunTrainsOnATwoRankLearnerGroup) {
-  LocalClusterOptions options;
-  options.learner_ranks = 2;
-  options.learner_threads = 1;
-  auto cluster = LocalCluster::Start(options);
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
+// A run of a tiny model on 1-digit addition (5 warm-up steps, 8 prompts x 4 per step).
+grail::v1::RunSpec TinyRun(int total_steps, int checkpoint_every) {
   grail::v1::RunSpec spec;
-  ASSERT_TRUE(ParseConfig(R"(
-name: two-ranks
+  absl::Status parsed = ParseConfig(R"(
+name: data-parallel
 seed: 3
 model:
   tokenizer: char
@@ -379,9 +372,25 @@ model:
 dataset: {builtin: arithmetic, max_digits: 1, seed: 7, heldout_size: 20}
 sampling: {temperature: 1.0, max_new_tokens: 3}
 algorithm: {advantage_estimator: grpo, group_size: 4}
-trainer: {sft_steps: 5, sft_batch_size: 16, total_steps: 3, prompts_per_step: 8, eval_size: 20,
-          checkpoint_every: 0}
-)", ConfigFormat::kYaml, &spec).ok());
+trainer: {sft_steps: 5, sft_batch_size: 16, prompts_per_step: 8, eval_size: 20}
+)", ConfigFormat::kYaml, &spec);
+  EXPECT_TRUE(parsed.ok()) << parsed;
+  spec.mutable_trainer()->set_total_steps(total_steps);
+  spec.mutable_trainer()->set_checkpoint_every(checkpoint_every);
+  return spec;
+}
+
+// The whole loop on a 2-rank learner, pipelined (max_staleness 1): the coordinator shards
+// every supervised and RL batch across the ranks, both ranks train every step, samples after
+// the first step are exactly one version old, and the learner corrects for it (TIS).
+TEST(DataParallelTest, ARunTrainsOnATwoRankLearnerGroup) {
+  LocalClusterOptions options;
+  options.learner_ranks = 2;
+  options.learner_threads = 1;
+  auto cluster = LocalCluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  grail::v1::RunSpec spec = TinyRun(/*total_steps=*/3, /*checkpoint_every=*/0);
+  spec.mutable_trainer()->set_max_staleness(1);
   auto client = (*cluster)->NewRunClient();
   auto id = client->Submit(spec);
   ASSERT_TRUE(id.ok()) << id.status();
@@ -389,7 +398,10 @@ trainer: {sft_steps: 5, sft_batch_size: 16, total_steps: 3, prompts_per_step: 8,
   int rl_steps = 0;
   ASSERT_TRUE(client->Watch(*id, [&](const grail::v1::StepReport& r) {
     last = r;
-    if (r.phase() == "rl") ++rl_steps;
+    if (r.phase() != "rl") return;
+    ++rl_steps;
+    EXPECT_EQ(r.metrics().at("version_lag_max"), r.step() == 1 ? 0 : 1) << "step " << r.step();
+    EXPECT_GT(r.metrics().at("tis_weight_mean"), 0) << "step " << r.step();
   }).ok());
   EXPECT_EQ(last.state(), grail::v1::RUN_STATE_SUCCEEDED) << last.message();
   EXPECT_EQ(rl_steps, 3);
@@ -412,21 +424,7 @@ TEST(DataParallelTest, ARunSurvivesARankDeathByResumingFromItsLastCheckpoint) {
   options.extra_learner_args = {"--collective_timeout=5s"};
   auto cluster = LocalCluster::Start(options);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
-  grail::v1::RunSpec spec;
-  ASSERT_TRUE(ParseConfig(R"(
-name: rank-death
-seed: 3
-model:
-  tokenizer: char
-  init_seed: 1
-  config: {vocab_size: 98, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1,
-           num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 16}
-dataset: {builtin: arithmetic, max_digits: 1, seed: 7, heldout_size: 20}
-sampling: {temperature: 1.0, max_new_tokens: 3}
-algorithm: {advantage_estimator: grpo, group_size: 4}
-trainer: {sft_steps: 5, sft_batch_size: 16, total_steps: 40, prompts_per_step: 8, eval_size: 20,
-          checkpoint_every: 2}
-)", ConfigFormat::kYaml, &spec).ok());
+  const grail::v1::RunSpec spec = TinyRun(/*total_steps=*/40, /*checkpoint_every=*/2);
   auto client = (*cluster)->NewRunClient();
   auto id = client->Submit(spec);
   ASSERT_TRUE(id.ok()) << id.status();
