@@ -1,5 +1,6 @@
 #include "actor/actor_client.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/weights_stream.h"
 #include "proto/grail/v1/actor.grpc.pb.h"
@@ -16,10 +17,19 @@ class GrpcActorClient : public ActorClient {
                         const std::function<void(grail::v1::Sample)>& on_sample) override {
     grpc::ClientContext context;
     SetTimeout(&context, options_.timeout);
+    StallWatchdog watchdog(&context, options_.stall_timeout);
     auto reader = stub_->Generate(&context, request);
     grail::v1::Sample sample;
-    while (reader->Read(&sample)) on_sample(std::move(sample));
-    return FromGrpcStatus(reader->Finish());
+    while (reader->Read(&sample)) {
+      watchdog.Progress();
+      on_sample(std::move(sample));
+    }
+    grpc::Status status = reader->Finish();
+    if (watchdog.stalled()) {
+      return absl::DeadlineExceededError(absl::StrCat("actor ", options_.target, ": stalled: no sample for ",
+                                                      absl::FormatDuration(options_.stall_timeout)));
+    }
+    return FromGrpcStatus(status, "actor", options_.target);
   }
 
   absl::StatusOr<grail::v1::LoadWeightsResponse> LoadWeights(absl::string_view blob,
@@ -37,7 +47,7 @@ class GrpcActorClient : public ActorClient {
     grpc::ClientContext context;
     SetTimeout(&context, options_.timeout);
     grail::v1::ActorInfo info;
-    absl::Status status = FromGrpcStatus(stub_->GetInfo(&context, {}, &info));
+    absl::Status status = FromGrpcStatus(stub_->GetInfo(&context, {}, &info), "actor", options_.target);
     if (!status.ok()) return status;
     return info;
   }

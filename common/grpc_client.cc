@@ -6,6 +6,7 @@
 
 #include <grpcpp/support/client_interceptor.h>
 
+#include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/security.h"
 #include "proto/grpc/health/v1/health.grpc.pb.h"
@@ -57,6 +58,52 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
 
 void SetTimeout(grpc::ClientContext* context, absl::Duration timeout) {
   context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+}
+
+struct StallWatchdog::State {
+  absl::Mutex mu;
+  absl::Time last_progress ABSL_GUARDED_BY(mu);
+  bool done ABSL_GUARDED_BY(mu) = false;
+  bool stalled ABSL_GUARDED_BY(mu) = false;
+};
+
+StallWatchdog::StallWatchdog(grpc::ClientContext* context, absl::Duration stall_timeout)
+    : state_(std::make_shared<State>()) {
+  if (stall_timeout <= absl::ZeroDuration()) return;
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->last_progress = absl::Now();
+  }
+  thread_ = std::thread([state = state_, context, stall_timeout] {
+    absl::MutexLock lock(&state->mu);
+    while (!state->done) {
+      const absl::Time due = state->last_progress + stall_timeout;
+      if (absl::Now() >= due) {
+        state->stalled = true;
+        context->TryCancel();
+        return;
+      }
+      state->mu.AwaitWithDeadline(absl::Condition(&state->done), due);
+    }
+  });
+}
+
+StallWatchdog::~StallWatchdog() {
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->done = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void StallWatchdog::Progress() {
+  absl::MutexLock lock(&state_->mu);
+  state_->last_progress = absl::Now();
+}
+
+bool StallWatchdog::stalled() const {
+  absl::MutexLock lock(&state_->mu);
+  return state_->stalled;
 }
 
 absl::StatusOr<bool> CheckServing(grpc::Channel* channel, absl::Duration timeout,

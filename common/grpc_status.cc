@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
+
 namespace grail {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
@@ -14,6 +16,12 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       status.error_message());
+}
+
+absl::Status FromGrpcStatus(const grpc::Status& status, absl::string_view role, absl::string_view target) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(role, " ", target, ": ", status.error_message()));
 }
 
 }  // namespace grail

@@ -4,6 +4,7 @@
 #include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace grail {
 
@@ -11,6 +12,11 @@ namespace grail {
 // the same numbers on both sides, so codes and messages pass through unchanged.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// The same, for a client of a peer service: a failure's message starts with the peer's role
+// and address ("learner 10.0.0.7:50051: Socket closed"), so that an error a run reports
+// says which process failed.
+absl::Status FromGrpcStatus(const grpc::Status& status, absl::string_view role, absl::string_view target);
 
 }  // namespace grail
 

@@ -14,6 +14,12 @@ namespace grail {
 absl::StatusOr<std::string> ResolveUnderRoot(const std::string& root, const std::string& path,
                                              absl::string_view field);
 
+// `status` with every mention of `root` (as given, and resolved to an absolute path) taken
+// out of its message: paths under the root become relative ("run-1/step-000001/..."), the
+// root itself "<data root>". Services apply it to every error a client sees, so that no
+// message reveals where the server keeps its files.
+absl::Status WithoutRoot(const absl::Status& status, const std::string& root);
+
 }  // namespace grail
 
 #endif  // GRAIL_COMMON_PATHS_H_

@@ -35,5 +35,21 @@ TEST(PathsTest, ResolvesInsideRootAndRefusesEscapes) {
   fs::remove_all(root.string() + "_sibling");
 }
 
+TEST(PathsTest, ErrorsNeverNameTheRoot) {
+  namespace fs = std::filesystem;
+  std::string tmpl = ::testing::TempDir() + "grail_root_XXXXXX";
+  const fs::path root = mkdtemp(tmpl.data());
+  const std::string abs = fs::canonical(root).string();
+  auto outside = ResolveUnderRoot(root, "/etc", "model.path");
+  EXPECT_EQ(std::string(outside.status().message()).find(abs), std::string::npos) << outside.status();
+  absl::Status s = WithoutRoot(
+      absl::DataLossError("cannot open " + abs + "/run-1/step-000001/model.safetensors (root " + abs + ")"),
+      root.string());
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(s.message(), "cannot open run-1/step-000001/model.safetensors (root <data root>)");
+  EXPECT_TRUE(WithoutRoot(absl::OkStatus(), root.string()).ok());
+  fs::remove_all(root);
+}
+
 }  // namespace
 }  // namespace grail

@@ -59,6 +59,12 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry) {
                   .Help("Calls retried after a transient failure, by target.")
                   .Register(registry);
   for (const char* target : {"actor", "reward", "reference"}) retries_->Add({{"target", target}});
+  recoveries_ = &prometheus::BuildCounter()
+                     .Name("grail_coordinator_recoveries_total")
+                     .Help("Recoveries without a person: runs resumed after a coordinator restart, restarted "
+                           "reference scorers and learners re-initialised, by peer.")
+                     .Register(registry);
+  for (const char* peer : {"coordinator", "reference", "learner"}) recoveries_->Add({{"peer", peer}});
   actor_version_ = &prometheus::BuildGauge()
                         .Name("grail_coordinator_actor_weights_version")
                         .Help("Weights version the coordinator last confirmed on each actor (by index in --actors).")
@@ -79,6 +85,8 @@ void CoordinatorMetrics::SetStaleActors(double n) { stale_actors_->Set(n); }
 void CoordinatorMetrics::ObserveVersionLag(double versions) { version_lag_->Observe(versions); }
 
 void CoordinatorMetrics::CountRetry(const std::string& target) { retries_->Add({{"target", target}}).Increment(); }
+
+void CoordinatorMetrics::CountRecovery(const std::string& peer) { recoveries_->Add({{"peer", peer}}).Increment(); }
 
 void CoordinatorMetrics::SetStepGauge(const std::string& name, double value) {
   auto it = step_gauges_.find(name);

@@ -27,6 +27,9 @@ class CoordinatorMetrics {
   // Policy versions between a trained sample's behaviour policy and the learner's.
   void ObserveVersionLag(double versions);
   void CountRetry(const std::string& target);  // actor, reward, reference
+  // A recovery without a person: a run resumed after a coordinator restart ("coordinator"),
+  // a restarted reference scorer or learner re-initialised ("reference", "learner").
+  void CountRecovery(const std::string& peer);
   // The weights version the coordinator last confirmed on actor `index` (-1: none), and the
   // number of actors not holding the version the next batch needs.
   void SetActorVersion(int index, double version);
@@ -39,6 +42,7 @@ class CoordinatorMetrics {
   prometheus::Family<prometheus::Gauge>* run_state_;
   prometheus::Histogram* version_lag_;
   prometheus::Family<prometheus::Counter>* retries_;
+  prometheus::Family<prometheus::Counter>* recoveries_;
   prometheus::Family<prometheus::Gauge>* actor_version_;
   prometheus::Gauge* stale_actors_;
 };

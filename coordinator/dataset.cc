@@ -23,7 +23,13 @@ absl::StatusOr<Splits> MakeArithmeticSplits(const ArithmeticOptions& o) {
   for (int i = 0; i < o.max_digits; ++i) limit *= 10;
   const int64_t space = limit * limit;
   const int64_t heldout = o.heldout_size;
-  const int64_t train = o.train_size > 0 ? o.train_size : space - heldout;
+  // Unset train_size takes every remaining problem, up to kDefaultMaxTrain (9 digits have
+  // 10^18 of them).
+  const int64_t train = o.train_size > 0 ? o.train_size : std::min(space - heldout, kDefaultMaxTrain);
+  if (heldout + train > kMaxProblems) {
+    return absl::InvalidArgumentError(absl::StrCat("dataset: ", heldout, " held-out + ", train,
+                                                   " train problems are above the limit of ", kMaxProblems));
+  }
   if (heldout + train > space || train <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("dataset: ", heldout, " held-out + ", train,
                                                    " train problems exceed the ", space,
@@ -54,16 +60,21 @@ absl::StatusOr<Splits> MakeArithmeticSplits(const ArithmeticOptions& o) {
   return Splits{Dataset(std::move(t)), Dataset(std::move(h))};
 }
 
-absl::StatusOr<Splits> LoadJsonlSplits(const std::string& path, uint64_t seed, int heldout_size) {
+absl::StatusOr<Splits> LoadJsonlSplits(const std::string& path, uint64_t seed, int heldout_size,
+                                       const std::string& display_path) {
   std::ifstream in(path);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat("dataset.jsonl_path: cannot read '", path, "'"));
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("dataset.jsonl_path: cannot read '", display_path, "'"));
   std::vector<Problem> rows;
   std::string line;
   int line_no = 0;
   while (std::getline(in, line)) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = absl::StrCat(path, ":", line_no);
+    const std::string where = absl::StrCat(display_path, ":", line_no);
+    if (static_cast<int64_t>(rows.size()) >= kMaxProblems) {
+      return absl::InvalidArgumentError(absl::StrCat("dataset.jsonl_path: '", display_path, "' has more than ",
+                                                     kMaxProblems, " rows"));
+    }
     nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": not a JSON object"));
@@ -92,7 +103,7 @@ absl::StatusOr<Splits> LoadJsonlSplits(const std::string& path, uint64_t seed, i
     }
     rows.push_back(std::move(p));
   }
-  if (rows.empty()) return absl::InvalidArgumentError(absl::StrCat("dataset.jsonl_path: '", path, "' has no rows"));
+  if (rows.empty()) return absl::InvalidArgumentError(absl::StrCat("dataset.jsonl_path: '", display_path, "' has no rows"));
   if (heldout_size >= static_cast<int>(rows.size())) {
     return absl::InvalidArgumentError(absl::StrCat("dataset.heldout_size: ", heldout_size,
                                                    " leaves no training rows of ", rows.size()));

@@ -33,9 +33,13 @@ class Dataset {
 struct ArithmeticOptions {
   uint64_t seed = 0;
   int max_digits = 2;      // operands in [0, 10^max_digits)
-  int train_size = 0;      // 0: every problem not held out
+  int train_size = 0;      // 0: every problem not held out, at most kDefaultMaxTrain
   int heldout_size = 500;
 };
+
+// Problems a dataset may hold (train plus held out), and what an unset train_size takes.
+inline constexpr int64_t kMaxProblems = 1000000;
+inline constexpr int64_t kDefaultMaxTrain = 200000;
 
 // The built-in task: "A+B=" with answer A+B. Train and held-out splits are disjoint and
 // fixed by the seed.
@@ -47,8 +51,10 @@ absl::StatusOr<Splits> MakeArithmeticSplits(const ArithmeticOptions& options);
 
 // Reads a JSONL file of {"prompt": str, "answer": str, "verifier"?: str,
 // "constraints"?: object}. Errors name the line and field. `heldout_size` rows (taken
-// after a seeded shuffle) form the held-out split.
-absl::StatusOr<Splits> LoadJsonlSplits(const std::string& path, uint64_t seed, int heldout_size);
+// after a seeded shuffle) form the held-out split. Messages name the file as `display_path`
+// (the path relative to the data root, as the run spec gave it), never the resolved path.
+absl::StatusOr<Splits> LoadJsonlSplits(const std::string& path, uint64_t seed, int heldout_size,
+                                       const std::string& display_path);
 
 // Deterministic, resumable order over a dataset: each epoch is a fresh seeded permutation.
 // Not thread-safe.

@@ -51,6 +51,17 @@ TEST(ArithmeticTest, LargeDigitCountsSampleWithoutEnumerating) {
   EXPECT_FALSE(MakeArithmeticSplits(o).ok());  // only 100 problems exist
 }
 
+TEST(ArithmeticTest, NineDigitsWithDefaultsStayBounded) {
+  ArithmeticOptions o;
+  o.max_digits = 9;  // 10^18 problems: an unset train_size takes kDefaultMaxTrain of them
+  o.heldout_size = 10;
+  auto s = MakeArithmeticSplits(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->train.size(), static_cast<size_t>(kDefaultMaxTrain));
+  o.train_size = kMaxProblems;
+  EXPECT_THAT(std::string(MakeArithmeticSplits(o).status().message()), HasSubstr("above the limit"));
+}
+
 TEST(DatasetCursorTest, DeterministicEpochsAndResume) {
   DatasetCursor a(10, 42);
   std::vector<size_t> first;
@@ -79,7 +90,7 @@ TEST(JsonlTest, LoadsRowsAndNamesBadFields) {
 
 {"prompt": "2+2=", "answer": "4", "verifier": "math"}
 )");
-  auto s = LoadJsonlSplits(path, 1, 1);
+  auto s = LoadJsonlSplits(path, 1, 1, "data/rows.jsonl");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->train.size() + s->heldout.size(), 3u);
   bool found_ifeval = false;
@@ -87,13 +98,16 @@ TEST(JsonlTest, LoadsRowsAndNamesBadFields) {
     for (const auto& p : d->problems()) found_ifeval |= p.verifier == "ifeval";
   }
   EXPECT_TRUE(found_ifeval);
-  auto bad = LoadJsonlSplits(WriteTemp("{\"prompt\": \"x\", \"answr\": \"1\"}\n"), 1, 0);
-  EXPECT_THAT(std::string(bad.status().message()), HasSubstr(":1: unknown field 'answr'"));
-  auto typed = LoadJsonlSplits(WriteTemp("{\"prompt\": 3, \"answer\": \"1\"}\n"), 1, 0);
+  const std::string bad_path = WriteTemp("{\"prompt\": \"x\", \"answr\": \"1\"}\n");
+  auto bad = LoadJsonlSplits(bad_path, 1, 0, "bad.jsonl");
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("bad.jsonl:1: unknown field 'answr'"));
+  // The server's own path never reaches the client.
+  EXPECT_THAT(std::string(bad.status().message()), ::testing::Not(HasSubstr(bad_path)));
+  auto typed = LoadJsonlSplits(WriteTemp("{\"prompt\": 3, \"answer\": \"1\"}\n"), 1, 0, "t.jsonl");
   EXPECT_THAT(std::string(typed.status().message()), HasSubstr("'prompt' must be a string"));
-  EXPECT_THAT(std::string(LoadJsonlSplits("/nonexistent.jsonl", 1, 0).status().message()),
+  EXPECT_THAT(std::string(LoadJsonlSplits("/nonexistent.jsonl", 1, 0, "nonexistent.jsonl").status().message()),
               HasSubstr("dataset.jsonl_path"));
-  EXPECT_FALSE(LoadJsonlSplits(path, 1, 3).ok());  // nothing left to train on
+  EXPECT_FALSE(LoadJsonlSplits(path, 1, 3, "rows.jsonl").ok());  // nothing left to train on
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/parallel.h"
@@ -72,6 +73,13 @@ Packed PackSequences(const std::vector<const grail::v1::Sample*>& samples) {
     for (int id : samples[b]->token_ids()) p.ids[b * p.width + t] = id, p.valid[b * p.width + t++] = 1;
   }
   return p;
+}
+
+// `status` with its message starting with `role`, unless the client already named the peer
+// ("reward 127.0.0.1:5: ...").
+absl::Status Named(absl::string_view role, const absl::Status& status) {
+  if (absl::StartsWith(status.message(), absl::StrCat(role, " "))) return status;
+  return absl::Status(status.code(), absl::StrCat(role, ": ", status.message()));
 }
 
 // Whether a failed call may succeed if repeated (the peer was away or busy); a refusal of
@@ -680,7 +688,7 @@ absl::Status RlLoop::ScoreGroups(std::vector<Group>* groups) {
   }
   absl::StatusOr<grail::v1::ScoreResponse> resp = WithRetries([&] { return clients_.reward->Score(req); },
                                                                 [&] { metrics_->CountRetry("reward"); });
-  if (!resp.ok()) return absl::Status(resp.status().code(), absl::StrCat("reward: ", resp.status().message()));
+  if (!resp.ok()) return Named("reward", resp.status());
   if (resp->scores_size() != req.items_size()) {
     return absl::InternalError("reward: answered a different number of items");
   }
@@ -736,7 +744,7 @@ absl::StatusOr<std::vector<std::vector<float>>> RlLoop::ReferenceLogProbs(
   absl::StatusOr<grail::v1::LogProbsResponse> resp =
       WithRetries([&] { return clients_.reference->ComputeLogProbs(req); },
                   [&] { metrics_->CountRetry("reference"); });
-  if (!resp.ok()) return absl::Status(resp.status().code(), absl::StrCat("reference: ", resp.status().message()));
+  if (!resp.ok()) return Named("reference", resp.status());
   const auto& lp = resp->log_probs();
   if (lp.dtype() != grail::v1::DTYPE_FLOAT32 || lp.shape_size() != 2 || lp.shape(0) != static_cast<int64_t>(B) ||
       lp.shape(1) != static_cast<int64_t>(width) - 1 || lp.data().size() != B * (width - 1) * sizeof(float)) {

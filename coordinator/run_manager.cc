@@ -1,5 +1,8 @@
 #include "coordinator/run_manager.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -37,7 +40,7 @@ absl::StatusOr<Splits> LoadData(const grail::v1::RunSpec& spec, const std::strin
     ASSIGN_OR_RETURN(splits, MakeArithmeticSplits(o));
   } else {
     ASSIGN_OR_RETURN(std::string path, ResolveUnderRoot(data_root, d.jsonl_path(), "dataset.jsonl_path"));
-    ASSIGN_OR_RETURN(splits, LoadJsonlSplits(path, d.seed(), d.heldout_size()));
+    ASSIGN_OR_RETURN(splits, LoadJsonlSplits(path, d.seed(), d.heldout_size(), d.jsonl_path()));
   }
   if (spec.model().has_config()) {
     const int64_t context = model::ModelConfigFromProto(spec.model().config()).max_position_embeddings;
@@ -64,7 +67,101 @@ absl::StatusOr<Splits> LoadData(const grail::v1::RunSpec& spec, const std::strin
 }  // namespace
 
 RunManager::RunManager(RunManagerOptions options, ServiceClients clients, CoordinatorMetrics* metrics)
-    : options_(std::move(options)), clients_(std::move(clients)), metrics_(metrics) {}
+    : options_(std::move(options)), clients_(std::move(clients)), metrics_(metrics) {
+  if (options_.store == nullptr) return;
+  auto stored = options_.store->LoadAll();
+  if (!stored.ok()) {
+    // The service must not start over a store it cannot read: that would hand out run
+    // ids again. The coordinator's main checks LoadAll before constructing a manager.
+    std::fprintf(stderr, "grail-coordinator: %s\n", stored.status().ToString().c_str());
+    std::abort();
+  }
+  absl::MutexLock lock(&mu_);
+  for (auto& r : *stored) {
+    auto record = std::make_unique<RunRecord>();
+    record->run = std::move(r.run);
+    record->reports = std::move(r.reports);
+    const std::string id = record->run.run_id();
+    runs_[id] = std::move(record);
+  }
+}
+
+void RunManager::PersistLocked(const RunRecord& record) {
+  if (options_.store == nullptr) return;
+  absl::Status s = options_.store->PutRun(record.run);
+  if (!s.ok()) std::fprintf(stderr, "grail-coordinator: %s\n", s.ToString().c_str());
+}
+
+void RunManager::AddReportLocked(RunRecord* record, const grail::v1::StepReport& report) {
+  record->reports.push_back(report);
+  *record->run.mutable_last_report() = report;
+  if (report.phase() == "checkpoint" && !report.message().empty()) {
+    record->run.set_last_checkpoint(report.message());
+  }
+  if (options_.store == nullptr) return;
+  absl::Status s = options_.store->PutReport(record->run.run_id(), record->reports.size() - 1, report);
+  if (!s.ok()) std::fprintf(stderr, "grail-coordinator: %s\n", s.ToString().c_str());
+  PersistLocked(*record);
+}
+
+std::vector<std::string> RunManager::Recover() {
+  std::vector<std::string> resumed;
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, record] : runs_) {
+    RunRecord* r = record.get();
+    if (Terminal(r->run) || r->thread.joinable()) continue;
+    const grail::v1::RunSpec& spec = r->run.spec();
+    auto fail = [&](const std::string& why) {
+      r->run.set_state(grail::v1::RUN_STATE_FAILED);
+      r->run.set_error(why);
+      grail::v1::StepReport final_report = r->run.last_report();
+      final_report.set_phase("done");
+      final_report.set_state(grail::v1::RUN_STATE_FAILED);
+      final_report.set_message(why);
+      AddReportLocked(r, final_report);
+      metrics_->SetRunState("failed");
+    };
+    if (r->run.last_checkpoint().empty()) {
+      fail("FAILED_PRECONDITION: the coordinator restarted and the run had no committed checkpoint to resume "
+           "from (trainer.checkpoint_every)");
+      continue;
+    }
+    // The reports after the checkpoint describe steps that are trained again.
+    size_t keep = r->reports.size();
+    while (keep > 0 && !(r->reports[keep - 1].phase() == "checkpoint" &&
+                         r->reports[keep - 1].message() == r->run.last_checkpoint())) {
+      --keep;
+    }
+    r->reports.resize(keep);
+    if (options_.store != nullptr) {
+      absl::Status s = options_.store->TruncateReports(id, keep);
+      if (!s.ok()) std::fprintf(stderr, "grail-coordinator: %s\n", s.ToString().c_str());
+    }
+    grail::v1::RunSpec resume = spec;
+    resume.mutable_model()->clear_config();
+    resume.mutable_model()->set_path(r->run.last_checkpoint());
+    resume.mutable_trainer()->set_resume(true);
+    auto data = LoadData(spec, options_.data_root);
+    if (!data.ok()) {
+      fail(absl::StrCat("the coordinator restarted and could not reload the run's data: ", data.status().ToString()));
+      continue;
+    }
+    r->run.set_recoveries(r->run.recoveries() + 1);
+    grail::v1::StepReport event = r->reports.empty() ? grail::v1::StepReport() : r->reports.back();
+    event.set_phase("recovered");
+    event.set_state(grail::v1::RUN_STATE_RUNNING);
+    event.clear_metrics();
+    event.set_message(absl::StrCat("coordinator restarted; resuming from ", r->run.last_checkpoint()));
+    AddReportLocked(r, event);
+    metrics_->CountRecovery("coordinator");
+    metrics_->SetRunState("running");
+    r->thread = std::thread([this, r, resume = std::move(resume), data = std::move(*data)]() mutable {
+      Execute(r, std::move(resume), std::move(data));
+    });
+    resumed.push_back(id);
+  }
+  return resumed;
+}
 
 RunManager::~RunManager() {
   CancelAll();
@@ -93,7 +190,12 @@ absl::StatusOr<std::string> RunManager::Submit(const grail::v1::RunSpec& spec) {
       return absl::FailedPreconditionError(absl::StrCat("run ", id, " is still active; cancel it or wait"));
     }
   }
-  const std::string id = absl::StrFormat("run-%06d", next_id_++);
+  std::string id;
+  if (options_.store != nullptr) {
+    ASSIGN_OR_RETURN(id, options_.store->NextRunId());
+  } else {
+    id = absl::StrFormat("run-%06d", next_id_++);
+  }
   auto record = std::make_unique<RunRecord>();
   record->run.set_run_id(id);
   *record->run.mutable_spec() = spec;
@@ -101,30 +203,41 @@ absl::StatusOr<std::string> RunManager::Submit(const grail::v1::RunSpec& spec) {
   record->run.set_create_time_unix_ms(absl::ToUnixMillis(absl::Now()));
   RunRecord* raw = record.get();
   runs_[id] = std::move(record);
+  PersistLocked(*raw);
   metrics_->SetRunState("running");
-  raw->thread = std::thread([this, raw, data = std::move(data)]() mutable { Execute(raw, std::move(data)); });
+  raw->thread = std::thread([this, raw, spec, data = std::move(data)]() mutable {
+    Execute(raw, spec, std::move(data));
+  });
   return id;
 }
 
-void RunManager::Execute(RunRecord* record, Splits data) {
-  grail::v1::RunSpec spec;
+void RunManager::Execute(RunRecord* record, grail::v1::RunSpec spec, Splits data) {
   std::string id;
   {
     absl::MutexLock lock(&mu_);
-    spec = record->run.spec();
     id = record->run.run_id();
   }
   RlLoop loop(
       id, spec, std::move(data), clients_, metrics_,
       [this, record](const grail::v1::StepReport& report) {
         absl::MutexLock lock(&mu_);
-        record->reports.push_back(report);
-        *record->run.mutable_last_report() = report;
+        AddReportLocked(record, report);
       },
       &record->cancelled);
   absl::Status status = loop.Run();
   absl::MutexLock lock(&mu_);
+  // A resumed run keeps the accuracy measured before its first RL step.
   for (const auto& [k, v] : loop.summary()) (*record->run.mutable_summary())[k] = v;
+  if (record->run.recoveries() > 0) {
+    auto& summary = *record->run.mutable_summary();
+    for (const auto& r : record->reports) {  // the first evaluation, before the restart
+      if (r.phase() == "eval" && r.metrics().count("heldout_accuracy")) {
+        summary["heldout_accuracy_before"] = r.metrics().at("heldout_accuracy");
+        break;
+      }
+    }
+    summary["recoveries"] = record->run.recoveries();
+  }
   grail::v1::RunState state = status.ok() ? grail::v1::RUN_STATE_SUCCEEDED
                               : absl::IsCancelled(status) ? grail::v1::RUN_STATE_CANCELLED
                                                           : grail::v1::RUN_STATE_FAILED;
@@ -134,8 +247,7 @@ void RunManager::Execute(RunRecord* record, Splits data) {
   final_report.set_phase("done");
   final_report.set_state(state);
   final_report.set_message(status.ok() ? "" : status.ToString());
-  record->reports.push_back(final_report);
-  *record->run.mutable_last_report() = final_report;
+  AddReportLocked(record, final_report);
   metrics_->SetRunState(StateLabel(state));
 }
 

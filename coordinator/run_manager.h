@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "coordinator/coordinator_metrics.h"
 #include "coordinator/rl_loop.h"
+#include "coordinator/run_store.h"
 #include "proto/grail/v1/coordinator.pb.h"
 
 namespace grail::coordinator {
@@ -21,11 +22,16 @@ namespace grail::coordinator {
 struct RunManagerOptions {
   // Dataset files named in run specs resolve under this directory.
   std::string data_root = ".";
+  // Where runs, reports and the run-id counter are kept; null = in memory only (tests).
+  std::shared_ptr<RunStore> store;
 };
 
 // Accepts runs, executes each on its own thread with an RlLoop (one active run at a time,
 // since the services hold one model), and keeps every run's state and step reports for
-// Get, List and Watch. Thread-safe.
+// Get, List and Watch. With a store, every run and report is written through to it: a new
+// manager over the same store lists every run as before, and Recover() continues the runs
+// that were active from their last committed checkpoint (or fails them, saying why).
+// Thread-safe.
 class RunManager {
  public:
   RunManager(RunManagerOptions options, ServiceClients clients, CoordinatorMetrics* metrics);
@@ -48,6 +54,13 @@ class RunManager {
   // Cancels every active run (used on shutdown).
   void CancelAll() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Loads the store's runs (done by the constructor) and restarts each one that was active
+  // when the previous coordinator stopped: from its last committed checkpoint with
+  // trainer.resume, under the same run id, its reports after that checkpoint dropped (those
+  // steps are trained again, and counted once); FAILED with the reason when it has none.
+  // Returns the ids of the runs resumed.
+  std::vector<std::string> Recover() ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   struct RunRecord {
     grail::v1::Run run;
@@ -56,7 +69,11 @@ class RunManager {
     std::thread thread;
   };
 
-  void Execute(RunRecord* record, Splits data) ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs `spec` (the record's own, or a resume of it) to its end.
+  void Execute(RunRecord* record, grail::v1::RunSpec spec, Splits data) ABSL_LOCKS_EXCLUDED(mu_);
+  // Appends a report to the record (and the store).
+  void AddReportLocked(RunRecord* record, const grail::v1::StepReport& report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PersistLocked(const RunRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Terminal(const grail::v1::Run& run) const;
 
   const RunManagerOptions options_;

@@ -1,9 +1,14 @@
 #include "coordinator/spec_validation.h"
 
+#include <cmath>
 #include <set>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 #include "model/model_config.h"
 
 namespace grail::coordinator {
@@ -18,9 +23,116 @@ const std::set<std::string>& GroupRelativeEstimators() {
   return *kSet;
 }
 
+// Every float or double anywhere in the spec must be finite: a NaN compares false with every
+// bound below and would otherwise be taken for "unset" and replaced by a default.
+absl::Status CheckFinite(const google::protobuf::Message& m, const std::string& prefix) {
+  using google::protobuf::FieldDescriptor;
+  const auto* d = m.GetDescriptor();
+  const auto* r = m.GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    const std::string path = prefix.empty() ? f->name() : absl::StrCat(prefix, ".", f->name());
+    if (f->is_repeated()) continue;  // no repeated floating-point fields in a run spec
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_FLOAT:
+        if (!std::isfinite(r->GetFloat(m, f))) return Bad(path, "must be a finite number");
+        break;
+      case FieldDescriptor::CPPTYPE_DOUBLE:
+        if (!std::isfinite(r->GetDouble(m, f))) return Bad(path, "must be a finite number");
+        break;
+      case FieldDescriptor::CPPTYPE_MESSAGE:
+        if (r->HasField(m, f)) {
+          absl::Status s = CheckFinite(r->GetMessage(m, f), path);
+          if (!s.ok()) return s;
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AtMost(absl::string_view field, int64_t value, int64_t limit) {
+  if (value > limit) return Bad(field, absl::StrCat(value, " is above the limit of ", limit));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
+absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
+  RETURN_IF_ERROR(CheckFinite(spec, ""));
+  const auto& c = spec.model().config();
+  const auto& d = spec.dataset();
+  const auto& a = spec.algorithm();
+  const auto& t = spec.trainer();
+  const auto& s = spec.sampling();
+  const std::pair<const char*, std::pair<int64_t, int64_t>> kLimits[] = {
+      {"model.config.vocab_size", {c.vocab_size(), SpecLimits::kMaxVocab}},
+      {"model.config.hidden_size", {c.hidden_size(), SpecLimits::kMaxHidden}},
+      {"model.config.intermediate_size", {c.intermediate_size(), 4 * SpecLimits::kMaxHidden}},
+      {"model.config.num_hidden_layers", {c.num_hidden_layers(), SpecLimits::kMaxLayers}},
+      {"model.config.num_attention_heads", {c.num_attention_heads(), SpecLimits::kMaxHeads}},
+      {"model.config.num_key_value_heads", {c.num_key_value_heads(), SpecLimits::kMaxHeads}},
+      {"model.config.max_position_embeddings", {c.max_position_embeddings(), SpecLimits::kMaxContext}},
+      {"dataset.heldout_size", {d.heldout_size(), SpecLimits::kMaxDatasetRows}},
+      {"dataset.train_size", {d.train_size(), SpecLimits::kMaxDatasetRows}},
+      {"dataset.max_digits", {d.max_digits(), SpecLimits::kMaxDigits}},
+      {"sampling.max_new_tokens", {s.max_new_tokens(), SpecLimits::kMaxContext}},
+      {"sampling.top_k", {s.top_k(), SpecLimits::kMaxVocab}},
+      {"algorithm.group_size", {a.group_size(), SpecLimits::kMaxGroupSize}},
+      {"algorithm.gfpo_k", {a.gfpo_k(), SpecLimits::kMaxGroupSize}},
+      {"trainer.total_steps", {t.total_steps(), SpecLimits::kMaxSteps}},
+      {"trainer.sft_steps", {t.sft_steps(), SpecLimits::kMaxSteps}},
+      {"trainer.warmup_steps", {t.warmup_steps(), SpecLimits::kMaxSteps}},
+      {"trainer.prompts_per_step", {t.prompts_per_step(), SpecLimits::kMaxPromptsPerStep}},
+      {"trainer.sft_batch_size", {t.sft_batch_size(), SpecLimits::kMaxSamplesPerStep}},
+      {"trainer.ppo_epochs", {t.ppo_epochs(), SpecLimits::kMaxEpochs}},
+      {"trainer.mini_batches", {t.mini_batches(), SpecLimits::kMaxSamplesPerStep}},
+      {"trainer.max_sampling_rounds", {t.max_sampling_rounds(), SpecLimits::kMaxSamplingRounds}},
+      {"trainer.eval_size", {t.eval_size(), SpecLimits::kMaxDatasetRows}},
+      {"algorithm.kl_horizon", {a.kl_horizon(), int64_t{1} << 30}},
+  };
+  for (const auto& [field, vl] : kLimits) {
+    RETURN_IF_ERROR(AtMost(field, vl.first, vl.second));
+    if (vl.first < 0) return Bad(field, absl::StrCat("must be >= 0, got ", vl.first));
+  }
+  for (auto [field, v] : {std::pair<const char*, int64_t>{"trainer.warmup_steps", t.warmup_steps()},
+                          {"trainer.checkpoint_every", t.checkpoint_every()},
+                          {"trainer.eval_every", t.eval_every()}}) {
+    if (v < 0) return Bad(field, absl::StrCat("must be >= 0, got ", v));
+  }
+  // Products that size one step's memory.
+  const int64_t samples = int64_t{t.prompts_per_step()} * std::max(1, a.group_size());
+  if (samples > SpecLimits::kMaxSamplesPerStep) {
+    return Bad("trainer.prompts_per_step",
+               absl::StrCat(t.prompts_per_step(), " prompts x algorithm.group_size ", a.group_size(), " = ",
+                            samples, " samples per step, above the limit of ", SpecLimits::kMaxSamplesPerStep));
+  }
+  if (samples * std::max(1, s.max_new_tokens()) > SpecLimits::kMaxTokensPerStep) {
+    return Bad("sampling.max_new_tokens",
+               absl::StrCat(s.max_new_tokens(), " tokens x ", samples, " samples per step is above the limit of ",
+                            SpecLimits::kMaxTokensPerStep, " generated tokens per step"));
+  }
+  if (spec.model().has_config()) {
+    const double h = c.hidden_size(), layers = c.num_hidden_layers();
+    const double params = c.vocab_size() * h * 2 + layers * (4 * h * h + 3 * h * c.intermediate_size());
+    if (params > SpecLimits::kMaxParameters) {
+      return Bad("model.config", absl::StrFormat("about %.3g parameters, above the limit of %.3g for a model "
+                                                 "created from a config (load larger ones with model.path)",
+                                                 params, SpecLimits::kMaxParameters));
+    }
+  }
+  if (s.temperature() > 100) return Bad("sampling.temperature", "must be <= 100");
+  if (t.learning_rate() > 10) return Bad("trainer.learning_rate", "must be <= 10");
+  if (t.sft_learning_rate() < 0 || t.sft_learning_rate() > 10) return Bad("trainer.sft_learning_rate", "must be in [0, 10]");
+  if (t.weight_decay() < 0) return Bad("trainer.weight_decay", "must be >= 0");
+  if (t.grad_clip() < 0) return Bad("trainer.grad_clip", "must be >= 0");
+  return absl::OkStatus();
+}
+
 absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
+  RETURN_IF_ERROR(CheckSpecLimits(spec));
   const auto& m = spec.model();
   if (m.path().empty() && !m.has_config()) {
     return Bad("model", "set either model.path (a checkpoint directory) or model.config");

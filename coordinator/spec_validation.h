@@ -1,10 +1,37 @@
 #ifndef GRAIL_COORDINATOR_SPEC_VALIDATION_H_
 #define GRAIL_COORDINATOR_SPEC_VALIDATION_H_
 
+#include <cstdint>
+
 #include "absl/status/status.h"
 #include "proto/grail/v1/common.pb.h"
 
 namespace grail::coordinator {
+
+// Upper bounds a run spec may ask for. They keep one spec from allocating without bound in
+// the coordinator (prompts, samples, dataset rows) or in the services (model dimensions,
+// token budgets); README's run-spec table lists them.
+struct SpecLimits {
+  static constexpr int64_t kMaxVocab = 1 << 20;
+  static constexpr int64_t kMaxHidden = 16384;
+  static constexpr int64_t kMaxLayers = 256;
+  static constexpr int64_t kMaxHeads = 256;
+  static constexpr int64_t kMaxContext = 1 << 17;
+  static constexpr int64_t kMaxDatasetRows = 1000000;
+  static constexpr int64_t kMaxDigits = 9;
+  static constexpr int64_t kMaxGroupSize = 1024;
+  static constexpr int64_t kMaxSteps = 10000000;
+  static constexpr int64_t kMaxPromptsPerStep = 16384;
+  static constexpr int64_t kMaxSamplesPerStep = 65536;
+  static constexpr int64_t kMaxTokensPerStep = int64_t{1} << 26;
+  static constexpr int64_t kMaxEpochs = 100;
+  static constexpr int64_t kMaxSamplingRounds = 100;
+  static constexpr double kMaxParameters = 2e9;
+};
+
+// Finiteness of every floating-point field and the bounds above; INVALID_ARGUMENT naming
+// the field. Part of ValidateRunSpec.
+absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec);
 
 // Checks a run spec before anything runs. Returns INVALID_ARGUMENT naming the first bad
 // field (e.g. "algorithm.group_size: must be >= 2 for grpo, got 1").

@@ -1,5 +1,7 @@
 #include "coordinator/spec_validation.h"
 
+#include <cmath>
+
 #include "common/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -99,7 +101,32 @@ INSTANTIATE_TEST_SUITE_P(
         Edit{[](auto* s) { s->mutable_sampling()->set_max_new_tokens(0); }, "sampling.max_new_tokens"},
         Edit{[](auto* s) { s->mutable_trainer()->set_total_steps(0); }, "trainer.total_steps"},
         Edit{[](auto* s) { s->mutable_trainer()->set_prompts_per_step(-1); },
-             "trainer.prompts_per_step"}));
+             "trainer.prompts_per_step"},
+        // Non-finite and unbounded values: never replaced by a default, never allocated.
+        Edit{[](auto* s) { s->mutable_trainer()->set_learning_rate(std::nanf("")); }, "trainer.learning_rate"},
+        Edit{[](auto* s) { s->mutable_trainer()->set_learning_rate(INFINITY); }, "trainer.learning_rate"},
+        Edit{[](auto* s) { s->mutable_sampling()->set_temperature(-INFINITY); }, "sampling.temperature"},
+        Edit{[](auto* s) { s->mutable_model()->mutable_config()->set_rope_theta(std::nan("")); },
+             "model.config.rope_theta"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_kl_coef(std::nanf("")); }, "algorithm.kl_coef"},
+        Edit{[](auto* s) { s->mutable_trainer()->set_prompts_per_step(1000000000); }, "trainer.prompts_per_step"},
+        Edit{[](auto* s) { s->mutable_trainer()->set_prompts_per_step(20000); }, "trainer.prompts_per_step"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_group_size(1 << 30); }, "algorithm.group_size"},
+        Edit{[](auto* s) { s->mutable_sampling()->set_max_new_tokens(200000); }, "sampling.max_new_tokens"},
+        Edit{[](auto* s) { s->mutable_dataset()->set_max_digits(10); }, "dataset.max_digits"},
+        Edit{[](auto* s) { s->mutable_dataset()->set_train_size(2000000000); }, "dataset.train_size"},
+        Edit{[](auto* s) { s->mutable_dataset()->set_heldout_size(2000000000); }, "dataset.heldout_size"},
+        Edit{[](auto* s) { s->mutable_trainer()->set_eval_every(-3); }, "trainer.eval_every"},
+        Edit{[](auto* s) { s->mutable_trainer()->set_ppo_epochs(1000000); }, "trainer.ppo_epochs"},
+        Edit{[](auto* s) { s->mutable_model()->mutable_config()->set_hidden_size(1 << 20); },
+             "model.config.hidden_size"},
+        Edit{[](auto* s) {  // every dimension allowed, the product is not
+               s->mutable_model()->mutable_config()->set_vocab_size(1000000);
+               s->mutable_model()->mutable_config()->set_hidden_size(4096);
+             },
+             "model.config"},
+        Edit{[](auto* s) { s->mutable_model()->mutable_config()->set_max_position_embeddings(1 << 30); },
+             "model.config.max_position_embeddings"}));
 
 }  // namespace
 }  // namespace grail::coordinator

@@ -22,7 +22,7 @@ class GrpcLearnerClient : public LearnerClient {
     // fast, so that a dead rank is noticed at once.
     context.set_wait_for_ready(true);
     grail::v1::InitModelResponse response;
-    absl::Status status = FromGrpcStatus(stub_->InitModel(&context, request, &response));
+    absl::Status status = FromGrpcStatus(stub_->InitModel(&context, request, &response), "learner", options_.target);
     if (!status.ok()) return status;
     return response;
   }
@@ -32,7 +32,7 @@ class GrpcLearnerClient : public LearnerClient {
     grpc::ClientContext context;
     SetTimeout(&context, options_.timeout);
     grail::v1::TrainStepResponse response;
-    absl::Status status = FromGrpcStatus(stub_->SupervisedStep(&context, request, &response));
+    absl::Status status = FromGrpcStatus(stub_->SupervisedStep(&context, request, &response), "learner", options_.target);
     if (!status.ok()) return status;
     return response;
   }
@@ -42,7 +42,7 @@ class GrpcLearnerClient : public LearnerClient {
     grpc::ClientContext context;
     SetTimeout(&context, options_.timeout);
     grail::v1::TrainStepResponse response;
-    absl::Status status = FromGrpcStatus(stub_->TrainStep(&context, request, &response));
+    absl::Status status = FromGrpcStatus(stub_->TrainStep(&context, request, &response), "learner", options_.target);
     if (!status.ok()) return status;
     return response;
   }
@@ -52,7 +52,7 @@ class GrpcLearnerClient : public LearnerClient {
     grpc::ClientContext context;
     SetTimeout(&context, options_.timeout);
     grail::v1::ComputeValuesResponse response;
-    absl::Status status = FromGrpcStatus(stub_->ComputeValues(&context, request, &response));
+    absl::Status status = FromGrpcStatus(stub_->ComputeValues(&context, request, &response), "learner", options_.target);
     if (!status.ok()) return status;
     return response;
   }
@@ -64,7 +64,7 @@ class GrpcLearnerClient : public LearnerClient {
     request.set_dir(dir);
     request.set_run_state(run_state);
     grail::v1::SaveCheckpointResponse response;
-    absl::Status status = FromGrpcStatus(stub_->SaveCheckpoint(&context, request, &response));
+    absl::Status status = FromGrpcStatus(stub_->SaveCheckpoint(&context, request, &response), "learner", options_.target);
     if (!status.ok()) return status;
     return response.path();
   }
@@ -76,7 +76,7 @@ class GrpcLearnerClient : public LearnerClient {
     request.set_min_version(min_version);
     auto reader = stub_->GetWeights(&context, request);
     absl::StatusOr<ReceivedWeights> received = ReadWeightsStream(reader.get());
-    absl::Status status = FromGrpcStatus(reader->Finish());
+    absl::Status status = FromGrpcStatus(reader->Finish(), "learner", options_.target);
     // The server's own error explains an empty or short stream better than ours does.
     if (!status.ok()) return status;
     if (!received.ok()) return received.status();

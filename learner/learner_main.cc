@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
       health->set_not_serving = std::move(set_not_serving);
       if (health->failed) health->set_not_serving();
     };
-    bundle.services.push_back(std::make_unique<grail::learner::LearnerServiceImpl>(shared.get(), on_step));
+    bundle.services.push_back(std::make_unique<grail::learner::LearnerServiceImpl>(shared.get(), options.data_root, on_step));
     bundle.keep_alive.push_back(shared);
     return bundle;
   };

@@ -13,7 +13,7 @@ grpc::Status LearnerServiceImpl::InitModel(grpc::ServerContext* context,
                                            grail::v1::InitModelResponse* response) {
   GRAIL_AUTHORIZE(context);
   auto result = trainer_->InitModel(*request);
-  if (!result.ok()) return ToGrpcStatus(result.status());
+  if (!result.ok()) return Reply(result.status());
   *response = std::move(*result);
   return grpc::Status::OK;
 }
@@ -24,7 +24,7 @@ grpc::Status LearnerServiceImpl::SupervisedStep(grpc::ServerContext* context,
   GRAIL_AUTHORIZE(context);
   const absl::Time start = absl::Now();
   auto result = trainer_->SupervisedStep(*request);
-  if (!result.ok()) return ToGrpcStatus(result.status());
+  if (!result.ok()) return Reply(result.status());
   if (on_step_) on_step_("sft", *result, absl::ToDoubleSeconds(absl::Now() - start));
   *response = std::move(*result);
   return grpc::Status::OK;
@@ -36,7 +36,7 @@ grpc::Status LearnerServiceImpl::TrainStep(grpc::ServerContext* context,
   GRAIL_AUTHORIZE(context);
   const absl::Time start = absl::Now();
   auto result = trainer_->TrainStep(*request);
-  if (!result.ok()) return ToGrpcStatus(result.status());
+  if (!result.ok()) return Reply(result.status());
   if (on_step_) on_step_(request->critic_only() ? "critic" : "rl", *result, absl::ToDoubleSeconds(absl::Now() - start));
   *response = std::move(*result);
   return grpc::Status::OK;
@@ -47,7 +47,7 @@ grpc::Status LearnerServiceImpl::ComputeValues(grpc::ServerContext* context,
                                                grail::v1::ComputeValuesResponse* response) {
   GRAIL_AUTHORIZE(context);
   auto result = trainer_->ComputeValues(*request);
-  if (!result.ok()) return ToGrpcStatus(result.status());
+  if (!result.ok()) return Reply(result.status());
   *response = std::move(*result);
   return grpc::Status::OK;
 }
@@ -57,8 +57,9 @@ grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext* context,
                                                 grail::v1::SaveCheckpointResponse* response) {
   GRAIL_AUTHORIZE(context);
   auto path = trainer_->SaveCheckpoint(request->dir(), request->run_state());
-  if (!path.ok()) return ToGrpcStatus(path.status());
-  response->set_path(*path);
+  if (!path.ok()) return Reply(path.status());
+  // The path as the request named it, relative to the data root; never the server's own.
+  response->set_path(request->dir());
   return grpc::Status::OK;
 }
 
@@ -67,13 +68,13 @@ grpc::Status LearnerServiceImpl::GetWeights(grpc::ServerContext* context,
                                             grpc::ServerWriter<grail::v1::WeightsChunk>* writer) {
   GRAIL_AUTHORIZE(context);
   auto weights = trainer_->GetWeights();
-  if (!weights.ok()) return ToGrpcStatus(weights.status());
+  if (!weights.ok()) return Reply(weights.status());
   if (weights->version < request->min_version()) {
-    return ToGrpcStatus(absl::FailedPreconditionError(absl::StrCat(
+    return Reply(absl::FailedPreconditionError(absl::StrCat(
         "min_version: ", request->min_version(), " is newer than the current version ",
         weights->version)));
   }
-  return ToGrpcStatus(WriteWeightsStream(writer, weights->blob, weights->version));
+  return Reply(WriteWeightsStream(writer, weights->blob, weights->version));
 }
 
 }  // namespace grail::learner

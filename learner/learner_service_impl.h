@@ -4,6 +4,8 @@
 #include <functional>
 #include <string>
 
+#include "common/grpc_status.h"
+#include "common/paths.h"
 #include "learner/trainer.h"
 #include "proto/grail/v1/learner.grpc.pb.h"
 
@@ -16,8 +18,9 @@ class LearnerServiceImpl final : public grail::v1::LearnerService::Service {
   using StepObserver =
       std::function<void(const std::string& kind, const grail::v1::TrainStepResponse& response, double seconds)>;
 
-  explicit LearnerServiceImpl(Trainer* trainer, StepObserver on_step = nullptr)
-      : trainer_(trainer), on_step_(std::move(on_step)) {}
+  // `data_root` (the trainer's) is taken out of every error message a client sees.
+  LearnerServiceImpl(Trainer* trainer, std::string data_root, StepObserver on_step = nullptr)
+      : trainer_(trainer), data_root_(std::move(data_root)), on_step_(std::move(on_step)) {}
 
   grpc::Status InitModel(grpc::ServerContext* context, const grail::v1::InitModelRequest* request,
                          grail::v1::InitModelResponse* response) override;
@@ -35,7 +38,10 @@ class LearnerServiceImpl final : public grail::v1::LearnerService::Service {
 
  private:
   Trainer* trainer_;
+  std::string data_root_;
   StepObserver on_step_;
+
+  grpc::Status Reply(const absl::Status& status) const { return ToGrpcStatus(WithoutRoot(status, data_root_)); }
 };
 
 }  // namespace grail::learner

@@ -17,6 +17,7 @@
 #include "common/paths.h"
 #include "common/status_macros.h"
 #include "common/weights_stream.h"
+#include "learner/checkpoint_manifest.h"
 #include "learner/collective.h"
 #include "learner/losses.h"
 #include "model/checkpoint.h"
@@ -176,6 +177,9 @@ class TorchTrainer : public Trainer {
     std::string dir;
     if (!spec.model().path().empty()) {
       ASSIGN_OR_RETURN(dir, ResolveUnderRoot(options_.data_root, spec.model().path(), "model.path"));
+      // Nothing is loaded from a checkpoint that was never committed or does not match its
+      // manifest's digests.
+      RETURN_IF_ERROR(VerifyCheckpointDir(dir, spec.model().path()));
       ASSIGN_OR_RETURN(model::CausalLm loaded, model::LoadModelDir(dir));
       built = std::make_shared<model::CausalLm>(std::move(loaded));
     } else {

@@ -17,7 +17,7 @@ class GrpcReferenceClient : public ReferenceClient {
     grpc::ClientContext context;
     SetTimeout(&context, options_.timeout);
     grail::v1::LogProbsResponse response;
-    absl::Status status = FromGrpcStatus(stub_->ComputeLogProbs(&context, request, &response));
+    absl::Status status = FromGrpcStatus(stub_->ComputeLogProbs(&context, request, &response), "reference", options_.target);
     if (!status.ok()) return status;
     return response;
   }

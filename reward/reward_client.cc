@@ -15,7 +15,7 @@ class GrpcRewardClient : public RewardClient {
     grpc::ClientContext context;
     SetTimeout(&context, options_.timeout);
     grail::v1::ScoreResponse response;
-    absl::Status status = FromGrpcStatus(stub_->Score(&context, request, &response));
+    absl::Status status = FromGrpcStatus(stub_->Score(&context, request, &response), "reward", options_.target);
     if (!status.ok()) return status;
     return response;
   }

@@ -54,7 +54,10 @@ absl::StatusOr<grail::v1::ScoreResponse> RewardScorer::Score(const grail::v1::Sc
     } else if (v == "ifeval") {
       auto r = VerifyConstraints(item.response(), item.constraints_json());
       if (!r.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("items[", i, "].", r.status().message()));
+        // This item cannot be scored; the others still are.
+        out->set_failed(true);
+        out->set_error(absl::StrCat("items[", i, "].", r.status().message()));
+        continue;
       }
       verdict = *r;
     } else if (v == "rm") {
@@ -68,8 +71,10 @@ absl::StatusOr<grail::v1::ScoreResponse> RewardScorer::Score(const grail::v1::Sc
       verdict.score = (*rm_scores)[next_rm - 1];
       verdict.correct = verdict.score > 0;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("items[", i, "].verifier: '", v,
-                                                     "' is not one of math, format, ifeval, rm"));
+      out->set_failed(true);
+      out->set_error(absl::StrCat("items[", i, "].verifier: '", v.substr(0, 64),
+                                  "' is not one of math, format, ifeval, rm"));
+      continue;
     }
     double score = verdict.score;
     if (ol.buffer_length() > 0) {

@@ -38,20 +38,57 @@ TEST(RewardScorerTest, ScoresEachItemWithItsVerifier) {
   EXPECT_TRUE(res->scores(4).correct());
 }
 
-TEST(RewardScorerTest, RejectsBadRequestsNamingTheItem) {
+TEST(RewardScorerTest, AnUnscorableItemFailsAloneNamingItself) {
   auto scorer = RewardScorer::Create({});
   grail::v1::ScoreRequest req;
-  req.add_items()->set_verifier("math");
+  auto* good = req.add_items();
+  good->set_verifier("math");
+  good->set_response("46");
+  good->set_answer("46");
   req.add_items()->set_verifier("magic");
-  auto res = (*scorer)->Score(req);
-  EXPECT_EQ(res.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(res.status().message()), ::testing::HasSubstr("items[1].verifier"));
-  grail::v1::ScoreRequest bad_constraints;
-  auto* it = bad_constraints.add_items();
+  auto* it = req.add_items();
   it->set_verifier("ifeval");
   it->set_constraints_json("{\"nope\":1}");
-  EXPECT_THAT(std::string((*scorer)->Score(bad_constraints).status().message()),
-              ::testing::HasSubstr("items[0].constraints_json.nope"));
+  auto res = (*scorer)->Score(req);
+  ASSERT_TRUE(res.ok()) << res.status();
+  ASSERT_EQ(res->scores_size(), 3);
+  EXPECT_FALSE(res->scores(0).failed());
+  EXPECT_EQ(res->scores(0).score(), 1);
+  EXPECT_TRUE(res->scores(1).failed());
+  EXPECT_THAT(res->scores(1).error(), ::testing::HasSubstr("items[1].verifier"));
+  EXPECT_TRUE(res->scores(2).failed());
+  EXPECT_THAT(res->scores(2).error(), ::testing::HasSubstr("items[2].constraints_json.nope"));
+  // A failed item is never a reward.
+  EXPECT_EQ(res->scores(2).score(), 0);
+  EXPECT_FALSE(res->scores(2).correct());
+}
+
+TEST(RewardScorerTest, LongResponsesAreScoredWithoutCrashing) {
+  auto scorer = RewardScorer::Create({});
+  grail::v1::ScoreRequest req;
+  for (size_t n : {size_t{24000}, size_t{32768}, size_t{1} << 20, size_t{4} << 20}) {
+    auto* it = req.add_items();
+    it->set_verifier("math");
+    it->set_response(std::string(n, '7'));
+    it->set_answer("7");
+  }
+  auto* mixed = req.add_items();  // many short numbers, the last one right
+  mixed->set_verifier("math");
+  std::string text;
+  for (int i = 0; i < 200000; ++i) text += "1, ";
+  mixed->set_response(text + "so 12");
+  mixed->set_answer("12");
+  auto* fmt = req.add_items();
+  fmt->set_verifier("format");
+  fmt->set_response(std::string(1 << 20, '{') + "#### 5");
+  auto res = (*scorer)->Score(req);
+  ASSERT_TRUE(res.ok()) << res.status();
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_FALSE(res->scores(i).failed());
+    EXPECT_FALSE(res->scores(i).correct()) << i;  // a huge number is not 7
+  }
+  EXPECT_TRUE(res->scores(4).correct());
+  EXPECT_TRUE(res->scores(5).correct());
 }
 
 }  // namespace

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
-#include <regex>
 
 #include <nlohmann/json.hpp>
+#include <re2/re2.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -84,11 +84,14 @@ std::optional<std::string> ExtractAnswer(absl::string_view response) {
     const size_t nl = tail.find('\n');
     return nl == std::string::npos ? tail : std::string(absl::StripAsciiWhitespace(tail.substr(0, nl)));
   }
-  static const std::regex kNumber(R"(-?\d[\d,]*(\.\d+)?(/\d+)?|-?\.\d+)");
-  std::string text(response);
+  // RE2 matches in linear time without recursion, so a response of any length up to the
+  // message limit is safe (std::regex recursed per character and overflowed the stack).
+  static const RE2 kNumber(R"((-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+))");
+  re2::StringPiece input(response.data(), response.size());
+  re2::StringPiece match;
   std::optional<std::string> last;
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), kNumber); it != std::sregex_iterator(); ++it) {
-    last = it->str();
+  while (RE2::FindAndConsume(&input, kNumber, &match)) {
+    last = std::string(match.data(), match.size());
   }
   return last;
 }
@@ -103,19 +106,19 @@ std::optional<Rational> ParseNumber(absl::string_view text) {
     negative = s[0] == '-';
     s.erase(0, 1);
   }
-  static const std::regex kFrac(R"(\\d?frac\{([0-9.,]+)\}\{([0-9.,]+)\})");
-  std::smatch m;
-  std::optional<Rational> value;
+  static const RE2 kFrac(R"(\\d?frac\{([0-9.,]+)\}\{([0-9.,]+)\})");
+  static const RE2 kThousands(R"(\d{1,3}(?:,\d{3})+(?:\.\d+)?)");
   auto decimal_with_separators = [](const std::string& d) -> std::optional<Rational> {
-    static const std::regex kThousands(R"(\d{1,3}(,\d{3})+(\.\d+)?)");
     if (d.find(',') != std::string::npos) {
-      if (!std::regex_match(d, kThousands)) return std::nullopt;
+      if (!RE2::FullMatch(d, kThousands)) return std::nullopt;
       return ParseDecimal(absl::StrReplaceAll(d, {{",", ""}}));
     }
     return ParseDecimal(d);
   };
-  if (std::regex_match(s, m, kFrac)) {
-    auto a = decimal_with_separators(m[1]), b = decimal_with_separators(m[2]);
+  std::optional<Rational> value;
+  std::string numerator, denominator;
+  if (RE2::FullMatch(s, kFrac, &numerator, &denominator)) {
+    auto a = decimal_with_separators(numerator), b = decimal_with_separators(denominator);
     if (a && b && b->num != 0) value = Make(a->num * b->den, a->den * b->num);
   } else if (const size_t slash = s.find('/'); slash != std::string::npos) {
     auto a = decimal_with_separators(s.substr(0, slash)), b = decimal_with_separators(s.substr(slash + 1));

@@ -10,6 +10,7 @@ PACKAGES=(
   libabsl-dev prometheus-cpp-dev prometheus
   libgtest-dev libgmock-dev
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev
+  libre2-dev libsqlite3-dev
   curl python3 bc openssl
 )
 
