@@ -493,6 +493,10 @@ absl::StatusOr<int> RlLoop::Resume(const grail::v1::InitModelResponse& init) {
   if (!loaded.ok()) {
     return absl::Status(loaded.code(), absl::StrCat("reference: weight sync failed: ", loaded.message()));
   }
+  {
+    absl::MutexLock lock(&weights_mu_);
+    reference_weights_ = std::make_shared<const learner::LearnerClient::Weights>(std::move(reference_weights));
+  }
   // Back to the checkpoint being resumed (weights, optimizer state, step count).
   ASSIGN_OR_RETURN(auto resumed, InitLearner(spec_));
   version_ = resumed.weights_version();
@@ -559,8 +563,13 @@ absl::Status RlLoop::SyncActors(const WeightsPtr& weights, bool include_referenc
     return absl::OkStatus();
   });
   metrics_->ObservePhase("actor_sync", Seconds(t0));
-  if (include_reference && !results.back().ok()) {
-    return absl::Status(results.back().code(), absl::StrCat("reference: weight sync failed: ", results.back().message()));
+  if (include_reference) {
+    if (!results.back().ok()) {
+      return absl::Status(results.back().code(),
+                          absl::StrCat("reference: weight sync failed: ", results.back().message()));
+    }
+    absl::MutexLock lock(&weights_mu_);
+    reference_weights_ = weights;
   }
   absl::MutexLock lock(&actors_mu_);
   absl::Status last_failure;
@@ -741,10 +750,45 @@ absl::StatusOr<std::vector<std::vector<float>>> RlLoop::ReferenceLogProbs(
   grail::v1::LogProbsRequest req;
   *req.mutable_input_ids() = Int64Matrix(B, width, packed.ids);
   *req.mutable_attention_mask() = Int64Matrix(B, width, packed.valid);
-  absl::StatusOr<grail::v1::LogProbsResponse> resp =
-      WithRetries([&] { return clients_.reference->ComputeLogProbs(req); },
-                  [&] { metrics_->CountRetry("reference"); });
-  if (!resp.ok()) return Named("reference", resp.status());
+  // A reference scorer that restarted (no model, or another version than the one it was
+  // given) gets its weights again; one that is away is waited for, up to recovery_timeout.
+  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoSeconds(clients_.recovery_timeout);
+  absl::StatusOr<grail::v1::LogProbsResponse> resp;
+  while (true) {
+    resp = WithRetries([&] { return clients_.reference->ComputeLogProbs(req); },
+                       [&] { metrics_->CountRetry("reference"); });
+    WeightsPtr expected;
+    {
+      absl::MutexLock lock(&weights_mu_);
+      expected = reference_weights_;
+    }
+    const bool lost = expected != nullptr && (resp.ok() ? resp->weights_version() != expected->version
+                                                        : absl::IsFailedPrecondition(resp.status()));
+    if (resp.ok() && !lost) break;
+    if (!lost && !Transient(resp.status())) return Named("reference", resp.status());
+    RETURN_IF_ERROR(CheckCancelled());
+    if (std::chrono::steady_clock::now() >= deadline) {
+      const absl::Status last = resp.ok() ? absl::FailedPreconditionError("serves other weights") : resp.status();
+      return absl::Status(last.code(), absl::StrCat(Named("reference", last).message(), " (not recovered within ",
+                                                    absl::FormatDuration(clients_.recovery_timeout), ")"));
+    }
+    if (lost) {
+      absl::Status reloaded = clients_.reference->LoadWeights(expected->blob, expected->version).status();
+      if (reloaded.ok()) {
+        metrics_->CountRecovery("reference");
+        grail::v1::StepReport event;
+        event.set_step(current_step_);
+        event.set_total_steps(spec_.trainer().total_steps());
+        event.set_phase("recovered");
+        event.set_state(grail::v1::RUN_STATE_RUNNING);
+        event.set_message(absl::StrCat("reference scorer restarted; reloaded its weights (version ",
+                                       expected->version, ")"));
+        report_(event);
+        continue;
+      }
+    }
+    absl::SleepFor(absl::Seconds(1));
+  }
   const auto& lp = resp->log_probs();
   if (lp.dtype() != grail::v1::DTYPE_FLOAT32 || lp.shape_size() != 2 || lp.shape(0) != static_cast<int64_t>(B) ||
       lp.shape(1) != static_cast<int64_t>(width) - 1 || lp.data().size() != B * (width - 1) * sizeof(float)) {

@@ -31,6 +31,9 @@ struct ServiceClients {
   std::shared_ptr<reward::RewardClient> reward;
   std::shared_ptr<reference::ReferenceClient> reference;
   std::shared_ptr<learner::LearnerClient> learner;
+  // How long a run waits for a restarted reference scorer or learner to serve again before
+  // it fails.
+  absl::Duration recovery_timeout = absl::Minutes(2);
 };
 
 // Runs one RL run (DESIGN.md, "One RL step"): learner init, supervised warm-up, weight sync,
@@ -172,6 +175,8 @@ class RlLoop {
 
   absl::Mutex weights_mu_;
   std::map<int, WeightsPtr> weights_by_step_ ABSL_GUARDED_BY(weights_mu_);  // step -> weights after it
+  // The weights the reference scores with, kept to reload a reference scorer that restarted.
+  WeightsPtr reference_weights_ ABSL_GUARDED_BY(weights_mu_);
 };
 
 }  // namespace grail::coordinator

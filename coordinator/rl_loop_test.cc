@@ -17,7 +17,9 @@ class RlLoopUnitTest : public ::testing::Test {
     clients_.actors = {actors_[0], actors_[1]};
     reward_ = std::make_shared<testing::FakeRewardClient>();
     clients_.reward = reward_;
-    clients_.reference = std::make_shared<testing::FakeReferenceClient>();
+    reference_ = std::make_shared<testing::FakeReferenceClient>();
+    clients_.reference = reference_;
+    clients_.recovery_timeout = absl::Seconds(3);
     clients_.learner = learner_;
     spec_.set_seed(5);
     spec_.mutable_algorithm()->set_group_size(4);
@@ -45,6 +47,7 @@ class RlLoopUnitTest : public ::testing::Test {
   std::vector<std::shared_ptr<testing::FakeActorClient>> actors_;
   std::shared_ptr<testing::FakeLearnerClient> learner_;
   std::shared_ptr<testing::FakeRewardClient> reward_;
+  std::shared_ptr<testing::FakeReferenceClient> reference_;
   ServiceClients clients_;
   grail::v1::RunSpec spec_;
 };
@@ -329,6 +332,32 @@ TEST_F(RlLoopUnitTest, TransientScorerFailuresAreRetriedOthersAreNot) {
   absl::Status down = RunLoop(&reports, &summary);
   EXPECT_EQ(down.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(reward_->calls.load(), 3);
+}
+
+// A reference scorer that restarted mid-run (it has no model) gets the reference weights
+// again and the run goes on; one that stays away fails the run after recovery_timeout,
+// naming it.
+TEST_F(RlLoopUnitTest, ARestartedReferenceIsReloadedAndTheRunContinues) {
+  reference_->restart_at_call = 2;  // the second step's reference call
+  std::vector<grail::v1::StepReport> reports;
+  std::map<std::string, double> summary;
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  EXPECT_EQ(learner_->steps().size(), 3u);
+  EXPECT_EQ(reference_->loads.load(), 2);  // the first load and the recovery
+  int recovered = 0;
+  for (const auto& r : reports) recovered += r.phase() == "recovered";
+  EXPECT_EQ(recovered, 1);
+
+  SetUp();
+  reference_->restart_at_call = 2;
+  reference_->stay_down = true;  // away for good after the restart
+  reports.clear();
+  const auto t0 = absl::Now();
+  absl::Status s = RunLoop(&reports, &summary);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("reference 127.0.0.1:1"));
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("not recovered within"));
+  EXPECT_GE(absl::Now() - t0, absl::Seconds(3));
 }
 
 // An actor that misses a weights update (every retry fails) serves nothing until a later

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -24,6 +25,12 @@ const char* StateLabel(grail::v1::RunState s) {
     case grail::v1::RUN_STATE_CANCELLED: return "cancelled";
     default: return "unspecified";
   }
+}
+
+// Whether a run failed because its learner went away (a rank died or broke its group):
+// the clients name the learner in every error of theirs.
+bool LearnerGone(const absl::Status& s) {
+  return (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) && absl::StartsWith(s.message(), "learner ");
 }
 
 // Loads the run's datasets and checks that every prompt fits the model context.
@@ -126,33 +133,13 @@ std::vector<std::string> RunManager::Recover() {
            "from (trainer.checkpoint_every)");
       continue;
     }
-    // The reports after the checkpoint describe steps that are trained again.
-    size_t keep = r->reports.size();
-    while (keep > 0 && !(r->reports[keep - 1].phase() == "checkpoint" &&
-                         r->reports[keep - 1].message() == r->run.last_checkpoint())) {
-      --keep;
-    }
-    r->reports.resize(keep);
-    if (options_.store != nullptr) {
-      absl::Status s = options_.store->TruncateReports(id, keep);
-      if (!s.ok()) std::fprintf(stderr, "grail-coordinator: %s\n", s.ToString().c_str());
-    }
-    grail::v1::RunSpec resume = spec;
-    resume.mutable_model()->clear_config();
-    resume.mutable_model()->set_path(r->run.last_checkpoint());
-    resume.mutable_trainer()->set_resume(true);
     auto data = LoadData(spec, options_.data_root);
     if (!data.ok()) {
       fail(absl::StrCat("the coordinator restarted and could not reload the run's data: ", data.status().ToString()));
       continue;
     }
-    r->run.set_recoveries(r->run.recoveries() + 1);
-    grail::v1::StepReport event = r->reports.empty() ? grail::v1::StepReport() : r->reports.back();
-    event.set_phase("recovered");
-    event.set_state(grail::v1::RUN_STATE_RUNNING);
-    event.clear_metrics();
-    event.set_message(absl::StrCat("coordinator restarted; resuming from ", r->run.last_checkpoint()));
-    AddReportLocked(r, event);
+    grail::v1::RunSpec resume =
+        PrepareResumeLocked(r, absl::StrCat("coordinator restarted; resuming from ", r->run.last_checkpoint()));
     metrics_->CountRecovery("coordinator");
     metrics_->SetRunState("running");
     r->thread = std::thread([this, r, resume = std::move(resume), data = std::move(*data)]() mutable {
@@ -217,26 +204,49 @@ void RunManager::Execute(RunRecord* record, grail::v1::RunSpec spec, Splits data
     absl::MutexLock lock(&mu_);
     id = record->run.run_id();
   }
-  RlLoop loop(
-      id, spec, std::move(data), clients_, metrics_,
-      [this, record](const grail::v1::StepReport& report) {
-        absl::MutexLock lock(&mu_);
-        AddReportLocked(record, report);
-      },
-      &record->cancelled);
-  absl::Status status = loop.Run();
+  absl::Status status;
+  std::map<std::string, double> summary;
+  for (int attempt = 0;; ++attempt) {
+    RlLoop loop(
+        id, spec, data, clients_, metrics_,
+        [this, record](const grail::v1::StepReport& report) {
+          absl::MutexLock lock(&mu_);
+          AddReportLocked(record, report);
+        },
+        &record->cancelled);
+    status = loop.Run();
+    summary = loop.summary();
+    // A learner that died mid-run: once it serves again (a supervisor restarted it), the
+    // run continues from its last committed checkpoint, as after a coordinator restart.
+    if (status.ok() || record->cancelled || !LearnerGone(status) || attempt >= kMaxRecoveriesPerRun) break;
+    std::string checkpoint;
+    {
+      absl::MutexLock lock(&mu_);
+      checkpoint = record->run.last_checkpoint();
+    }
+    if (checkpoint.empty()) break;
+    absl::Status back = clients_.learner->WaitUntilServing(clients_.recovery_timeout);
+    if (!back.ok()) {
+      status = absl::Status(status.code(), absl::StrCat(status.message(), "; it did not come back: ", back.message()));
+      break;
+    }
+    absl::MutexLock lock(&mu_);
+    spec = PrepareResumeLocked(record, absl::StrCat("learner restarted (", status.message(), "); resuming from ",
+                                                    checkpoint));
+    metrics_->CountRecovery("learner");
+  }
   absl::MutexLock lock(&mu_);
-  // A resumed run keeps the accuracy measured before its first RL step.
-  for (const auto& [k, v] : loop.summary()) (*record->run.mutable_summary())[k] = v;
+  for (const auto& [k, v] : summary) (*record->run.mutable_summary())[k] = v;
   if (record->run.recoveries() > 0) {
-    auto& summary = *record->run.mutable_summary();
-    for (const auto& r : record->reports) {  // the first evaluation, before the restart
+    // A resumed run keeps the accuracy measured before its first RL step.
+    auto& s = *record->run.mutable_summary();
+    for (const auto& r : record->reports) {
       if (r.phase() == "eval" && r.metrics().count("heldout_accuracy")) {
-        summary["heldout_accuracy_before"] = r.metrics().at("heldout_accuracy");
+        s["heldout_accuracy_before"] = r.metrics().at("heldout_accuracy");
         break;
       }
     }
-    summary["recoveries"] = record->run.recoveries();
+    s["recoveries"] = record->run.recoveries();
   }
   grail::v1::RunState state = status.ok() ? grail::v1::RUN_STATE_SUCCEEDED
                               : absl::IsCancelled(status) ? grail::v1::RUN_STATE_CANCELLED
@@ -249,6 +259,32 @@ void RunManager::Execute(RunRecord* record, grail::v1::RunSpec spec, Splits data
   final_report.set_message(status.ok() ? "" : status.ToString());
   AddReportLocked(record, final_report);
   metrics_->SetRunState(StateLabel(state));
+}
+
+grail::v1::RunSpec RunManager::PrepareResumeLocked(RunRecord* r, const std::string& why) {
+  // The reports after the checkpoint describe steps that are trained again.
+  size_t keep = r->reports.size();
+  while (keep > 0 && !(r->reports[keep - 1].phase() == "checkpoint" &&
+                       r->reports[keep - 1].message() == r->run.last_checkpoint())) {
+    --keep;
+  }
+  r->reports.resize(keep);
+  if (options_.store != nullptr) {
+    absl::Status s = options_.store->TruncateReports(r->run.run_id(), keep);
+    if (!s.ok()) std::fprintf(stderr, "grail-coordinator: %s\n", s.ToString().c_str());
+  }
+  r->run.set_recoveries(r->run.recoveries() + 1);
+  grail::v1::StepReport event = r->reports.empty() ? grail::v1::StepReport() : r->reports.back();
+  event.set_phase("recovered");
+  event.set_state(grail::v1::RUN_STATE_RUNNING);
+  event.clear_metrics();
+  event.set_message(why);
+  AddReportLocked(r, event);
+  grail::v1::RunSpec resume = r->run.spec();
+  resume.mutable_model()->clear_config();
+  resume.mutable_model()->set_path(r->run.last_checkpoint());
+  resume.mutable_trainer()->set_resume(true);
+  return resume;
 }
 
 absl::StatusOr<grail::v1::Run> RunManager::Get(const std::string& run_id) const {

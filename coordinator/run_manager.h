@@ -74,6 +74,13 @@ class RunManager {
   // Appends a report to the record (and the store).
   void AddReportLocked(RunRecord* record, const grail::v1::StepReport& report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PersistLocked(const RunRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the reports after the run's last checkpoint, records a "recovered" event saying
+  // `why`, and returns the spec that resumes the run from that checkpoint.
+  grail::v1::RunSpec PrepareResumeLocked(RunRecord* record, const std::string& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Learner restarts one run survives before it fails.
+  static constexpr int kMaxRecoveriesPerRun = 8;
   bool Terminal(const grail::v1::Run& run) const;
 
   const RunManagerOptions options_;

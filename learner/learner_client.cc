@@ -1,5 +1,7 @@
 #include "learner/learner_client.h"
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "common/weights_stream.h"
 #include "proto/grail/v1/learner.grpc.pb.h"
@@ -10,7 +12,7 @@ namespace {
 class GrpcLearnerClient : public LearnerClient {
  public:
   explicit GrpcLearnerClient(const ClientOptions& options)
-      : options_(options), stub_(grail::v1::LearnerService::NewStub(MakeChannel(options))) {}
+      : options_(options), channel_(MakeChannel(options)), stub_(grail::v1::LearnerService::NewStub(channel_)) {}
 
   using LearnerClient::InitModel;
   absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::InitModelRequest& request) override {
@@ -69,6 +71,20 @@ class GrpcLearnerClient : public LearnerClient {
     return response.path();
   }
 
+  absl::Status WaitUntilServing(absl::Duration timeout) override {
+    const absl::Time deadline = absl::Now() + timeout;
+    absl::Status last = absl::UnavailableError("not asked");
+    while (true) {
+      auto serving = CheckServing(channel_.get(), absl::Seconds(2));
+      if (serving.ok() && *serving) return absl::OkStatus();
+      last = serving.ok() ? absl::UnavailableError("NOT_SERVING") : serving.status();
+      if (absl::Now() + absl::Seconds(1) >= deadline) break;
+      absl::SleepFor(absl::Seconds(1));
+    }
+    return absl::UnavailableError(absl::StrCat("learner ", options_.target, ": not serving after ",
+                                               absl::FormatDuration(timeout), " (", last.message(), ")"));
+  }
+
   absl::StatusOr<Weights> GetWeights(int64_t min_version) override {
     grpc::ClientContext context;
     SetTimeout(&context, options_.timeout);
@@ -85,6 +101,7 @@ class GrpcLearnerClient : public LearnerClient {
 
  private:
   ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<grail::v1::LearnerService::Stub> stub_;
 };
 

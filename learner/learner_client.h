@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/grpc_client.h"
 #include "proto/grail/v1/learner.pb.h"
 
@@ -33,9 +34,13 @@ class LearnerClient {
   virtual absl::StatusOr<Weights> GetWeights(int64_t min_version) = 0;
   virtual absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(
       const grail::v1::ComputeValuesRequest& request) = 0;
-  // Returns the checkpoint's absolute path on the learner's machine. `run_state` is kept in
-  // the checkpoint and comes back from InitModel from it.
+  // Returns the checkpoint's path relative to the learner's data root (`dir` itself).
+  // `run_state` is kept in the checkpoint and comes back from InitModel from it.
   virtual absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir, const std::string& run_state) = 0;
+  // Waits until the learner (every rank of a group) answers its health check SERVING, for
+  // at most `timeout`; UNAVAILABLE naming the rank that never did. Used to bring a run back
+  // after a learner restart. The default (fakes) is ready at once.
+  virtual absl::Status WaitUntilServing(absl::Duration timeout) { return absl::OkStatus(); }
 };
 
 std::unique_ptr<LearnerClient> NewGrpcLearnerClient(const ClientOptions& options);

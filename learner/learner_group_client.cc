@@ -122,6 +122,10 @@ class LearnerGroupClient : public LearnerClient {
     return ranks_[0]->SaveCheckpoint(dir, run_state);
   }
 
+  absl::Status WaitUntilServing(absl::Duration timeout) override {
+    return ParallelFor(ranks_.size(), [&](size_t r) { return ranks_[r]->WaitUntilServing(timeout); });
+  }
+
  private:
   // Calls every rank at once (the ranks meet in collectives, so they must all be called);
   // returns rank 0's answer once every rank agrees on the new weights version.

@@ -130,11 +130,21 @@ class FakeRewardClient : public reward::RewardClient {
 };
 
 // Returns log-prob -1 for every scored token.
+// Serves the version it was last given, like the real scorer; Restart() forgets it (a
+// restarted process), and `down` answers UNAVAILABLE.
 class FakeReferenceClient : public reference::ReferenceClient {
  public:
   absl::StatusOr<grail::v1::LogProbsResponse> ComputeLogProbs(const grail::v1::LogProbsRequest& request) override {
+    if (calls.fetch_add(1) + 1 == restart_at_call.load()) {
+      Restart();
+      if (stay_down) down = true;
+    }
+    if (down.load()) return absl::UnavailableError("reference 127.0.0.1:1: Connection refused");
+    const int64_t version = version_.load();
+    if (version < 0) return absl::FailedPreconditionError("reference 127.0.0.1:1: no model loaded");
     const int64_t B = request.input_ids().shape(0), T = request.input_ids().shape(1);
     grail::v1::LogProbsResponse r;
+    r.set_weights_version(version);
     auto* lp = r.mutable_log_probs();
     lp->set_dtype(grail::v1::DTYPE_FLOAT32);
     lp->add_shape(B);
@@ -144,10 +154,23 @@ class FakeReferenceClient : public reference::ReferenceClient {
     return r;
   }
   absl::StatusOr<grail::v1::LoadWeightsResponse> LoadWeights(absl::string_view, int64_t v) override {
+    if (down.load()) return absl::UnavailableError("reference 127.0.0.1:1: Connection refused");
+    version_ = v;
+    ++loads;
     grail::v1::LoadWeightsResponse r;
     r.set_version(v);
     return r;
   }
+  void Restart() { version_ = -1; }
+
+  std::atomic<bool> down{false};
+  std::atomic<int> loads{0};
+  std::atomic<int> calls{0};
+  std::atomic<int> restart_at_call{-1};  // this ComputeLogProbs call finds a restarted scorer
+  std::atomic<bool> stay_down{false};     // ... that then stays away
+
+ private:
+  std::atomic<int64_t> version_{-1};
 };
 
 // Counts steps, bumps the version on each, and keeps every TrainStep request.
@@ -179,6 +202,10 @@ class FakeLearnerClient : public learner::LearnerClient {
   }
   absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(const grail::v1::TrainStepRequest& request) override {
     absl::MutexLock lock(&mu_);
+    if (request.step() == fail_at_step) {
+      fail_at_step = -1;  // dies once; the restarted learner serves again
+      return absl::UnavailableError("learner 127.0.0.1:2: Socket closed");
+    }
     steps_.push_back(request);
     grail::v1::TrainStepResponse r;
     r.set_weights_version(request.critic_only() ? version_ : ++version_);
@@ -206,8 +233,14 @@ class FakeLearnerClient : public learner::LearnerClient {
     absl::MutexLock lock(&mu_);
     checkpoints_.push_back(dir);
     saved_states_[dir] = {run_state, version_};
-    return "/fake/" + dir;
+    return dir;
   }
+  absl::Status WaitUntilServing(absl::Duration) override {
+    ++waits;
+    return absl::OkStatus();
+  }
+  int fail_at_step = -1;  // TrainStep of this step fails once, UNAVAILABLE (a killed learner)
+  std::atomic<int> waits{0};
   std::vector<grail::v1::InitModelRequest> init_requests() {
     absl::MutexLock lock(&mu_);
     return init_requests_;
