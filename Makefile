@@ -5,6 +5,8 @@ BUILD_TYPE ?= RelWithDebInfo
 PROMETHEUS_PORT ?=
 # `make demo LEARNER_RANKS=2`: the demo on a 2-rank data-parallel learner group.
 LEARNER_RANKS ?= 1
+# `make demo SEED=n`: the demo with run seed and model init seed n (default: the spec's, 1).
+SEED ?=
 
 .PHONY: all deps configure build test demo clean
 
@@ -26,7 +28,7 @@ test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
 
 demo: build
-	PROMETHEUS_PORT=$(PROMETHEUS_PORT) LEARNER_RANKS=$(LEARNER_RANKS) bash tools/demo.sh $(BUILD_DIR)
+	PROMETHEUS_PORT=$(PROMETHEUS_PORT) LEARNER_RANKS=$(LEARNER_RANKS) SEED=$(SEED) bash tools/demo.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

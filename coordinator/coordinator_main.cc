@@ -26,6 +26,8 @@ ABSL_FLAG(absl::Duration, train_timeout, absl::Minutes(10),
           "Deadline of each learner call (model init, training steps, values, checkpoints, weights)");
 ABSL_FLAG(absl::Duration, generate_timeout, absl::Minutes(10),
           "Deadline of each actor call (a rollout chunk's whole stream, a weight upload)");
+ABSL_FLAG(absl::Duration, recovery_timeout, absl::Minutes(2),
+          "How long a run waits for a restarted reward scorer, reference scorer or learner to serve again");
 ABSL_FLAG(absl::Duration, stall_timeout, absl::Seconds(60),
           "A rollout stream that delivers no sample for this long is cancelled and retried elsewhere");
 ABSL_FLAG(std::string, data_root, ".", "Dataset paths in run specs resolve under this directory");
@@ -55,6 +57,7 @@ int main(int argc, char** argv) {
       o.stall_timeout = absl::GetFlag(FLAGS_stall_timeout);
       clients.actors.push_back(grail::actor::NewGrpcActorClient(o));
     }
+    clients.recovery_timeout = absl::GetFlag(FLAGS_recovery_timeout);
     clients.reward = grail::reward::NewGrpcRewardClient(client_options(absl::GetFlag(FLAGS_reward), rpc));
     clients.reference = grail::reference::NewGrpcReferenceClient(client_options(absl::GetFlag(FLAGS_reference), rpc));
     const std::vector<std::string> learner_ranks = absl::GetFlag(FLAGS_learner);

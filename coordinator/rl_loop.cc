@@ -367,6 +367,8 @@ absl::StatusOr<RlLoop::StepAdvantages> RlLoop::Advantages(int step, const std::v
 absl::Status RlLoop::SupervisedWarmup() {
   const int steps = spec_.trainer().sft_steps();
   const int batch = spec_.trainer().sft_batch_size() > 0 ? spec_.trainer().sft_batch_size() : kDefaultSftBatch;
+  const double target = spec_.trainer().sft_target_accuracy();
+  const int eval_every = spec_.trainer().sft_eval_every() > 0 ? spec_.trainer().sft_eval_every() : 25;
   for (int s = 1; s <= steps; ++s) {
     RETURN_IF_ERROR(CheckCancelled());
     std::vector<std::vector<int>> seqs;
@@ -398,8 +400,20 @@ absl::Status RlLoop::SupervisedWarmup() {
     *req.mutable_loss_mask() = FloatMatrix(batch, width, mask);
     ASSIGN_OR_RETURN(auto resp, clients_.learner->SupervisedStep(req));
     version_ = resp.weights_version();
+    summary_["sft_steps_taken"] = s;
     if (s % 25 == 0 || s == steps) {
       Report("sft", s, {{"sft_loss", resp.metrics().at("sft_loss")}, {"sft_steps", static_cast<double>(steps)}});
+    }
+    // A warm-up to a held-out criterion ends where the model is, not after a step count
+    // whose outcome depends on the machine's floating-point kernels.
+    if (target > 0 && (s % eval_every == 0 || s == steps)) {
+      ASSIGN_OR_RETURN(auto fetched, clients_.learner->GetWeights(version_));
+      RETURN_IF_ERROR(SyncActors(std::make_shared<const learner::LearnerClient::Weights>(std::move(fetched)),
+                                 /*include_reference=*/false));
+      ASSIGN_OR_RETURN(double accuracy, Evaluate());
+      summary_["sft_heldout_accuracy"] = accuracy;
+      Report("sft_eval", s, {{"heldout_accuracy", accuracy}, {"sft_steps", static_cast<double>(steps)}});
+      if (accuracy >= target) break;
     }
   }
   return absl::OkStatus();
@@ -695,8 +709,21 @@ absl::Status RlLoop::ScoreGroups(std::vector<Group>* groups) {
       item->set_response_length(s.token_ids_size());
     }
   }
-  absl::StatusOr<grail::v1::ScoreResponse> resp = WithRetries([&] { return clients_.reward->Score(req); },
-                                                                [&] { metrics_->CountRetry("reward"); });
+  // A reward scorer that is away (killed, restarting) is waited for up to recovery_timeout;
+  // it keeps no state, so once it answers the run goes on.
+  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoSeconds(clients_.recovery_timeout);
+  absl::StatusOr<grail::v1::ScoreResponse> resp;
+  while (true) {
+    resp = WithRetries([&] { return clients_.reward->Score(req); }, [&] { metrics_->CountRetry("reward"); });
+    if (resp.ok() || !Transient(resp.status())) break;
+    RETURN_IF_ERROR(CheckCancelled());
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return absl::Status(resp.status().code(),
+                          absl::StrCat(Named("reward", resp.status()).message(), " (not recovered within ",
+                                       absl::FormatDuration(clients_.recovery_timeout), ")"));
+    }
+    absl::SleepFor(absl::Seconds(1));
+  }
   if (!resp.ok()) return Named("reward", resp.status());
   if (resp->scores_size() != req.items_size()) {
     return absl::InternalError("reward: answered a different number of items");

@@ -328,10 +328,39 @@ TEST_F(RlLoopUnitTest, TransientScorerFailuresAreRetriedOthersAreNot) {
   EXPECT_EQ(reward_->calls.load(), 1);  // not retried
 
   SetUp();
-  reward_->fail_next = 3;  // still down after every retry: the run fails and says why
+  reward_->fail_next = 3;  // down past every retry, back within recovery_timeout: waited for
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  EXPECT_EQ(learner_->steps().size(), 3u);
+
+  SetUp();
+  reward_->fail_next = 1 << 30;  // away for good: the run fails after recovery_timeout and says why
+  const absl::Time t0 = absl::Now();
   absl::Status down = RunLoop(&reports, &summary);
   EXPECT_EQ(down.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(reward_->calls.load(), 3);
+  EXPECT_THAT(std::string(down.message()), ::testing::HasSubstr("not recovered within 3s"));
+  EXPECT_GE(absl::Now() - t0, absl::Seconds(3));
+}
+
+// A warm-up to a held-out criterion stops at the first evaluation that meets it (the fake
+// greedy evaluation is always right), with the evaluated weights on the actors.
+TEST_F(RlLoopUnitTest, TheWarmupStopsAtItsHeldOutTarget) {
+  spec_.mutable_trainer()->set_sft_steps(100);
+  spec_.mutable_trainer()->set_sft_eval_every(10);
+  spec_.mutable_trainer()->set_sft_target_accuracy(0.5);
+  std::vector<grail::v1::StepReport> reports;
+  std::map<std::string, double> summary;
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  EXPECT_EQ(summary["sft_steps_taken"], 10);
+  EXPECT_EQ(summary["sft_heldout_accuracy"], 1.0);
+  int evals = 0;
+  for (const auto& r : reports) evals += r.phase() == "sft_eval";
+  EXPECT_EQ(evals, 1);
+  // Without a target, every step is taken.
+  spec_.Clear();
+  SetUp();
+  spec_.mutable_trainer()->set_sft_steps(30);
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  EXPECT_EQ(summary["sft_steps_taken"], 30);
 }
 
 // A reference scorer that restarted mid-run (it has no model) gets the reference weights

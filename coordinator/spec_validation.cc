@@ -3,6 +3,7 @@
 #include <cmath>
 #include <set>
 #include <string>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
@@ -123,7 +124,25 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
                                                  params, SpecLimits::kMaxParameters));
     }
   }
+  for (const auto& [field, text, limit] : std::initializer_list<std::tuple<const char*, const std::string*, size_t>>{
+           {"name", &spec.name(), 256},
+           {"checkpoint_dir", &spec.checkpoint_dir(), 1024},
+           {"model.path", &spec.model().path(), 4096},
+           {"model.tokenizer", &spec.model().tokenizer(), 4096},
+           {"dataset.jsonl_path", &d.jsonl_path(), 4096},
+           {"dataset.builtin", &d.builtin(), 64}}) {
+    if (text->size() > limit) {
+      return Bad(field, absl::StrCat("is ", text->size(), " bytes long, above the limit of ", limit));
+    }
+  }
   if (s.temperature() > 100) return Bad("sampling.temperature", "must be <= 100");
+  if (t.sft_target_accuracy() < 0 || t.sft_target_accuracy() > 1) {
+    return Bad("trainer.sft_target_accuracy", "must be in [0, 1]");
+  }
+  if (t.sft_target_accuracy() > 0 && t.sft_steps() <= 0) {
+    return Bad("trainer.sft_target_accuracy", "needs trainer.sft_steps, the most the warm-up may take");
+  }
+  if (t.sft_eval_every() < 0) return Bad("trainer.sft_eval_every", "must be >= 0");
   if (t.learning_rate() > 10) return Bad("trainer.learning_rate", "must be <= 10");
   if (t.sft_learning_rate() < 0 || t.sft_learning_rate() > 10) return Bad("trainer.sft_learning_rate", "must be in [0, 10]");
   if (t.weight_decay() < 0) return Bad("trainer.weight_decay", "must be >= 0");

@@ -117,6 +117,12 @@ INSTANTIATE_TEST_SUITE_P(
         Edit{[](auto* s) { s->mutable_dataset()->set_train_size(2000000000); }, "dataset.train_size"},
         Edit{[](auto* s) { s->mutable_dataset()->set_heldout_size(2000000000); }, "dataset.heldout_size"},
         Edit{[](auto* s) { s->mutable_trainer()->set_eval_every(-3); }, "trainer.eval_every"},
+        Edit{[](auto* s) { s->mutable_trainer()->set_sft_target_accuracy(0.5); }, "trainer.sft_target_accuracy"},
+        Edit{[](auto* s) {
+               s->mutable_trainer()->set_sft_steps(10);
+               s->mutable_trainer()->set_sft_target_accuracy(1.5);
+             },
+             "trainer.sft_target_accuracy"},
         Edit{[](auto* s) { s->mutable_trainer()->set_ppo_epochs(1000000); }, "trainer.ppo_epochs"},
         Edit{[](auto* s) { s->mutable_model()->mutable_config()->set_hidden_size(1 << 20); },
              "model.config.hidden_size"},

@@ -48,6 +48,8 @@ absl::StatusOr<std::unique_ptr<ServiceProcess>> ServiceProcess::Start(
   std::unique_ptr<ServiceProcess> self(new ServiceProcess());
   self->pid_ = pid;
   self->stdout_fd_ = out[0];
+  self->binary_ = binary;
+  self->extra_args_ = extra_args;
   const absl::Time deadline = absl::Now() + timeout;
   std::string buffer;
   while (buffer.find('\n') == std::string::npos) {
@@ -69,6 +71,23 @@ absl::StatusOr<std::unique_ptr<ServiceProcess>> ServiceProcess::Start(
   self->grpc_address_ = m[2];
   self->metrics_address_ = m[3];
   return self;
+}
+
+void ServiceProcess::Signal(int signal) const {
+  if (pid_ > 0) kill(pid_, signal);
+}
+
+absl::StatusOr<std::unique_ptr<ServiceProcess>> ServiceProcess::StartAgain(absl::Duration timeout) const {
+  std::vector<std::string> args = extra_args_;
+  args.push_back("--listen=" + grpc_address_);  // the last flag wins
+  // The port may take a moment to be free again after the kill.
+  absl::StatusOr<std::unique_ptr<ServiceProcess>> started = absl::UnknownError("not started");
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    started = Start(binary_, args, timeout);
+    if (started.ok()) return started;
+    absl::SleepFor(absl::Milliseconds(250));
+  }
+  return started;
 }
 
 int FreePort() {

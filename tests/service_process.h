@@ -34,12 +34,20 @@ class ServiceProcess {
 
   // Sends `signal` and waits up to `timeout` for the exit; returns the wait status.
   absl::StatusOr<int> SignalAndWait(int signal, absl::Duration timeout);
+  // Sends `signal` without waiting (SIGSTOP / SIGCONT).
+  void Signal(int signal) const;
+
+  // The same binary with the same arguments, serving on this process's gRPC address (as a
+  // supervisor restarts a service on its stable name). Call after this one has exited.
+  absl::StatusOr<std::unique_ptr<ServiceProcess>> StartAgain(absl::Duration timeout = absl::Seconds(60)) const;
 
  private:
   ServiceProcess() = default;
 
   pid_t pid_ = -1;
   int stdout_fd_ = -1;
+  std::string binary_;
+  std::vector<std::string> extra_args_;
   std::string ready_line_;
   std::string grpc_address_;
   std::string metrics_address_;

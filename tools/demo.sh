@@ -8,6 +8,7 @@
 #   tools/demo.sh [BUILD_DIR] [SPEC]
 #   PROMETHEUS_PORT=9090 tools/demo.sh   also runs Prometheus on that port (see deploy/prometheus)
 #   LEARNER_RANKS=2 tools/demo.sh        trains on a 2-rank data-parallel learner group
+#   SEED=3 tools/demo.sh                 run seed and model init seed 3 (the spec says 1)
 set -euo pipefail
 BUILD_DIR=${1:-build}
 SPEC=${2:-deploy/demo/arithmetic.yaml}
@@ -30,6 +31,11 @@ if [ -n "${PROMETHEUS:-}" ]; then
   echo "demo: Grafana: add it as a data source and import deploy/grafana/dashboards/grail.json"
 else
   echo "demo: PROMETHEUS_PORT=9090 make demo also starts Prometheus scraping every service"
+fi
+if [ -n "${SEED:-}" ]; then
+  case $SEED in *[!0-9]*) echo "demo: SEED must be a non-negative integer, got '$SEED'" >&2; exit 2;; esac
+  sed -E -e "s/^seed: .*/seed: $SEED/" -e "s/^(  init_seed:) .*/\1 $SEED/" "$SPEC" >"$STATE/spec.yaml"
+  SPEC="$STATE/spec.yaml"
 fi
 run=$("$BIN/grailctl" --coordinator="$COORDINATOR" submit "$SPEC")
 echo "demo: submitted $run ($SPEC)"

@@ -130,7 +130,8 @@ case $cmd in
       learner=$(IFS=,; echo "${learner_addrs[*]}")
     fi
     start_service coordinator grail-coordinator --actors="$(IFS=,; echo "${actor_addrs[*]}")" \
-        --reward="$reward" --reference="$reference" --learner="$learner" --data_root="$PWD"
+        --reward="$reward" --reference="$reference" --learner="$learner" --data_root="$PWD" \
+        --run_store="$state/grail-coordinator.sqlite"
     echo "COORDINATOR=$ADDR" >>"$state/cluster.env"
     if [ -n "$prometheus_port" ]; then
       start_prometheus
