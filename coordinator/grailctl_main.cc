@@ -76,7 +76,11 @@ std::string ProgressLine(const grail::v1::StepReport& r, absl::Time* rl_start, i
   if (phase == "eval") {
     return absl::StrFormat("[eval] after step %d  heldout_accuracy %.3f", r.step(), Metric(r, "heldout_accuracy"));
   }
+  if (phase == "sft_eval") {
+    return absl::StrFormat("[sft_eval] step %d  heldout_accuracy %.3f", r.step(), Metric(r, "heldout_accuracy"));
+  }
   if (phase == "checkpoint") return absl::StrCat("[checkpoint] step ", r.step(), ": ", r.message());
+  if (phase == "recovered") return absl::StrCat("[recovered] step ", r.step(), ": ", r.message());
   if (phase == "done") return absl::StrCat("[done] ", StateName(r.state()), r.message().empty() ? "" : ": ", r.message());
   return absl::StrCat("[", phase, "] step ", r.step());
 }
