@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -169,16 +170,46 @@ class Scenario {
         if (!fired && fault && r.phase() == "rl" && r.step() >= at_step) {
           fired = true;
           fault();
+          fault_done_ = true;
         }
       });
     });
     return *id;
   }
 
+  // Waits until the fault has been carried out.
+  bool WaitForFault(absl::Duration bound) const {
+    const absl::Time deadline = absl::Now() + bound;
+    while (!fault_done_ && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
+    return fault_done_;
+  }
+
  private:
   LocalCluster* cluster_;
   std::thread watcher_;
+  std::atomic<bool> fault_done_{false};
 };
+
+// A fault: kill `p`, and after `away` start it again on its address (as a supervisor would).
+std::function<void()> KillAndRestart(ServiceProcess* p, absl::Duration away,
+                                     std::unique_ptr<ServiceProcess>* restarted) {
+  return [=] {
+    (void)p->SignalAndWait(SIGKILL, absl::Seconds(10));
+    absl::SleepFor(away);
+    auto again = p->StartAgain();
+    ASSERT_TRUE(again.ok()) << again.status();
+    *restarted = std::move(*again);
+  };
+}
+
+// Waits for the run's end and checks that it succeeded; returns it.
+grail::v1::Run ExpectSucceeded(LocalCluster& cluster, const std::string& id) {
+  auto run = WaitForEnd(cluster, id, absl::Minutes(4));
+  EXPECT_TRUE(run.ok()) << run.status();
+  if (!run.ok()) return {};
+  EXPECT_EQ(run->state(), grail::v1::RUN_STATE_SUCCEEDED) << run->error();
+  return *run;
+}
 
 std::string FinalWeights(LocalCluster& cluster, const std::string& id) {
   auto bytes = model::ReadFileToString(absl::StrFormat("%s/%s/step-%06d/model.safetensors", cluster.data_root(), id, kSteps));
@@ -206,9 +237,7 @@ TEST(FaultsTest, ActorKilledMidRun) {
   ASSERT_NE(cluster, nullptr);
   Scenario s(cluster.get());
   const std::string id = s.Submit(TinySpec(), 2, [&] { (void)cluster->actors()[0]->SignalAndWait(SIGKILL, absl::Seconds(10)); });
-  auto run = WaitForEnd(*cluster, id, absl::Minutes(3));
-  ASSERT_TRUE(run.ok()) << run.status();
-  EXPECT_EQ(run->state(), grail::v1::RUN_STATE_SUCCEEDED) << run->error();
+  ExpectSucceeded(*cluster, id);
   ExpectEveryStepOnce(Reports(*cluster, id));
 }
 
@@ -225,10 +254,8 @@ TEST(FaultsTest, ActorStalledMidRun) {
       p->Signal(SIGCONT);
     }).detach();
   });
-  auto run = WaitForEnd(*cluster, id, absl::Minutes(3));
+  ExpectSucceeded(*cluster, id);
   cluster->actors()[0]->Signal(SIGCONT);
-  ASSERT_TRUE(run.ok()) << run.status();
-  EXPECT_EQ(run->state(), grail::v1::RUN_STATE_SUCCEEDED) << run->error();
   ExpectEveryStepOnce(Reports(*cluster, id));
   EXPECT_EQ(FinalWeights(*cluster, id).size(), StraightWeights().size());
 }
@@ -238,16 +265,9 @@ TEST(FaultsTest, RewardKilledAndRestarted) {
   ASSERT_NE(cluster, nullptr);
   Scenario s(cluster.get());
   std::unique_ptr<ServiceProcess> restarted;
-  const std::string id = s.Submit(TinySpec(), 2, [&] {
-    (void)cluster->reward().SignalAndWait(SIGKILL, absl::Seconds(10));
-    absl::SleepFor(absl::Seconds(2));  // away for longer than the retries cover
-    auto again = cluster->reward().StartAgain();
-    ASSERT_TRUE(again.ok()) << again.status();
-    restarted = std::move(*again);
-  });
-  auto run = WaitForEnd(*cluster, id, absl::Minutes(3));
-  ASSERT_TRUE(run.ok()) << run.status();
-  EXPECT_EQ(run->state(), grail::v1::RUN_STATE_SUCCEEDED) << run->error();
+  // Away for longer than the retries cover.
+  const std::string id = s.Submit(TinySpec(), 2, KillAndRestart(&cluster->reward(), absl::Seconds(2), &restarted));
+  ExpectSucceeded(*cluster, id);
   ExpectEveryStepOnce(Reports(*cluster, id));
   EXPECT_EQ(FinalWeights(*cluster, id), StraightWeights());  // the scorer keeps no state
 }
@@ -257,16 +277,9 @@ TEST(FaultsTest, ReferenceKilledAndRestarted) {
   ASSERT_NE(cluster, nullptr);
   Scenario s(cluster.get());
   std::unique_ptr<ServiceProcess> restarted;
-  const std::string id = s.Submit(TinySpec(), 2, [&] {
-    (void)cluster->reference().SignalAndWait(SIGKILL, absl::Seconds(10));
-    absl::SleepFor(absl::Seconds(2));
-    auto again = cluster->reference().StartAgain();
-    ASSERT_TRUE(again.ok()) << again.status();
-    restarted = std::move(*again);
-  });
-  auto run = WaitForEnd(*cluster, id, absl::Minutes(3));
-  ASSERT_TRUE(run.ok()) << run.status();
-  EXPECT_EQ(run->state(), grail::v1::RUN_STATE_SUCCEEDED) << run->error();
+  const std::string id =
+      s.Submit(TinySpec(), 2, KillAndRestart(&cluster->reference(), absl::Seconds(2), &restarted));
+  ExpectSucceeded(*cluster, id);
   auto reports = Reports(*cluster, id);
   ExpectEveryStepOnce(reports);
   int recovered = 0;
@@ -281,17 +294,8 @@ TEST(FaultsTest, LearnerKilledAndRestartedContinuesTheRun) {
   ASSERT_NE(cluster, nullptr);
   Scenario s(cluster.get());
   std::unique_ptr<ServiceProcess> restarted;
-  const std::string id = s.Submit(TinySpec(), 3, [&] {
-    (void)cluster->learner().SignalAndWait(SIGKILL, absl::Seconds(10));
-    absl::SleepFor(absl::Seconds(1));
-    auto again = cluster->learner().StartAgain();
-    ASSERT_TRUE(again.ok()) << again.status();
-    restarted = std::move(*again);
-  });
-  auto run = WaitForEnd(*cluster, id, absl::Minutes(3));
-  ASSERT_TRUE(run.ok()) << run.status();
-  EXPECT_EQ(run->state(), grail::v1::RUN_STATE_SUCCEEDED) << run->error();
-  EXPECT_EQ(run->recoveries(), 1);
+  const std::string id = s.Submit(TinySpec(), 3, KillAndRestart(&cluster->learner(), absl::Seconds(1), &restarted));
+  EXPECT_EQ(ExpectSucceeded(*cluster, id).recoveries(), 1);
   ExpectEveryStepOnce(Reports(*cluster, id));
   // Steps after the last checkpoint were trained again, exactly.
   EXPECT_EQ(FinalWeights(*cluster, id), StraightWeights());
@@ -306,19 +310,11 @@ TEST(FaultsTest, CoordinatorKilledAndRestartedResumesTheRun) {
     (void)cluster->coordinator().SignalAndWait(SIGKILL, absl::Seconds(10));
   });
   // Wait for the kill, then bring the coordinator back on its address and data root.
-  const absl::Time until = absl::Now() + absl::Minutes(2);
-  while (absl::Now() < until && kill(cluster->coordinator().pid(), 0) == 0) {
-    int status;
-    if (waitpid(cluster->coordinator().pid(), &status, WNOHANG) != 0) break;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  ASSERT_TRUE(s.WaitForFault(absl::Minutes(2)));
   auto again = cluster->coordinator().StartAgain();
   ASSERT_TRUE(again.ok()) << again.status();
   restarted = std::move(*again);
-  auto run = WaitForEnd(*cluster, id, absl::Minutes(3));
-  ASSERT_TRUE(run.ok()) << run.status();
-  EXPECT_EQ(run->state(), grail::v1::RUN_STATE_SUCCEEDED) << run->error();
-  EXPECT_EQ(run->recoveries(), 1);
+  EXPECT_EQ(ExpectSucceeded(*cluster, id).recoveries(), 1);
   ExpectEveryStepOnce(Reports(*cluster, id));
   EXPECT_EQ(FinalWeights(*cluster, id), StraightWeights());  // straight vs resumed: byte-identical
   // Run ids never repeat after the restart.
@@ -357,10 +353,7 @@ TEST(FaultsTest, KilledDuringCheckpointWrite) {
   ASSERT_TRUE(killed) << "never saw a checkpoint being written";
   auto again = cluster->learner().StartAgain();
   ASSERT_TRUE(again.ok()) << again.status();
-  auto run = WaitForEnd(*cluster, *id, absl::Minutes(4));
-  ASSERT_TRUE(run.ok()) << run.status();
-  EXPECT_EQ(run->state(), grail::v1::RUN_STATE_SUCCEEDED) << run->error();
-  EXPECT_EQ(run->recoveries(), 1);
+  EXPECT_EQ(ExpectSucceeded(*cluster, *id).recoveries(), 1);
   ExpectEveryStepOnce(Reports(*cluster, *id));
   // Every checkpoint directory the run names is committed.
   for (const auto& e : fs::directory_iterator(root)) {
