@@ -38,7 +38,7 @@ class GrpcActorClient : public ActorClient {
     SetTimeout(&context, options_.timeout);
     grail::v1::LoadWeightsResponse response;
     auto writer = stub_->LoadWeights(&context, &response);
-    absl::Status status = UploadWeights(writer.get(), blob, version);
+    absl::Status status = NamePeer(UploadWeights(writer.get(), blob, version), "actor", options_.target);
     if (!status.ok()) return status;
     return response;
   }

@@ -19,9 +19,12 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status, absl::string_view role, absl::string_view target) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat(role, " ", target, ": ", status.error_message()));
+  return NamePeer(FromGrpcStatus(status), role, target);
+}
+
+absl::Status NamePeer(const absl::Status& status, absl::string_view role, absl::string_view target) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(), absl::StrCat(role, " ", target, ": ", status.message()));
 }
 
 }  // namespace grail

@@ -17,6 +17,8 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 // and address ("learner 10.0.0.7:50051: Socket closed"), so that an error a run reports
 // says which process failed.
 absl::Status FromGrpcStatus(const grpc::Status& status, absl::string_view role, absl::string_view target);
+// `status` (of a call to that peer) with the same prefix; OK stays OK.
+absl::Status NamePeer(const absl::Status& status, absl::string_view role, absl::string_view target);
 
 }  // namespace grail
 

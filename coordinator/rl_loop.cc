@@ -777,6 +777,7 @@ absl::StatusOr<std::vector<std::vector<float>>> RlLoop::ReferenceLogProbs(
   grail::v1::LogProbsRequest req;
   *req.mutable_input_ids() = Int64Matrix(B, width, packed.ids);
   *req.mutable_attention_mask() = Int64Matrix(B, width, packed.valid);
+  req.set_temperature(spec_.sampling().temperature());
   // A reference scorer that restarted (no model, or another version than the one it was
   // given) gets its weights again; one that is away is waited for, up to recovery_timeout.
   const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoSeconds(clients_.recovery_timeout);

@@ -95,7 +95,7 @@ class GrpcLearnerClient : public LearnerClient {
     absl::Status status = FromGrpcStatus(reader->Finish(), "learner", options_.target);
     // The server's own error explains an empty or short stream better than ours does.
     if (!status.ok()) return status;
-    if (!received.ok()) return received.status();
+    if (!received.ok()) return NamePeer(received.status(), "learner", options_.target);
     return Weights{std::move(received->blob), received->version};
   }
 

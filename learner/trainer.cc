@@ -49,6 +49,7 @@ struct TrainSettings {
   double cliprange_value = 0.5;
   uint64_t critic_seed = 1;
   double tis_cap = 0;  // > 0: truncated importance sampling against the behaviour log-probs
+  double temperature = 1.0;  // the rollout sampling temperature (greedy counts as 1)
 };
 
 absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& spec) {
@@ -60,6 +61,7 @@ absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& spec) {
   s.weight_decay = t.weight_decay();
   if (t.grad_clip() > 0) s.grad_clip = t.grad_clip();
   s.warmup_steps = t.warmup_steps();
+  if (spec.sampling().temperature() > 0) s.temperature = spec.sampling().temperature();
   if (t.ppo_epochs() > 0) s.ppo_epochs = t.ppo_epochs();
   if (t.mini_batches() > 0) s.mini_batches = t.mini_batches();
   if (a.clip_ratio_low() > 0) s.clip.clip_ratio_low = a.clip_ratio_low();
@@ -86,12 +88,15 @@ absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& spec) {
 
 // Per-token log-probs aligned with input_ids: column t is log p(ids[:, t] | ids[:, :t]);
 // column 0 is 0. Right padding needs no attention mask under causal attention.
+// `temperature` (> 0) scales the logits as the actors' sampler does, so that RL log-probs
+// are taken under the same distribution as the behaviour log-probs.
 torch::Tensor AlignedLogProbs(model::CausalLm& model, const torch::Tensor& ids,
-                              torch::Tensor* entropy = nullptr) {
+                              torch::Tensor* entropy = nullptr, double temperature = 1.0) {
   const int64_t B = ids.size(0), T = ids.size(1);
   auto valid = torch::ones({B, T}, torch::kBool);
   auto positions = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
   auto logits = model->Logits(model->Hidden(ids, positions, valid)).narrow(1, 0, T - 1);
+  if (temperature > 0 && temperature != 1.0) logits = logits / temperature;
   auto log_softmax = torch::log_softmax(logits, -1);
   auto lp = log_softmax.gather(-1, ids.narrow(1, 1, T - 1).unsqueeze(-1)).squeeze(-1);
   if (entropy != nullptr) {
@@ -410,7 +415,7 @@ class TorchTrainer : public Trainer {
       const bool tis_in_first_pass = settings_.tis_cap > 0 && mb == 1;
       if (settings_.tis_cap > 0 && !tis_in_first_pass) {
         torch::NoGradGuard no_grad;
-        tis = ApplyTis(AlignedLogProbs(m, ids), mask, weights[0], &old_lp, &adv);
+        tis = ApplyTis(AlignedLogProbs(m, ids, nullptr, settings_.temperature), mask, weights[0], &old_lp, &adv);
       }
       ASSIGN_OR_RETURN(auto policy, RlStepLocked(m, ids, mask, old_lp, adv, ref_lp, slices, &allreduce_seconds,
                                                  tis_in_first_pass ? &tis : nullptr));
@@ -655,7 +660,7 @@ class TorchTrainer : public Trainer {
           const double w_agg = shard.For(settings_.loss_agg);
           const double w_pg = row_objective ? shard.rows : w_agg;
           torch::Tensor entropy;
-          auto lp = AlignedLogProbs(m, sl(ids), &entropy);
+          auto lp = AlignedLogProbs(m, sl(ids), &entropy, settings_.temperature);
           if (tis != nullptr && epoch == 0) *tis = ApplyTis(lp.detach(), mask, shard, &old_lp, &adv);
           PolicyLossResult pg = PolicyLoss(settings_.policy_loss, sl(old_lp), lp, sl(adv), sl(mask),
                                            settings_.loss_agg, settings_.clip);

@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
+#include <map>
 
 #include "common/weights_stream.h"
 #include "gmock/gmock.h"
@@ -82,6 +84,23 @@ TEST_F(TrainerTest, PositiveAdvantageRaisesTheResponseLikelihood) {
   EXPECT_LT(last->metrics().at("loss"), first->metrics().at("loss"));
   EXPECT_GT(clipfrac, 0.0);
   EXPECT_EQ(last->weights_version(), 32);
+}
+
+// RL log-probs are taken under the rollout sampling temperature, as the actors' behaviour
+// log-probs are: the first step's ppo_kl (mean old - new log-prob, before any update)
+// changes with the temperature, and greedy counts as temperature 1.
+TEST_F(TrainerTest, LogProbsAreTakenUnderTheSamplingTemperature) {
+  std::map<float, double> kl;
+  for (float t : {0.0f, 1.0f, 0.5f}) {
+    grail::v1::RunSpec spec = spec_;
+    spec.mutable_sampling()->set_temperature(t);
+    ASSERT_TRUE(trainer_->InitModel(spec).ok());  // the same seeded model each time
+    auto step = trainer_->TrainStep(Batch(1.0f));
+    ASSERT_TRUE(step.ok()) << step.status();
+    kl[t] = step->metrics().at("ppo_kl");
+  }
+  EXPECT_DOUBLE_EQ(kl[0.0f], kl[1.0f]);
+  EXPECT_GT(std::abs(kl[0.5f] - kl[1.0f]), 1e-3) << kl[0.5f] << " vs " << kl[1.0f];
 }
 
 // Truncated importance sampling for stale samples: each token's weight is

@@ -28,7 +28,7 @@ class GrpcReferenceClient : public ReferenceClient {
     SetTimeout(&context, options_.timeout);
     grail::v1::LoadWeightsResponse response;
     auto writer = stub_->LoadWeights(&context, &response);
-    absl::Status status = UploadWeights(writer.get(), blob, version);
+    absl::Status status = NamePeer(UploadWeights(writer.get(), blob, version), "reference", options_.target);
     if (!status.ok()) return status;
     return response;
   }

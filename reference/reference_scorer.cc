@@ -1,5 +1,7 @@
 #include "reference/reference_scorer.h"
 
+#include <cmath>
+
 #include <ATen/Parallel.h>
 
 #include "absl/strings/str_cat.h"
@@ -51,6 +53,10 @@ class TorchReferenceScorer : public ReferenceScorer {
       return absl::InvalidArgumentError(absl::StrCat("input_ids.shape[1]: ", ids.size(1),
                                                      " exceeds the model context"));
     }
+    const float temperature = request.temperature();
+    if (!std::isfinite(temperature) || temperature < 0 || temperature > 100) {
+      return absl::InvalidArgumentError("temperature: must be a finite number in [0, 100]");
+    }
     grail::v1::LogProbsResponse response;
     response.set_weights_version(snap.version);
     if (ids.size(1) < 2) {
@@ -62,6 +68,7 @@ class TorchReferenceScorer : public ReferenceScorer {
       torch::NoGradGuard no_grad;
       auto& m = *snap.model;
       auto logits = m->Logits(m->Hidden(ids, model::PositionsFromValid(valid), valid));
+      if (temperature > 0 && temperature != 1.0f) logits = logits / temperature;
       const int64_t T = ids.size(1);
       auto lp = model::TokenLogProbs(logits.narrow(1, 0, T - 1), ids.narrow(1, 1, T - 1));
       lp = lp.masked_fill(~(valid.narrow(1, 0, T - 1) & valid.narrow(1, 1, T - 1)), 0.0);

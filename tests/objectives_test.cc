@@ -35,7 +35,7 @@ class ObjectivesTest : public ::testing::TestWithParam<Objective> {
     auto cluster = LocalCluster::Start({});
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = std::move(*cluster).release();
-    // The warm-up: supervised steps until held-out accuracy reaches 0.35 and one GRPO step at
+    // The warm-up: supervised steps until held-out accuracy reaches 0.55 and one GRPO step at
     // a negligible learning rate (a run has at least one RL step), checkpointed for every
     // objective.
     grail::v1::RunSpec spec = Parse(LearningSpecYaml(TestSeed()) +

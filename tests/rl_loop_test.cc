@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <iostream>
 #include <numeric>
 
 #include "common/config.h"
@@ -21,7 +22,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// The demo's model and task (tests/learning.h), warmed up to 0.35 held-out accuracy, then 30
+// The demo's model and task (tests/learning.h), warmed up to 0.55 held-out accuracy, then 30
 // GRPO steps with dynamic sampling (see the test body for the margins).
 grail::v1::RunSpec LearningSpec() {
   grail::v1::RunSpec spec;
@@ -93,8 +94,8 @@ TEST_F(RlLoopTest, ShortRunLearnsAndCountsEverySampleOnce) {
   EXPECT_GT(generated, 0);
   EXPECT_DOUBLE_EQ(generated, trained + filtered + discarded);
 
-  // Learning. The warm-up stops at 0.35 held-out accuracy on every machine, and 30 RL steps
-  // raise the sampled reward by 0.15-0.3. The gain must exceed two standard errors of the
+  // Learning. The warm-up stops at 0.55 held-out accuracy on every machine, and 30 RL steps
+  // raise the sampled reward by about 0.1. The gain must exceed two standard errors of the
   // difference of the first and last five steps' means (each window's from its own steps),
   // and held-out greedy accuracy (500 problems) may not fall by more than three.
   std::vector<double> head, tail;
@@ -102,12 +103,15 @@ TEST_F(RlLoopTest, ShortRunLearnsAndCountsEverySampleOnce) {
   for (size_t i = 25; i < 30; ++i) tail.push_back(Metric(rl[i], "reward_mean"));
   const MeanSe first = MeanAndSe(head), last = MeanAndSe(tail);
   const double gain_se = std::sqrt(first.se * first.se + last.se * last.se);
+  std::cout << "rl loop: mean reward first five steps " << first.mean << ", last five " << last.mean << " (se "
+            << gain_se << "); held-out accuracy " << run->summary().at("heldout_accuracy_before") << " -> "
+            << run->summary().at("heldout_accuracy_after") << "\n";
   EXPECT_GT(last.mean - first.mean, 2 * gain_se)
       << "first five steps " << first.mean << ", last five " << last.mean << ", se " << gain_se;
   const double before = run->summary().at("heldout_accuracy_before");
   const double after = run->summary().at("heldout_accuracy_after");
   EXPECT_GT(after, before - 3 * AccuracyDifferenceSe(before, after, 500)) << before << " -> " << after;
-  EXPECT_GE(before, 0.35);  // the warm-up stopped on its criterion
+  EXPECT_GE(before, 0.55);  // the warm-up stopped on its criterion
 }
 
 TEST_F(RlLoopTest, BadSpecsAreRefusedAtSubmitNamingTheField) {
