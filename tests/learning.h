@@ -63,6 +63,33 @@ inline MeanSe MeanAndSe(const std::vector<double>& xs) {
   return out;
 }
 
+// The change over a run of per-step values, from a least-squares line through all of them
+// (slope times the number of steps spanned), with its standard error from the residuals
+// about that line: the steps' trend is not counted as noise, as it would be in the spread
+// of a window of steps.
+inline MeanSe TrendChange(const std::vector<double>& ys) {
+  MeanSe out;
+  const size_t n = ys.size();
+  if (n < 3) return out;
+  double xbar = (n - 1) / 2.0, ybar = 0;
+  for (double y : ys) ybar += y;
+  ybar /= n;
+  double sxx = 0, sxy = 0;
+  for (size_t i = 0; i < n; ++i) {
+    sxx += (i - xbar) * (i - xbar);
+    sxy += (i - xbar) * (ys[i] - ybar);
+  }
+  const double slope = sxy / sxx;
+  double ssr = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double r = ys[i] - (ybar + slope * (i - xbar));
+    ssr += r * r;
+  }
+  out.mean = slope * (n - 1);
+  out.se = (n - 1) * std::sqrt(ssr / (n - 2) / sxx);
+  return out;
+}
+
 // Standard error of the difference of two accuracies measured on n problems each
 // (independent binomial errors; an upper bound when the problems are the same).
 inline double AccuracyDifferenceSe(double p1, double p2, int n) {

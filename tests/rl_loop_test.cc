@@ -95,19 +95,16 @@ TEST_F(RlLoopTest, ShortRunLearnsAndCountsEverySampleOnce) {
   EXPECT_DOUBLE_EQ(generated, trained + filtered + discarded);
 
   // Learning. The warm-up stops at 0.55 held-out accuracy on every machine, and 30 RL steps
-  // raise the sampled reward by about 0.1. The gain must exceed two standard errors of the
-  // difference of the first and last five steps' means (each window's from its own steps),
+  // raise the sampled reward by about 0.1. The change along a least-squares line through the
+  // steps' mean rewards must exceed two standard errors (from the residuals about the line),
   // and held-out greedy accuracy (500 problems) may not fall by more than three.
-  std::vector<double> head, tail;
-  for (size_t i = 0; i < 5; ++i) head.push_back(Metric(rl[i], "reward_mean"));
-  for (size_t i = 25; i < 30; ++i) tail.push_back(Metric(rl[i], "reward_mean"));
-  const MeanSe first = MeanAndSe(head), last = MeanAndSe(tail);
-  const double gain_se = std::sqrt(first.se * first.se + last.se * last.se);
-  std::cout << "rl loop: mean reward first five steps " << first.mean << ", last five " << last.mean << " (se "
-            << gain_se << "); held-out accuracy " << run->summary().at("heldout_accuracy_before") << " -> "
-            << run->summary().at("heldout_accuracy_after") << "\n";
-  EXPECT_GT(last.mean - first.mean, 2 * gain_se)
-      << "first five steps " << first.mean << ", last five " << last.mean << ", se " << gain_se;
+  std::vector<double> reward;
+  for (const auto& r : rl) reward.push_back(Metric(r, "reward_mean"));
+  const MeanSe change = TrendChange(reward);
+  std::cout << "rl loop: reward change " << change.mean << " (se " << change.se << "); held-out accuracy "
+            << run->summary().at("heldout_accuracy_before") << " -> " << run->summary().at("heldout_accuracy_after")
+            << "\n";
+  EXPECT_GT(change.mean, 2 * change.se);
   const double before = run->summary().at("heldout_accuracy_before");
   const double after = run->summary().at("heldout_accuracy_after");
   EXPECT_GT(after, before - 3 * AccuracyDifferenceSe(before, after, 500)) << before << " -> " << after;
