@@ -140,6 +140,7 @@ absl::StatusOr<double> DemoStepTime(int max_staleness, int steps) {
   spec.mutable_trainer()->set_eval_every(0);
   spec.mutable_trainer()->set_eval_size(50);
   spec.mutable_trainer()->set_sft_steps(200);
+  spec.mutable_trainer()->set_sft_target_accuracy(0);  // a fixed warm-up: the bench times RL steps
   spec.mutable_trainer()->set_max_staleness(max_staleness);
   testing::LocalClusterOptions options;
   options.learner_threads = 1;

@@ -369,6 +369,7 @@ absl::Status RlLoop::SupervisedWarmup() {
   const int batch = spec_.trainer().sft_batch_size() > 0 ? spec_.trainer().sft_batch_size() : kDefaultSftBatch;
   const double target = spec_.trainer().sft_target_accuracy();
   const int eval_every = spec_.trainer().sft_eval_every() > 0 ? spec_.trainer().sft_eval_every() : 25;
+  bool close = false;  // the last evaluation reached half the target
   for (int s = 1; s <= steps; ++s) {
     RETURN_IF_ERROR(CheckCancelled());
     std::vector<std::vector<int>> seqs;
@@ -406,7 +407,7 @@ absl::Status RlLoop::SupervisedWarmup() {
     }
     // A warm-up to a held-out criterion ends where the model is, not after a step count
     // whose outcome depends on the machine's floating-point kernels.
-    if (target > 0 && (s % eval_every == 0 || s == steps)) {
+    if (target > 0 && (close || s % eval_every == 0 || s == steps)) {
       ASSIGN_OR_RETURN(auto fetched, clients_.learner->GetWeights(version_));
       RETURN_IF_ERROR(SyncActors(std::make_shared<const learner::LearnerClient::Weights>(std::move(fetched)),
                                  /*include_reference=*/false));
@@ -414,6 +415,9 @@ absl::Status RlLoop::SupervisedWarmup() {
       summary_["sft_heldout_accuracy"] = accuracy;
       Report("sft_eval", s, {{"heldout_accuracy", accuracy}, {"sft_steps", static_cast<double>(steps)}});
       if (accuracy >= target) break;
+      // Accuracy can climb steeply once it starts (30 points in 10 steps): from half the
+      // target on, every step is evaluated, so the warm-up stops within a step of it.
+      close = accuracy >= target / 2;
     }
   }
   return absl::OkStatus();

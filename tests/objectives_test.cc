@@ -17,7 +17,7 @@ namespace grail::testing {
 namespace {
 
 constexpr int kSteps = 20;   // RL steps per objective
-constexpr int kTrainProblems = 256;
+constexpr int kTrainProblems = 32;  // = prompts_per_step: every step samples the same problems
 
 struct Objective {
   std::string name;
@@ -80,9 +80,9 @@ TEST_P(ObjectivesTest, ShortRunRaisesMeanReward) {
   auto* t = spec.mutable_trainer();
   t->set_sft_steps(0);
   t->set_sft_target_accuracy(0);
-  // 256 training problems, each drawn every 8 steps: the reward a run optimises is measured
-  // on recurring prompts, so its rise stands out from the step-to-step noise of prompt
-  // difficulty. The held-out split is the same 500 problems.
+  // 32 training problems, all of them in every step: the reward a run optimises is measured
+  // on the same prompts each step, so its rise stands out from sampling noise alone, without
+  // the step-to-step noise of prompt difficulty. The held-out split is the same 500 problems.
   spec.mutable_dataset()->set_train_size(kTrainProblems);
   t->set_value_pretrain_steps(o.value_pretrain_steps);
   t->set_total_steps(o.value_pretrain_steps + kSteps);
@@ -125,11 +125,10 @@ TEST_P(ObjectivesTest, ShortRunRaisesMeanReward) {
             << "); held-out accuracy " << run->summary().at("heldout_accuracy_before") << " -> "
             << run->summary().at("heldout_accuracy_after") << "\n";
   // The training reward's change over the run, from a line through every step's mean reward
-  // (512 samples each): the steps scatter by a few points about it with the prompts drawn,
-  // which puts the change's standard error at ~0.02-0.03, and the runs gain 0.08-0.15. The
-  // change must exceed two standard errors. (Held-out accuracy is not claimed here: 20 steps
-  // on 256 recurring problems may trade a few held-out points for them. rl_loop_test and the
-  // demo make that claim on the whole training split.)
+  // (512 samples of the same 32 problems): the change's standard error comes from the steps'
+  // scatter about the line. The change must exceed two standard errors. (Held-out accuracy
+  // is not claimed here: 20 steps on 32 problems may trade held-out points for them.
+  // rl_loop_test and the demo make that claim on the whole training split.)
   EXPECT_GT(change.mean, 2 * change.se) << o.name;
 }
 
