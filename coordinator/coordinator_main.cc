@@ -78,9 +78,11 @@ int main(int argc, char** argv) {
     if (store_path.empty()) store_path = options.data_root + "/grail-coordinator.sqlite";
     auto store = grail::coordinator::RunStore::Open(store_path);
     if (!store.ok()) return store.status();
-    RETURN_IF_ERROR((*store)->LoadAll().status());  // a store that cannot be read stops the start
     options.store = std::move(*store);
-    manager = std::make_shared<grail::coordinator::RunManager>(options, clients, metrics.get());
+    // A store that cannot be read stops the start.
+    ASSIGN_OR_RETURN(std::unique_ptr<grail::coordinator::RunManager> created,
+                     grail::coordinator::RunManager::Create(options, clients, metrics.get()));
+    manager = std::move(created);
     // Runs that were active when the previous coordinator stopped continue on their own.
     for (const auto& id : manager->Recover()) {
       std::fprintf(stderr, "grail-coordinator: resuming %s from its last checkpoint\n", id.c_str());

@@ -1,7 +1,6 @@
 #include "coordinator/run_manager.h"
 
 #include <cstdio>
-#include <cstdlib>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -73,24 +72,20 @@ absl::StatusOr<Splits> LoadData(const grail::v1::RunSpec& spec, const std::strin
 
 }  // namespace
 
-RunManager::RunManager(RunManagerOptions options, ServiceClients clients, CoordinatorMetrics* metrics)
-    : options_(std::move(options)), clients_(std::move(clients)), metrics_(metrics) {
-  if (options_.store == nullptr) return;
-  auto stored = options_.store->LoadAll();
-  if (!stored.ok()) {
-    // The service must not start over a store it cannot read: that would hand out run
-    // ids again. The coordinator's main checks LoadAll before constructing a manager.
-    std::fprintf(stderr, "grail-coordinator: %s\n", stored.status().ToString().c_str());
-    std::abort();
-  }
-  absl::MutexLock lock(&mu_);
-  for (auto& r : *stored) {
+absl::StatusOr<std::unique_ptr<RunManager>> RunManager::Create(RunManagerOptions options, ServiceClients clients,
+                                                              CoordinatorMetrics* metrics) {
+  std::unique_ptr<RunManager> m(new RunManager(std::move(options), std::move(clients), metrics));
+  if (m->options_.store == nullptr) return m;
+  ASSIGN_OR_RETURN(std::vector<RunStore::StoredRun> stored, m->options_.store->LoadAll());
+  absl::MutexLock lock(&m->mu_);
+  for (auto& r : stored) {
     auto record = std::make_unique<RunRecord>();
     record->run = std::move(r.run);
     record->reports = std::move(r.reports);
     const std::string id = record->run.run_id();
-    runs_[id] = std::move(record);
+    m->runs_[id] = std::move(record);
   }
+  return m;
 }
 
 void RunManager::PersistLocked(const RunRecord& record) {

@@ -34,7 +34,10 @@ struct RunManagerOptions {
 // Thread-safe.
 class RunManager {
  public:
-  RunManager(RunManagerOptions options, ServiceClients clients, CoordinatorMetrics* metrics);
+  // Loads every run the store holds (none without a store); fails when the store cannot be
+  // read, since starting over it would hand out run ids again.
+  static absl::StatusOr<std::unique_ptr<RunManager>> Create(RunManagerOptions options, ServiceClients clients,
+                                                            CoordinatorMetrics* metrics);
   ~RunManager();  // cancels active runs and joins their threads
 
   // Validates the spec (INVALID_ARGUMENT naming the field: unknown estimator, group_size < 2,
@@ -54,7 +57,7 @@ class RunManager {
   // Cancels every active run (used on shutdown).
   void CancelAll() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Loads the store's runs (done by the constructor) and restarts each one that was active
+  // Restarts each run that was active
   // when the previous coordinator stopped: from its last committed checkpoint with
   // trainer.resume, under the same run id, its reports after that checkpoint dropped (those
   // steps are trained again, and counted once); FAILED with the reason when it has none.
@@ -62,6 +65,9 @@ class RunManager {
   std::vector<std::string> Recover() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  RunManager(RunManagerOptions options, ServiceClients clients, CoordinatorMetrics* metrics)
+      : options_(std::move(options)), clients_(std::move(clients)), metrics_(metrics) {}
+
   struct RunRecord {
     grail::v1::Run run;
     std::vector<grail::v1::StepReport> reports;

@@ -43,7 +43,9 @@ class RunManagerTest : public ::testing::Test {
     auto store = RunStore::Open(dir_ + "/runs.sqlite");
     EXPECT_TRUE(store.ok()) << store.status();
     o.store = std::move(*store);
-    return std::make_unique<RunManager>(o, clients_, &metrics_);
+    auto m = RunManager::Create(o, clients_, &metrics_);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return std::move(*m);
   }
 
   static grail::v1::Run WaitForEnd(RunManager* m, const std::string& id) {

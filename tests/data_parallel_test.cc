@@ -422,6 +422,9 @@ TEST(DataParallelTest, ARunSurvivesARankDeathByResumingFromItsLastCheckpoint) {
   options.learner_ranks = 2;
   options.learner_threads = 1;
   options.extra_learner_args = {"--collective_timeout=5s"};
+  // No supervisor restarts the rank here: the run waits --recovery_timeout for the group to
+  // serve again, then fails with the rank's error (faults_test covers the restarted case).
+  options.extra_coordinator_args = {"--recovery_timeout=3s"};
   auto cluster = LocalCluster::Start(options);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   const grail::v1::RunSpec spec = TinyRun(/*total_steps=*/40, /*checkpoint_every=*/2);
