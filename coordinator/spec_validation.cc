@@ -143,6 +143,10 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
     return Bad("trainer.sft_target_accuracy", "needs trainer.sft_steps, the most the warm-up may take");
   }
   if (t.sft_eval_every() < 0) return Bad("trainer.sft_eval_every", "must be >= 0");
+  if (!t.lr_schedule().empty() && t.lr_schedule() != "constant" && t.lr_schedule() != "cosine") {
+    return Bad("trainer.lr_schedule", absl::StrCat("'", t.lr_schedule().substr(0, 64), "' is not constant or cosine"));
+  }
+  if (t.min_lr_ratio() < 0 || t.min_lr_ratio() > 1) return Bad("trainer.min_lr_ratio", "must be in [0, 1]");
   if (t.learning_rate() > 10) return Bad("trainer.learning_rate", "must be <= 10");
   if (t.sft_learning_rate() < 0 || t.sft_learning_rate() > 10) return Bad("trainer.sft_learning_rate", "must be in [0, 10]");
   if (t.weight_decay() < 0) return Bad("trainer.weight_decay", "must be >= 0");

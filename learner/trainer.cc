@@ -35,6 +35,9 @@ struct TrainSettings {
   double weight_decay = 0.0;
   double grad_clip = 1.0;
   int warmup_steps = 0;
+  bool cosine = false;       // RL rate decays along a cosine after the warm-up
+  double min_lr_ratio = 0.1;
+  int total_steps = 0;
   int ppo_epochs = 1;
   int mini_batches = 1;
   PolicyLossKind policy_loss = PolicyLossKind::kPpo;
@@ -61,6 +64,12 @@ absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& spec) {
   s.weight_decay = t.weight_decay();
   if (t.grad_clip() > 0) s.grad_clip = t.grad_clip();
   s.warmup_steps = t.warmup_steps();
+  if (!t.lr_schedule().empty() && t.lr_schedule() != "constant" && t.lr_schedule() != "cosine") {
+    return absl::InvalidArgumentError("trainer.lr_schedule: must be constant or cosine");
+  }
+  s.cosine = t.lr_schedule() == "cosine";
+  if (t.min_lr_ratio() > 0) s.min_lr_ratio = t.min_lr_ratio();
+  s.total_steps = t.total_steps();
   if (spec.sampling().temperature() > 0) s.temperature = spec.sampling().temperature();
   if (t.ppo_epochs() > 0) s.ppo_epochs = t.ppo_epochs();
   if (t.mini_batches() > 0) s.mini_batches = t.mini_batches();
@@ -635,7 +644,13 @@ class TorchTrainer : public Trainer {
     const double warm = settings_.warmup_steps > 0
                             ? std::min(1.0, static_cast<double>(rl_steps_) / settings_.warmup_steps)
                             : 1.0;
-    const double lr = settings_.learning_rate * warm;
+    double decay = 1.0;
+    if (settings_.cosine && settings_.total_steps > settings_.warmup_steps && rl_steps_ > settings_.warmup_steps) {
+      const double progress = std::min(1.0, static_cast<double>(rl_steps_ - settings_.warmup_steps) /
+                                                (settings_.total_steps - settings_.warmup_steps));
+      decay = settings_.min_lr_ratio + (1 - settings_.min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * progress));
+    }
+    const double lr = settings_.learning_rate * warm * decay;
     for (auto& group : rl_optimizer_->param_groups()) {
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     }

@@ -103,6 +103,25 @@ TEST_F(TrainerTest, LogProbsAreTakenUnderTheSamplingTemperature) {
   EXPECT_GT(std::abs(kl[0.5f] - kl[1.0f]), 1e-3) << kl[0.5f] << " vs " << kl[1.0f];
 }
 
+// trainer.lr_schedule: cosine decays the RL rate after the warm-up to min_lr_ratio times
+// the rate at total_steps.
+TEST_F(TrainerTest, CosineScheduleDecaysTheRateToItsFloor) {
+  grail::v1::RunSpec spec = spec_;
+  spec.mutable_trainer()->set_total_steps(10);
+  spec.mutable_trainer()->set_warmup_steps(2);
+  spec.mutable_trainer()->set_lr_schedule("cosine");
+  spec.mutable_trainer()->set_min_lr_ratio(0.1f);
+  ASSERT_TRUE(trainer_->InitModel(spec).ok());
+  std::vector<double> lr;
+  for (int i = 0; i < 10; ++i) lr.push_back(trainer_->TrainStep(Batch(1.0f))->metrics().at("learning_rate"));
+  EXPECT_NEAR(lr[0], 0.005, 1e-9);  // warm-up: 1/2 of 0.01
+  EXPECT_NEAR(lr[1], 0.01, 1e-9);
+  for (int i = 2; i < 10; ++i) EXPECT_LT(lr[i], lr[i - 1]) << i;
+  EXPECT_NEAR(lr[9], 0.001, 1e-9);
+  spec.mutable_trainer()->set_lr_schedule("linear");
+  EXPECT_EQ(trainer_->InitModel(spec).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 // Truncated importance sampling for stale samples: each token's weight is
 // min(p_current / p_behaviour, tis_cap), with the current log-probs from the step itself.
 TEST_F(TrainerTest, TruncatedImportanceSamplingWeightsByTheBehaviourRatio) {
