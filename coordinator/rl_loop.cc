@@ -82,6 +82,12 @@ absl::Status Named(absl::string_view role, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrCat(role, ": ", status.message()));
 }
 
+// The error a run ends with when `role` stayed away (last answering `last`) past `bound`.
+absl::Status NotRecovered(absl::string_view role, const absl::Status& last, absl::Duration bound) {
+  return absl::Status(last.code(), absl::StrCat(Named(role, last).message(), " (not recovered within ",
+                                                absl::FormatDuration(bound), ")"));
+}
+
 // Whether a failed call may succeed if repeated (the peer was away or busy); a refusal of
 // the request itself (bad argument, failed precondition, ...) is returned at once.
 bool Transient(const absl::Status& s) {
@@ -722,9 +728,7 @@ absl::Status RlLoop::ScoreGroups(std::vector<Group>* groups) {
     if (resp.ok() || !Transient(resp.status())) break;
     RETURN_IF_ERROR(CheckCancelled());
     if (std::chrono::steady_clock::now() >= deadline) {
-      return absl::Status(resp.status().code(),
-                          absl::StrCat(Named("reward", resp.status()).message(), " (not recovered within ",
-                                       absl::FormatDuration(clients_.recovery_timeout), ")"));
+      return NotRecovered("reward", resp.status(), clients_.recovery_timeout);
     }
     absl::SleepFor(absl::Seconds(1));
   }
@@ -800,9 +804,9 @@ absl::StatusOr<std::vector<std::vector<float>>> RlLoop::ReferenceLogProbs(
     if (!lost && !Transient(resp.status())) return Named("reference", resp.status());
     RETURN_IF_ERROR(CheckCancelled());
     if (std::chrono::steady_clock::now() >= deadline) {
-      const absl::Status last = resp.ok() ? absl::FailedPreconditionError("serves other weights") : resp.status();
-      return absl::Status(last.code(), absl::StrCat(Named("reference", last).message(), " (not recovered within ",
-                                                    absl::FormatDuration(clients_.recovery_timeout), ")"));
+      return NotRecovered("reference",
+                          resp.ok() ? absl::FailedPreconditionError("serves other weights") : resp.status(),
+                          clients_.recovery_timeout);
     }
     if (lost) {
       absl::Status reloaded = clients_.reference->LoadWeights(expected->blob, expected->version).status();
