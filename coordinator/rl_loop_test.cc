@@ -11,7 +11,9 @@ namespace {
 
 class RlLoopUnitTest : public ::testing::Test {
  protected:
+  // Fresh fakes; tests that need a second run call it again.
   void SetUp() override {
+    actors_.clear();
     for (int i = 0; i < 2; ++i) actors_.push_back(std::make_shared<testing::FakeActorClient>());
     learner_ = std::make_shared<testing::FakeLearnerClient>();
     clients_.actors = {actors_[0], actors_[1]};
@@ -20,6 +22,7 @@ class RlLoopUnitTest : public ::testing::Test {
     reference_ = std::make_shared<testing::FakeReferenceClient>();
     clients_.reference = reference_;
     clients_.recovery_timeout = absl::Seconds(3);
+    clients_.clock = &clock_;  // retries and recovery waits take no real time
     clients_.learner = learner_;
     spec_.set_seed(5);
     spec_.mutable_algorithm()->set_group_size(4);
@@ -48,6 +51,7 @@ class RlLoopUnitTest : public ::testing::Test {
   std::shared_ptr<testing::FakeLearnerClient> learner_;
   std::shared_ptr<testing::FakeRewardClient> reward_;
   std::shared_ptr<testing::FakeReferenceClient> reference_;
+  FakeClock clock_;
   ServiceClients clients_;
   grail::v1::RunSpec spec_;
 };
@@ -334,11 +338,11 @@ TEST_F(RlLoopUnitTest, TransientScorerFailuresAreRetriedOthersAreNot) {
 
   SetUp();
   reward_->fail_next = 1 << 30;  // away for good: the run fails after recovery_timeout and says why
-  const absl::Time t0 = absl::Now();
+  const absl::Duration slept = clock_.slept();
   absl::Status down = RunLoop(&reports, &summary);
   EXPECT_EQ(down.code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(down.message()), ::testing::HasSubstr("not recovered within 3s"));
-  EXPECT_GE(absl::Now() - t0, absl::Seconds(3));
+  EXPECT_GE(clock_.slept() - slept, absl::Seconds(3));  // the recovery bound, on the injected clock
 }
 
 // A warm-up to a held-out criterion stops at the first evaluation that meets it (the fake
@@ -381,12 +385,12 @@ TEST_F(RlLoopUnitTest, ARestartedReferenceIsReloadedAndTheRunContinues) {
   reference_->restart_at_call = 2;
   reference_->stay_down = true;  // away for good after the restart
   reports.clear();
-  const auto t0 = absl::Now();
+  const absl::Duration slept = clock_.slept();
   absl::Status s = RunLoop(&reports, &summary);
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("reference 127.0.0.1:1"));
   EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("not recovered within"));
-  EXPECT_GE(absl::Now() - t0, absl::Seconds(3));
+  EXPECT_GE(clock_.slept() - slept, absl::Seconds(3));
 }
 
 // An actor that misses a weights update (every retry fails) serves nothing until a later

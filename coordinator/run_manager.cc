@@ -9,7 +9,7 @@
 #include "common/paths.h"
 #include "common/status_macros.h"
 #include "coordinator/spec_validation.h"
-#include "model/char_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "model/model_config.h"
 
 namespace grail::coordinator {
@@ -50,11 +50,11 @@ absl::StatusOr<Splits> LoadData(const grail::v1::RunSpec& spec, const std::strin
   }
   if (spec.model().has_config()) {
     const int64_t context = model::ModelConfigFromProto(spec.model().config()).max_position_embeddings;
-    model::CharTokenizer tok;
+    ASSIGN_OR_RETURN(auto tok, tokenizer::NewTokenizer(spec.model().tokenizer()));
     for (const Dataset* ds : {&splits.train, &splits.heldout}) {
       for (size_t i = 0; i < ds->size(); ++i) {
         const auto& p = ds->Get(i);
-        auto ids = tok.Encode(p.prompt);
+        auto ids = tok->Encode(p.prompt);
         if (!ids.ok()) {
           return absl::InvalidArgumentError(absl::StrCat("dataset: prompt ", i, ": ", ids.status().message()));
         }

@@ -1,7 +1,7 @@
 #include "reward/reward_model.h"
 
 #include "absl/strings/str_cat.h"
-#include "model/char_tokenizer.h"
+#include "tokenizer/char_tokenizer.h"
 #include "model/versioned_model.h"
 
 namespace grail::reward {
@@ -30,7 +30,7 @@ class TorchRewardModel : public RewardModel {
     for (size_t i = 0; i < texts.size(); ++i) {
       auto ids = tokenizer_.Encode(texts[i]);
       if (!ids.ok()) return absl::InvalidArgumentError(absl::StrCat("items[", i, "]: ", ids.status().message()));
-      ids->insert(ids->begin(), model::CharTokenizer::kBos);
+      ids->insert(ids->begin(), tokenizer::CharTokenizer::kBos);
       if (static_cast<int64_t>(ids->size()) > context) {
         return absl::InvalidArgumentError(absl::StrCat("items[", i, "]: ", ids->size(),
                                                        " tokens exceed the reward model context ", context));
@@ -63,7 +63,7 @@ class TorchRewardModel : public RewardModel {
 
  private:
   model::VersionedModel model_;
-  model::CharTokenizer tokenizer_;
+  tokenizer::CharTokenizer tokenizer_;
 };
 
 }  // namespace

@@ -2,7 +2,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "model/char_tokenizer.h"
+#include "tokenizer/char_tokenizer.h"
 #include "model/checkpoint.h"
 #include "reward/reward_scorer.h"
 
@@ -34,11 +34,11 @@ TEST(RewardModelTest, ScoresTheValueHeadAtTheLastToken) {
   const std::vector<std::string> texts = {"1+2=3", "a much longer text", "q"};
   auto scores = rm->Score(texts);
   ASSERT_TRUE(scores.ok()) << scores.status();
-  model::CharTokenizer tok;
+  tokenizer::CharTokenizer tok;
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < texts.size(); ++i) {
     auto ids = *tok.Encode(texts[i]);
-    ids.insert(ids.begin(), model::CharTokenizer::kBos);
+    ids.insert(ids.begin(), tokenizer::CharTokenizer::kBos);
     auto t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0);
     auto valid = torch::ones_like(t, torch::kBool);
     auto v = m->Values(m->Hidden(t, model::PositionsFromValid(valid), valid));

@@ -15,7 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "actor/actor_client.h"
 #include "learner/learner_client.h"
-#include "model/char_tokenizer.h"
+#include "tokenizer/char_tokenizer.h"
 #include "reference/reference_client.h"
 #include "reward/reward_client.h"
 #include "reward/reward_scorer.h"
@@ -62,7 +62,7 @@ class FakeActorClient : public actor::ActorClient {
         }
         const bool right = all_correct || g % 2 == 0;
         auto ids = *tok_.Encode(absl::StrCat(right ? a + b : a + b + g));
-        ids.push_back(model::CharTokenizer::kEos);
+        ids.push_back(tokenizer::CharTokenizer::kEos);
         grail::v1::Sample s;
         s.set_run_id(request.run_id());
         s.set_step(request.step());
@@ -102,7 +102,7 @@ class FakeActorClient : public actor::ActorClient {
   }
 
  private:
-  model::CharTokenizer tok_;
+  tokenizer::CharTokenizer tok_;
   absl::Mutex mu_;
   std::vector<int64_t> generate_versions_;
 };

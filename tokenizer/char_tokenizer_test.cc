@@ -1,9 +1,9 @@
-#include "model/char_tokenizer.h"
+#include "tokenizer/char_tokenizer.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace grail::model {
+namespace grail::tokenizer {
 namespace {
 
 TEST(CharTokenizerTest, RoundTrips) {
@@ -25,4 +25,21 @@ TEST(CharTokenizerTest, RejectsUnknownCharacterNamingPosition) {
 }
 
 }  // namespace
-}  // namespace grail::model
+}  // namespace grail::tokenizer
+
+namespace grail::tokenizer {
+namespace {
+
+TEST(NewTokenizerTest, NamesTheCharTokenizerAndRefusesOthers) {
+  auto tok = NewTokenizer("char");
+  ASSERT_TRUE(tok.ok());
+  EXPECT_EQ((*tok)->vocab_size(), 98);
+  EXPECT_EQ((*tok)->eos_id(), CharTokenizer::kEos);
+  ASSERT_TRUE(NewTokenizer("").ok());
+  auto other = NewTokenizer("bpe");
+  ASSERT_FALSE(other.ok());
+  EXPECT_THAT(std::string(other.status().message()), ::testing::HasSubstr("model.tokenizer: 'bpe'"));
+}
+
+}  // namespace
+}  // namespace grail::tokenizer

@@ -1,8 +1,8 @@
-#include "model/char_tokenizer.h"
+#include "tokenizer/char_tokenizer.h"
 
 #include "absl/strings/str_cat.h"
 
-namespace grail::model {
+namespace grail::tokenizer {
 
 CharTokenizer::CharTokenizer() {
   char_to_id_.fill(-1);
@@ -32,4 +32,9 @@ std::string CharTokenizer::Decode(const std::vector<int>& ids) const {
   return out;
 }
 
-}  // namespace grail::model
+absl::StatusOr<std::unique_ptr<Tokenizer>> NewTokenizer(absl::string_view name) {
+  if (name.empty() || name == "char") return std::make_unique<CharTokenizer>();
+  return absl::InvalidArgumentError(absl::StrCat("model.tokenizer: '", name, "' is not supported (use char)"));
+}
+
+}  // namespace grail::tokenizer

@@ -1,0 +1,225 @@
+#include "coordinator/experience.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace grail::coordinator {
+
+grail::v1::Tensor Int64Matrix(int64_t rows, int64_t cols, const std::vector<int64_t>& values) {
+  grail::v1::Tensor t;
+  t.set_dtype(grail::v1::DTYPE_INT64);
+  t.add_shape(rows);
+  t.add_shape(cols);
+  t.set_data(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(int64_t));
+  return t;
+}
+
+grail::v1::Tensor FloatMatrix(int64_t rows, int64_t cols, const std::vector<float>& values) {
+  grail::v1::Tensor t;
+  t.set_dtype(grail::v1::DTYPE_FLOAT32);
+  t.add_shape(rows);
+  t.add_shape(cols);
+  t.set_data(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  return t;
+}
+
+Packed PackSequences(const SamplePtrs& samples, int pad_id) {
+  Packed p;
+  for (const auto* s : samples) p.width = std::max<size_t>(p.width, s->prompt_token_ids_size() + s->token_ids_size());
+  p.ids.assign(samples.size() * p.width, pad_id);
+  p.valid.assign(samples.size() * p.width, 0);
+  for (size_t b = 0; b < samples.size(); ++b) {
+    size_t t = 0;
+    for (int id : samples[b]->prompt_token_ids()) p.ids[b * p.width + t] = id, p.valid[b * p.width + t++] = 1;
+    for (int id : samples[b]->token_ids()) p.ids[b * p.width + t] = id, p.valid[b * p.width + t++] = 1;
+  }
+  return p;
+}
+
+absl::StatusOr<std::vector<std::vector<float>>> AlignedLogProbs(const grail::v1::LogProbsResponse& response,
+                                                                size_t batch, size_t width) {
+  const auto& lp = response.log_probs();
+  if (width == 0 || lp.dtype() != grail::v1::DTYPE_FLOAT32 || lp.shape_size() != 2 ||
+      lp.shape(0) != static_cast<int64_t>(batch) || lp.shape(1) != static_cast<int64_t>(width) - 1 ||
+      lp.data().size() != batch * (width - 1) * sizeof(float)) {
+    return absl::InternalError("reference: log_probs has the wrong shape");
+  }
+  std::vector<std::vector<float>> out(batch, std::vector<float>(width, 0.0f));
+  const float* v = reinterpret_cast<const float*>(lp.data().data());
+  for (size_t b = 0; b < batch; ++b) std::memcpy(out[b].data() + 1, v + b * (width - 1), (width - 1) * sizeof(float));
+  return out;
+}
+
+BehaviourKl BehaviourMinusReference(const SamplePtrs& samples, const std::vector<std::vector<float>>& ref_lp) {
+  BehaviourKl kl;
+  kl.k1.resize(samples.size());
+  double sum = 0, tokens = 0;
+  for (size_t b = 0; b < samples.size(); ++b) {
+    const int P = samples[b]->prompt_token_ids_size();
+    for (int i = 0; i < samples[b]->token_ids_size(); ++i) {
+      kl.k1[b].push_back(samples[b]->behavior_log_probs(i) - ref_lp[b][P + i]);
+      sum += kl.k1[b].back();
+      ++tokens;
+    }
+  }
+  kl.mean = tokens > 0 ? sum / tokens : 0;
+  return kl;
+}
+
+grail::v1::ComputeValuesRequest ValuesRequest(const SamplePtrs& samples, int pad_id) {
+  const Packed packed = PackSequences(samples, pad_id);
+  grail::v1::ComputeValuesRequest req;
+  *req.mutable_input_ids() = Int64Matrix(static_cast<int64_t>(samples.size()), packed.width, packed.ids);
+  return req;
+}
+
+absl::StatusOr<Matrix> ResponseValues(const grail::v1::ComputeValuesResponse& response, const SamplePtrs& samples) {
+  const int64_t B = static_cast<int64_t>(samples.size());
+  int64_t packed_width = 0, width = 1;
+  for (const auto* s : samples) {
+    packed_width = std::max<int64_t>(packed_width, s->prompt_token_ids_size() + s->token_ids_size());
+    width = std::max<int64_t>(width, s->token_ids_size());
+  }
+  const auto& v = response.values();
+  if (v.dtype() != grail::v1::DTYPE_FLOAT32 || v.shape_size() != 2 || v.shape(0) != B || v.shape(1) != packed_width ||
+      v.data().size() != static_cast<size_t>(B * packed_width) * sizeof(float)) {
+    return absl::InternalError("learner: values have the wrong shape");
+  }
+  const float* vals = reinterpret_cast<const float*>(v.data().data());
+  Matrix values(B, width);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t P = samples[b]->prompt_token_ids_size();
+    for (int64_t t = 0; t < samples[b]->token_ids_size(); ++t) values.at(b, t) = vals[b * packed_width + P + t];
+  }
+  return values;
+}
+
+absl::StatusOr<StepAdvantages> EstimateAdvantages(const grail::v1::AlgorithmSpec& a, bool value_pretraining,
+                                                  const SamplePtrs& samples, const std::vector<double>& scores,
+                                                  const std::vector<int64_t>& index, const BehaviourKl& kl,
+                                                  double kl_coef, const Matrix* values) {
+  const std::string estimator = a.advantage_estimator().empty() ? "grpo" : a.advantage_estimator();
+  // Outcome rewards: the score sits on each response's last token; with KL in the reward
+  // every token also carries -kl_coef * k1.
+  int64_t width = 1;
+  for (const auto* s : samples) width = std::max<int64_t>(width, s->token_ids_size());
+  const int64_t B = static_cast<int64_t>(samples.size());
+  Matrix rewards(B, width), mask(B, width);
+  std::vector<double> lengths(B);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = samples[b]->token_ids_size();
+    lengths[b] = static_cast<double>(n);
+    for (int64_t t = 0; t < n; ++t) {
+      mask.at(b, t) = 1;
+      rewards.at(b, t) = -kl_coef * kl.k1[b][t];
+    }
+    if (n > 0) rewards.at(b, n - 1) += scores[b];
+  }
+  constexpr double kEpsilon = 1e-6;
+  const double gamma = a.gamma() > 0 ? a.gamma() : 1.0;
+  StepAdvantages out;
+  if (estimator == "grpo" || estimator == "dr_grpo") {
+    out.advantages = GrpoTokenAdvantages(rewards, mask, index, kEpsilon, estimator == "grpo");
+    return out;
+  }
+  if (estimator == "rloo") {
+    out.advantages = RlooTokenAdvantages(rewards, mask, index);
+    return out;
+  }
+  if (estimator == "reinforce_pp") {
+    out.advantages = ReinforcePlusPlus(rewards, mask, gamma).advantages;
+    return out;
+  }
+  if (estimator == "gae") {
+    if (values == nullptr || values->rows != B || values->cols != width) {
+      return absl::InternalError("gae: the critic's values are missing or have the wrong shape");
+    }
+    out.values = *values;
+    const double lam_critic = value_pretraining ? 1.0 : (a.lambda_critic() > 0 ? a.lambda_critic() : 1.0);
+    std::vector<double> lam_actor(B, a.lambda_actor() > 0 ? a.lambda_actor() : 0.95);
+    if (a.length_adaptive_alpha() > 0) {
+      for (int64_t b = 0; b < B; ++b) {
+        lam_actor[b] = std::max(0.0, LengthAdaptiveLambda(a.length_adaptive_alpha(), std::max(1.0, lengths[b])));
+      }
+    }
+    AdvantagesAndReturns gae = DecoupledGaePerRow(rewards, out.values, mask, gamma, lam_actor, lam_critic);
+    out.advantages = std::move(gae.advantages);
+    out.returns = std::move(gae.returns);
+    out.has_critic = true;
+    return out;
+  }
+  if (estimator == "gfpo") {
+    GfpoResult g = Gfpo(scores, lengths, index, a.gfpo_k(),
+                        a.gfpo_metric() == "token_efficiency" ? GfpoMetric::kTokenEfficiency : GfpoMetric::kLength,
+                        kEpsilon);
+    out.advantages = Matrix(B, width);
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t t = 0; t < width; ++t) out.advantages.at(b, t) = g.advantages[b] * mask.at(b, t);
+    }
+    return out;
+  }
+  return absl::UnimplementedError(
+      absl::StrCat("algorithm.advantage_estimator: '", estimator, "' is not implemented"));
+}
+
+grail::v1::TrainStepRequest TrainStepRequest(int step, const SamplePtrs& samples,
+                                             const std::vector<std::vector<float>>& ref_lp,
+                                             const StepAdvantages& adv, bool critic_only, int pad_id) {
+  const Packed packed = PackSequences(samples, pad_id);
+  const size_t B = samples.size(), width = packed.width;
+  std::vector<float> mask(B * width, 0), old_lp(B * width, 0), advantages(B * width, 0), ref(B * width, 0);
+  std::vector<float> returns, values;
+  if (adv.has_critic) returns.assign(B * width, 0), values.assign(B * width, 0);
+  for (size_t b = 0; b < B; ++b) {
+    const auto* s = samples[b];
+    const size_t P = s->prompt_token_ids_size();
+    for (int i = 0; i < s->token_ids_size(); ++i) {
+      const size_t t = b * width + P + i;
+      mask[t] = 1;
+      old_lp[t] = s->behavior_log_probs(i);
+      advantages[t] = static_cast<float>(adv.advantages.at(b, i));
+      if (adv.has_critic) {
+        returns[t] = static_cast<float>(adv.returns.at(b, i));
+        values[t] = static_cast<float>(adv.values.at(b, i));
+      }
+    }
+    std::copy(ref_lp[b].begin(), ref_lp[b].end(), ref.begin() + b * width);
+  }
+  grail::v1::TrainStepRequest train;
+  train.set_step(step);
+  auto* e = train.mutable_experience();
+  *e->mutable_input_ids() = Int64Matrix(B, width, packed.ids);
+  *e->mutable_response_mask() = FloatMatrix(B, width, mask);
+  if (adv.has_critic) {
+    *e->mutable_returns() = FloatMatrix(B, width, returns);
+    *e->mutable_values() = FloatMatrix(B, width, values);
+  }
+  train.set_critic_only(critic_only);
+  *e->mutable_old_log_probs() = FloatMatrix(B, width, old_lp);
+  *e->mutable_advantages() = FloatMatrix(B, width, advantages);
+  *e->mutable_ref_log_probs() = FloatMatrix(B, width, ref);
+  return train;
+}
+
+grail::v1::SupervisedStepRequest SupervisedStepRequest(int step, const std::vector<SupervisedExample>& examples,
+                                                       int pad_id) {
+  size_t width = 0;
+  for (const auto& e : examples) width = std::max(width, e.prompt.size() + e.answer.size());
+  const size_t batch = examples.size();
+  std::vector<int64_t> ids(batch * width, pad_id);
+  std::vector<float> mask(batch * width, 0.0f);
+  for (size_t b = 0; b < batch; ++b) {
+    size_t t = 0;
+    for (int id : examples[b].prompt) ids[b * width + t++] = id;
+    for (int id : examples[b].answer) ids[b * width + t] = id, mask[b * width + t++] = 1.0f;
+  }
+  grail::v1::SupervisedStepRequest req;
+  req.set_step(step);
+  *req.mutable_input_ids() = Int64Matrix(batch, width, ids);
+  *req.mutable_loss_mask() = FloatMatrix(batch, width, mask);
+  return req;
+}
+
+}  // namespace grail::coordinator

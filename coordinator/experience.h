@@ -1,0 +1,85 @@
+#ifndef GRAIL_COORDINATOR_EXPERIENCE_H_
+#define GRAIL_COORDINATOR_EXPERIENCE_H_
+
+// The experience builder: pure functions from scored samples to the learner's requests
+// (wire packing, KL in the reward, advantages, TrainStep and SupervisedStep requests). No
+// RPCs, no clocks, no state: testable without fakes.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coordinator/advantages.h"
+#include "proto/grail/v1/coordinator.pb.h"
+#include "proto/grail/v1/learner.pb.h"
+#include "proto/grail/v1/reference.pb.h"
+
+namespace grail::coordinator {
+
+using SamplePtrs = std::vector<const grail::v1::Sample*>;
+
+grail::v1::Tensor Int64Matrix(int64_t rows, int64_t cols, const std::vector<int64_t>& values);
+grail::v1::Tensor FloatMatrix(int64_t rows, int64_t cols, const std::vector<float>& values);
+
+// Prompt + response token ids of each sample, right-padded with `pad_id` into one row-major
+// [B, width] block; `valid` marks real tokens.
+struct Packed {
+  size_t width = 0;
+  std::vector<int64_t> ids;
+  std::vector<int64_t> valid;
+};
+Packed PackSequences(const SamplePtrs& samples, int pad_id);
+
+// The reference's answer unpacked and aligned with the packed input_ids: row b, column t
+// holds log p(ids[t] | ids[:t]); column 0 is 0. INTERNAL when the shape is not [B, width-1].
+absl::StatusOr<std::vector<std::vector<float>>> AlignedLogProbs(const grail::v1::LogProbsResponse& response,
+                                                                size_t batch, size_t width);
+
+// KL in the reward: k1 = behaviour - reference log-prob of every response token, and its
+// mean over all response tokens.
+struct BehaviourKl {
+  std::vector<std::vector<double>> k1;  // [B][response length]
+  double mean = 0;
+};
+BehaviourKl BehaviourMinusReference(const SamplePtrs& samples, const std::vector<std::vector<float>>& ref_lp);
+
+// Per-token advantages [B, max response length] with the run's estimator.
+struct StepAdvantages {
+  Matrix advantages;  // [B, max response length]
+  Matrix returns;     // critic targets (gae only)
+  Matrix values;      // the critic's values (gae only)
+  bool has_critic = false;
+};
+
+// The request for the critic's values of the samples (gae), and its answer restricted to
+// response positions ([B, max response length]).
+grail::v1::ComputeValuesRequest ValuesRequest(const SamplePtrs& samples, int pad_id);
+absl::StatusOr<Matrix> ResponseValues(const grail::v1::ComputeValuesResponse& response, const SamplePtrs& samples);
+
+// Advantages for `samples` (scores[b] on each response's last token, plus -kl_coef * k1 on
+// every token). `index` groups samples by prompt. `values` (from ResponseValues) is needed
+// by estimators that use a critic; `value_pretraining` makes the critic's targets
+// Monte-Carlo returns (lambda 1).
+absl::StatusOr<StepAdvantages> EstimateAdvantages(const grail::v1::AlgorithmSpec& algorithm, bool value_pretraining,
+                                                  const SamplePtrs& samples, const std::vector<double>& scores,
+                                                  const std::vector<int64_t>& index, const BehaviourKl& kl,
+                                                  double kl_coef, const Matrix* values);
+
+// The TrainStep request: experience right-padded, per-token tensors aligned with input_ids.
+grail::v1::TrainStepRequest TrainStepRequest(int step, const SamplePtrs& samples,
+                                             const std::vector<std::vector<float>>& ref_lp,
+                                             const StepAdvantages& advantages, bool critic_only, int pad_id);
+
+// A supervised step on (prompt, answer) token sequences: [bos] prompt answer [eos], loss on
+// the answer and eos.
+struct SupervisedExample {
+  std::vector<int> prompt;  // with the leading bos
+  std::vector<int> answer;  // with the trailing eos
+};
+grail::v1::SupervisedStepRequest SupervisedStepRequest(int step, const std::vector<SupervisedExample>& examples,
+                                                       int pad_id);
+
+}  // namespace grail::coordinator
+
+#endif  // GRAIL_COORDINATOR_EXPERIENCE_H_

@@ -1,0 +1,109 @@
+#include "coordinator/weights_tracker.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/parallel.h"
+#include "common/status_macros.h"
+
+namespace grail::coordinator {
+
+WeightsTracker::WeightsTracker(std::vector<std::shared_ptr<actor::ActorClient>> actors,
+                               learner::LearnerClient* learner, CoordinatorMetrics* metrics, int max_staleness)
+    : actors_(std::move(actors)),
+      learner_(learner),
+      metrics_(metrics),
+      max_staleness_(std::max(0, max_staleness)),
+      actor_versions_(actors_.size(), -1) {}
+
+void WeightsTracker::ForgetActorVersions() {
+  absl::MutexLock lock(&mu_);
+  actor_versions_.assign(actors_.size(), -1);
+}
+
+absl::Status WeightsTracker::Keep(int step, int64_t version) {
+  WeightsPtr previous;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!by_step_.empty()) previous = by_step_.rbegin()->second;
+    // Batches are never generated with weights older than the step before the oldest kept.
+    const int oldest_needed = step - 1 - max_staleness_;
+    while (!by_step_.empty() && by_step_.begin()->first < oldest_needed) by_step_.erase(by_step_.begin());
+  }
+  WeightsPtr weights = previous;
+  if (previous == nullptr || previous->version != version) {
+    ASSIGN_OR_RETURN(auto fetched, learner_->GetWeights(version));
+    weights = std::make_shared<const learner::LearnerClient::Weights>(std::move(fetched));
+  }
+  absl::MutexLock lock(&mu_);
+  by_step_[step] = std::move(weights);
+  return absl::OkStatus();
+}
+
+WeightsPtr WeightsTracker::After(int step) const {
+  absl::MutexLock lock(&mu_);
+  auto it = by_step_.find(step);
+  return it == by_step_.end() ? nullptr : it->second;
+}
+
+absl::Status WeightsTracker::SyncActors(const WeightsPtr& weights) {
+  if (weights == nullptr) return absl::InternalError("weight sync: no weights kept for this step");
+  std::vector<size_t> behind;
+  {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < actor_versions_.size(); ++i) {
+      if (actor_versions_[i] < weights->version) behind.push_back(i);
+    }
+  }
+  if (behind.empty()) return absl::OkStatus();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<absl::Status> results(behind.size());
+  // Failures are collected, not returned: an actor that misses this version is synced again
+  // before the next batch and serves nothing until it catches up.
+  (void)ParallelFor(results.size(), [&](size_t j) -> absl::Status {
+    results[j] = actors_[behind[j]]->LoadWeights(weights->blob, weights->version).status();
+    return absl::OkStatus();
+  });
+  metrics_->ObservePhase("actor_sync",
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  absl::MutexLock lock(&mu_);
+  absl::Status last_failure;
+  for (size_t j = 0; j < behind.size(); ++j) {
+    if (results[j].ok()) {
+      actor_versions_[behind[j]] = weights->version;
+    } else {
+      last_failure = absl::Status(results[j].code(), absl::StrCat("actor ", behind[j], ": weight sync failed: ",
+                                                                  results[j].message()));
+    }
+  }
+  int current = 0;
+  for (size_t i = 0; i < actor_versions_.size(); ++i) {
+    metrics_->SetActorVersion(static_cast<int>(i), static_cast<double>(actor_versions_[i]));
+    current += actor_versions_[i] == weights->version;
+  }
+  metrics_->SetStaleActors(static_cast<double>(actor_versions_.size() - current));
+  if (current == 0) {
+    return absl::Status(last_failure.code(), absl::StrCat("weight sync: no actor holds version ", weights->version,
+                                                          "; last failure: ", last_failure.message()));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<size_t> WeightsTracker::ActorsHolding(int64_t version) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<size_t> out;
+  for (size_t i = 0; i < actor_versions_.size(); ++i) {
+    if (version < 0 ? actor_versions_[i] >= 0 : actor_versions_[i] == version) out.push_back(i);
+  }
+  return out;
+}
+
+int64_t WeightsTracker::NewestActorVersion() const {
+  absl::MutexLock lock(&mu_);
+  int64_t newest = -1;
+  for (int64_t v : actor_versions_) newest = std::max(newest, v);
+  return newest;
+}
+
+}  // namespace grail::coordinator

@@ -1,0 +1,60 @@
+#ifndef GRAIL_COORDINATOR_WEIGHTS_TRACKER_H_
+#define GRAIL_COORDINATOR_WEIGHTS_TRACKER_H_
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "actor/actor_client.h"
+#include "coordinator/coordinator_metrics.h"
+#include "learner/learner_client.h"
+
+namespace grail::coordinator {
+
+using WeightsPtr = std::shared_ptr<const learner::LearnerClient::Weights>;
+
+// The only owner of weights versions in a run: the learner's weights kept per step (a
+// versioned blob), and the version each actor holds. An actor whose update failed serves
+// nothing until a later sync brings it up to date. Thread-safe: the trainer keeps weights
+// while a pipelined producer syncs actors and picks those that may sample.
+class WeightsTracker {
+ public:
+  // `actors` load with their own retries (RetryingActorClient). `max_staleness` bounds how
+  // far back a batch's weights can be, so older ones are dropped.
+  WeightsTracker(std::vector<std::shared_ptr<actor::ActorClient>> actors, learner::LearnerClient* learner,
+                 CoordinatorMetrics* metrics, int max_staleness);
+
+  // Every actor's version becomes unknown (-1): they are synced before they sample.
+  void ForgetActorVersions();
+
+  // Keeps the learner's weights at `version` as the weights after `step`, reusing the
+  // previous blob when the version has not moved.
+  absl::Status Keep(int step, int64_t version);
+  // The weights kept after `step`; null when none are.
+  WeightsPtr After(int step) const;
+
+  // Loads `weights` into every actor that holds an older version. Returns an error only
+  // when no actor holds weights->version afterwards.
+  absl::Status SyncActors(const WeightsPtr& weights);
+
+  // The actors holding `version` (-1: any actor with weights), in index order.
+  std::vector<size_t> ActorsHolding(int64_t version) const;
+  int64_t NewestActorVersion() const;
+
+ private:
+  const std::vector<std::shared_ptr<actor::ActorClient>> actors_;
+  learner::LearnerClient* const learner_;
+  CoordinatorMetrics* const metrics_;
+  const int max_staleness_;
+
+  mutable absl::Mutex mu_;
+  std::map<int, WeightsPtr> by_step_ ABSL_GUARDED_BY(mu_);  // step -> weights after it
+  std::vector<int64_t> actor_versions_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace grail::coordinator
+
+#endif  // GRAIL_COORDINATOR_WEIGHTS_TRACKER_H_

@@ -1,0 +1,37 @@
+#ifndef GRAIL_TOKENIZER_TOKENIZER_H_
+#define GRAIL_TOKENIZER_TOKENIZER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace grail::tokenizer {
+
+// Text <-> token ids for one model. Torch-free, so the coordinator and the reward scorer
+// can use it without LibTorch. Implementations are immutable and thread-safe.
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // INVALID_ARGUMENT when `text` cannot be encoded (naming the position).
+  virtual absl::StatusOr<std::vector<int>> Encode(absl::string_view text) const = 0;
+  // Special tokens are dropped.
+  virtual std::string Decode(const std::vector<int>& ids) const = 0;
+
+  virtual int vocab_size() const = 0;
+  virtual int pad_id() const = 0;
+  // Prepended to every prompt; -1 when the model has none.
+  virtual int bos_id() const = 0;
+  // Ends a response (the actors' stop token).
+  virtual int eos_id() const = 0;
+};
+
+// The tokenizer a run spec names (`model.tokenizer`; empty means "char").
+absl::StatusOr<std::unique_ptr<Tokenizer>> NewTokenizer(absl::string_view name);
+
+}  // namespace grail::tokenizer
+
+#endif  // GRAIL_TOKENIZER_TOKENIZER_H_
