@@ -128,7 +128,7 @@ absl::StatusOr<std::vector<Group>> BatchCollector::SampleGroups(const std::vecto
         results[c] = std::move(got);
         return last;
       }
-      absl::SleepFor(absl::Milliseconds(100));
+      peers_.clock->SleepFor(absl::Milliseconds(100));
     }
     return absl::Status(last.code(), absl::StrCat("generate: every actor failed: ", last.message()));
   }));

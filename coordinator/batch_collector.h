@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "actor/actor_client.h"
+#include "common/clock.h"
 #include "coordinator/coordinator_metrics.h"
 #include "coordinator/dataset.h"
 #include "coordinator/reference_session.h"
@@ -57,6 +58,7 @@ class BatchCollector {
     std::shared_ptr<reward::RewardClient> reward;  // retrying (RetryingRewardClient)
     WeightsTracker* weights = nullptr;
     ReferenceSession* reference = nullptr;
+    Clock* clock = Clock::Real();  // the pause between failover attempts
   };
   BatchCollector(std::string run_id, const grail::v1::RunSpec& spec, const Splits& data,
                  const tokenizer::Tokenizer& tokenizer, Peers peers, CoordinatorMetrics* metrics);

@@ -105,7 +105,7 @@ absl::Status RlLoop::Run() {
   ASSIGN_OR_RETURN(tokenizer_, tokenizer::NewTokenizer(spec_.model().tokenizer()));
   collector_ = std::make_unique<BatchCollector>(
       run_id_, spec_, data_, *tokenizer_,
-      BatchCollector::Peers{clients_.actors, clients_.reward, weights_.get(), reference_.get()}, metrics_);
+      BatchCollector::Peers{clients_.actors, clients_.reward, weights_.get(), reference_.get(), clients_.clock}, metrics_);
   weights_->ForgetActorVersions();
   ASSIGN_OR_RETURN(auto init, InitLearner(spec_));
   version_ = init.weights_version();

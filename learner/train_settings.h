@@ -1,0 +1,48 @@
+#ifndef GRAIL_LEARNER_TRAIN_SETTINGS_H_
+#define GRAIL_LEARNER_TRAIN_SETTINGS_H_
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "learner/losses.h"
+#include "proto/grail/v1/common.pb.h"
+
+namespace grail::learner {
+
+// What the trainer takes from a run spec, with the documented defaults filled in.
+struct TrainSettings {
+  double learning_rate = 1e-4;
+  double sft_learning_rate = 1e-3;
+  double weight_decay = 0.0;
+  double grad_clip = 1.0;
+  int warmup_steps = 0;
+  bool cosine = false;       // RL rate decays along a cosine after the warm-up
+  double min_lr_ratio = 0.1;
+  int total_steps = 0;
+  int ppo_epochs = 1;
+  int mini_batches = 1;
+  PolicyLossKind policy_loss = PolicyLossKind::kPpo;
+  LossAgg loss_agg = LossAgg::kTokenMean;
+  KlSpec kl;
+  ClipOptions clip;
+  double kl_coef = 0.0;
+  double entropy_coef = 0.0;
+  bool critic = false;
+  bool critic_from_policy = true;
+  double critic_learning_rate = 1e-4;
+  double cliprange_value = 0.5;
+  uint64_t critic_seed = 1;
+  double tis_cap = 0;        // > 0: truncated importance sampling against the behaviour log-probs
+  double temperature = 1.0;  // the rollout sampling temperature (greedy counts as 1)
+};
+
+// INVALID_ARGUMENT naming the field for values the trainer cannot use.
+absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& spec);
+
+// The RL learning rate of update `rl_step` (1-based): linear warm-up over warmup_steps, then
+// constant or a cosine decay to min_lr_ratio at total_steps.
+double RlLearningRate(const TrainSettings& settings, int64_t rl_step);
+
+}  // namespace grail::learner
+
+#endif  // GRAIL_LEARNER_TRAIN_SETTINGS_H_
