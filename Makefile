@@ -22,10 +22,18 @@ configure: deps
 build: configure
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
-# Installs, builds and runs every test; non-zero exit on any failure.
-# Narrower runs: `make test CTEST_ARGS="-L unit"` (labels: unit, integration, data_parallel, rl, ...).
+# Installs, builds and runs every test; non-zero exit on any failure. Tiers run fastest
+# first, so a failure shows early: unit (seconds), then integration (real processes on
+# loopback, minutes), then slow (the learning tests).
+# Narrower runs: `make test CTEST_ARGS="-L unit"` (labels: unit, integration, slow, faults,
+# data_parallel, rl, ...) runs one ctest with those arguments instead.
+CTEST = ctest --output-on-failure --timeout 900
 test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
+ifeq ($(strip $(CTEST_ARGS)),)
+	cd $(BUILD_DIR) && $(CTEST) -L unit && $(CTEST) -LE 'unit|slow' && $(CTEST) -L slow
+else
+	cd $(BUILD_DIR) && $(CTEST) $(CTEST_ARGS)
+endif
 
 demo: build
 	PROMETHEUS_PORT=$(PROMETHEUS_PORT) LEARNER_RANKS=$(LEARNER_RANKS) SEED=$(SEED) bash tools/demo.sh $(BUILD_DIR)

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "proto/grail/v1/common.pb.h"
 
 namespace grail {
 namespace {
@@ -131,12 +132,23 @@ absl::Status SetValue(const YAML::Node& node, const std::string& path,
       break;
     }
     case FieldDescriptor::CPPTYPE_ENUM: {
+      // A run spec names enum values as their spec_name option says ("dr_grpo"); the
+      // proto's own names (ADVANTAGE_ESTIMATOR_DR_GRPO) are accepted too.
       const auto* type = field->enum_type();
-      const auto* value = node.IsScalar() ? type->FindValueByName(node.Scalar()) : nullptr;
+      const google::protobuf::EnumValueDescriptor* value = nullptr;
+      std::vector<std::string> spec_names, names;
+      for (int i = 0; i < type->value_count(); ++i) {
+        const auto* v = type->value(i);
+        const std::string& spec_name = v->options().GetExtension(grail::v1::spec_name);
+        if (!spec_name.empty()) spec_names.push_back(spec_name);
+        names.push_back(v->name());
+        if (node.IsScalar() && (node.Scalar() == v->name() || (!spec_name.empty() && node.Scalar() == spec_name))) {
+          value = v;
+        }
+      }
       if (value == nullptr) {
-        std::vector<std::string> names;
-        for (int i = 0; i < type->value_count(); ++i) names.push_back(type->value(i)->name());
-        return TypeError(path, field, node, absl::StrCat("one of ", absl::StrJoin(names, ", ")));
+        return TypeError(path, field, node,
+                         absl::StrCat("one of ", absl::StrJoin(spec_names.empty() ? names : spec_names, ", ")));
       }
       rep ? r->AddEnum(message, field, value) : r->SetEnum(message, field, value);
       break;

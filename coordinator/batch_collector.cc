@@ -14,8 +14,6 @@ namespace grail::coordinator {
 
 namespace {
 
-constexpr int kDefaultSamplingRounds = 3;
-
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
@@ -170,13 +168,14 @@ absl::StatusOr<std::vector<Group>> BatchCollector::SampleGroups(const std::vecto
 
 absl::Status BatchCollector::ScoreGroups(std::vector<Group>* groups) {
   grail::v1::ScoreRequest req;
+  *req.mutable_overlong() = spec_.reward().overlong();
   for (const auto& g : *groups) {
     for (const auto& s : g.samples) {
       auto* item = req.add_items();
       item->set_prompt(g.problem->prompt);
       item->set_response(tokenizer_.Decode({s.token_ids().begin(), s.token_ids().end()}));
       item->set_answer(g.problem->answer);
-      item->set_verifier(g.problem->verifier);
+      item->set_verifier(g.problem->verifier.empty() ? spec_.reward().verifier() : g.problem->verifier);
       item->set_constraints_json(g.problem->constraints_json);
       item->set_response_length(s.token_ids_size());
     }
@@ -240,8 +239,7 @@ absl::StatusOr<CollectedBatch> BatchCollector::Collect(int step, int64_t weights
   const auto& a = spec_.algorithm();
   const int G = a.group_size();
   const int target = spec_.trainer().prompts_per_step();
-  const int rounds = spec_.trainer().max_sampling_rounds() > 0 ? spec_.trainer().max_sampling_rounds()
-                                                               : kDefaultSamplingRounds;
+  const int rounds = spec_.trainer().max_sampling_rounds();
   grail::v1::SamplingParams sampling = spec_.sampling();
   if (sampling.stop_token_ids().empty()) sampling.add_stop_token_ids(tokenizer_.eos_id());
   CollectedBatch out;
@@ -273,7 +271,7 @@ absl::StatusOr<CollectedBatch> BatchCollector::Collect(int step, int64_t weights
     for (auto& g : groups) {
       tally.AddGroup(g.samples, g.scores, g.correct);
       std::vector<int64_t> index(g.scores.size(), 0);
-      const bool informative = !a.dynamic_sampling() || GroupFilter(g.scores, index)[0];
+      const bool informative = !a.dynamic_sampling() || algo::GroupFilter(g.scores, index)[0];
       if (!informative) {
         tally.Filtered(g.samples.size());
         metrics_->CountSamples("filtered", g.samples.size());

@@ -60,6 +60,7 @@ class BatchCollector {
     ReferenceSession* reference = nullptr;
     Clock* clock = Clock::Real();  // the pause between failover attempts
   };
+  // `spec` is resolved (algo::ResolveDefaults).
   BatchCollector(std::string run_id, const grail::v1::RunSpec& spec, const Splits& data,
                  const tokenizer::Tokenizer& tokenizer, Peers peers, CoordinatorMetrics* metrics);
 

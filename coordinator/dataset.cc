@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "algo/run_spec.h"
+
 #include "absl/strings/str_cat.h"
 
 namespace grail::coordinator {
@@ -22,7 +24,7 @@ absl::StatusOr<Splits> MakeArithmeticSplits(const ArithmeticOptions& o) {
   int64_t limit = 1;
   for (int i = 0; i < o.max_digits; ++i) limit *= 10;
   const int64_t space = limit * limit;
-  const int64_t heldout = o.heldout_size;
+  const int64_t heldout = o.heldout_size > 0 ? o.heldout_size : algo::DefaultHeldoutSize(space);
   // Unset train_size takes every remaining problem, up to kDefaultMaxTrain (9 digits have
   // 10^18 of them).
   const int64_t train = o.train_size > 0 ? o.train_size : std::min(space - heldout, kDefaultMaxTrain);
@@ -104,6 +106,7 @@ absl::StatusOr<Splits> LoadJsonlSplits(const std::string& path, uint64_t seed, i
     rows.push_back(std::move(p));
   }
   if (rows.empty()) return absl::InvalidArgumentError(absl::StrCat("dataset.jsonl_path: '", display_path, "' has no rows"));
+  if (heldout_size == 0) heldout_size = static_cast<int>(algo::DefaultHeldoutSize(static_cast<int64_t>(rows.size())));
   if (heldout_size >= static_cast<int>(rows.size())) {
     return absl::InvalidArgumentError(absl::StrCat("dataset.heldout_size: ", heldout_size,
                                                    " leaves no training rows of ", rows.size()));

@@ -14,7 +14,7 @@ namespace grail::coordinator {
 struct Problem {
   std::string prompt;
   std::string answer;
-  std::string verifier = "math";   // reward verifier that scores responses
+  std::string verifier;            // reward verifier that scores responses ("": the run's reward.verifier)
   std::string constraints_json;    // for the ifeval verifier
 };
 
@@ -34,7 +34,7 @@ struct ArithmeticOptions {
   uint64_t seed = 0;
   int max_digits = 2;      // operands in [0, 10^max_digits)
   int train_size = 0;      // 0: every problem not held out, at most kDefaultMaxTrain
-  int heldout_size = 500;
+  int heldout_size = 0;  // 0: algo::DefaultHeldoutSize of the problem space
 };
 
 // Problems a dataset may hold (train plus held out), and what an unset train_size takes.
@@ -51,7 +51,8 @@ absl::StatusOr<Splits> MakeArithmeticSplits(const ArithmeticOptions& options);
 
 // Reads a JSONL file of {"prompt": str, "answer": str, "verifier"?: str,
 // "constraints"?: object}. Errors name the line and field. `heldout_size` rows (taken
-// after a seeded shuffle) form the held-out split. Messages name the file as `display_path`
+// after a seeded shuffle; 0: algo::DefaultHeldoutSize of the file's rows) form the held-out
+// split. Messages name the file as `display_path`
 // (the path relative to the data root, as the run spec gave it), never the resolved path.
 absl::StatusOr<Splits> LoadJsonlSplits(const std::string& path, uint64_t seed, int heldout_size,
                                        const std::string& display_path);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "algo/objectives.h"
 
 namespace grail::coordinator {
 
@@ -100,73 +101,62 @@ absl::StatusOr<StepAdvantages> EstimateAdvantages(const grail::v1::AlgorithmSpec
                                                   const SamplePtrs& samples, const std::vector<double>& scores,
                                                   const std::vector<int64_t>& index, const BehaviourKl& kl,
                                                   double kl_coef, const Matrix* values) {
-  const std::string estimator = a.advantage_estimator().empty() ? "grpo" : a.advantage_estimator();
+  const algo::Estimator* estimator = algo::FindEstimator(a.advantage_estimator());
+  if (estimator == nullptr) {
+    return absl::UnimplementedError(
+        absl::StrCat("algorithm.advantage_estimator: ", a.advantage_estimator(), " is not implemented"));
+  }
   // Outcome rewards: the score sits on each response's last token; with KL in the reward
   // every token also carries -kl_coef * k1.
   int64_t width = 1;
   for (const auto* s : samples) width = std::max<int64_t>(width, s->token_ids_size());
   const int64_t B = static_cast<int64_t>(samples.size());
-  Matrix rewards(B, width), mask(B, width);
-  std::vector<double> lengths(B);
+  algo::EstimatorInputs in;
+  in.rewards = Matrix(B, width);
+  in.mask = Matrix(B, width);
+  in.lengths.resize(B);
   for (int64_t b = 0; b < B; ++b) {
     const int64_t n = samples[b]->token_ids_size();
-    lengths[b] = static_cast<double>(n);
+    in.lengths[b] = static_cast<double>(n);
     for (int64_t t = 0; t < n; ++t) {
-      mask.at(b, t) = 1;
-      rewards.at(b, t) = -kl_coef * kl.k1[b][t];
+      in.mask.at(b, t) = 1;
+      in.rewards.at(b, t) = -kl_coef * kl.k1[b][t];
     }
-    if (n > 0) rewards.at(b, n - 1) += scores[b];
+    if (n > 0) in.rewards.at(b, n - 1) += scores[b];
   }
-  constexpr double kEpsilon = 1e-6;
-  const double gamma = a.gamma() > 0 ? a.gamma() : 1.0;
+  in.index = index;
+  in.scores = scores;
+  in.gamma = a.gamma();
+  in.gfpo_k = a.gfpo_k();
+  in.gfpo_metric = a.gfpo_metric() == "token_efficiency" ? algo::GfpoMetric::kTokenEfficiency : algo::GfpoMetric::kLength;
   StepAdvantages out;
-  if (estimator == "grpo" || estimator == "dr_grpo") {
-    out.advantages = GrpoTokenAdvantages(rewards, mask, index, kEpsilon, estimator == "grpo");
-    return out;
-  }
-  if (estimator == "rloo") {
-    out.advantages = RlooTokenAdvantages(rewards, mask, index);
-    return out;
-  }
-  if (estimator == "reinforce_pp") {
-    out.advantages = ReinforcePlusPlus(rewards, mask, gamma).advantages;
-    return out;
-  }
-  if (estimator == "gae") {
+  if (estimator->needs_critic) {
     if (values == nullptr || values->rows != B || values->cols != width) {
-      return absl::InternalError("gae: the critic's values are missing or have the wrong shape");
+      return absl::InternalError(absl::StrCat(estimator->name, ": the critic's values are missing or have the wrong shape"));
     }
-    out.values = *values;
-    const double lam_critic = value_pretraining ? 1.0 : (a.lambda_critic() > 0 ? a.lambda_critic() : 1.0);
-    std::vector<double> lam_actor(B, a.lambda_actor() > 0 ? a.lambda_actor() : 0.95);
+    in.values = values;
+    // During value pretraining the targets are Monte-Carlo returns (lambda 1).
+    in.lambda_critic = value_pretraining ? 1.0 : a.lambda_critic();
+    in.lambda_actor.assign(B, a.lambda_actor());
     if (a.length_adaptive_alpha() > 0) {
       for (int64_t b = 0; b < B; ++b) {
-        lam_actor[b] = std::max(0.0, LengthAdaptiveLambda(a.length_adaptive_alpha(), std::max(1.0, lengths[b])));
+        in.lambda_actor[b] =
+            std::max(0.0, algo::LengthAdaptiveLambda(a.length_adaptive_alpha(), std::max(1.0, in.lengths[b])));
       }
     }
-    AdvantagesAndReturns gae = DecoupledGaePerRow(rewards, out.values, mask, gamma, lam_actor, lam_critic);
-    out.advantages = std::move(gae.advantages);
-    out.returns = std::move(gae.returns);
+    out.values = *values;
     out.has_critic = true;
-    return out;
   }
-  if (estimator == "gfpo") {
-    GfpoResult g = Gfpo(scores, lengths, index, a.gfpo_k(),
-                        a.gfpo_metric() == "token_efficiency" ? GfpoMetric::kTokenEfficiency : GfpoMetric::kLength,
-                        kEpsilon);
-    out.advantages = Matrix(B, width);
-    for (int64_t b = 0; b < B; ++b) {
-      for (int64_t t = 0; t < width; ++t) out.advantages.at(b, t) = g.advantages[b] * mask.at(b, t);
-    }
-    return out;
-  }
-  return absl::UnimplementedError(
-      absl::StrCat("algorithm.advantage_estimator: '", estimator, "' is not implemented"));
+  algo::EstimatorOutput result = estimator->fn(in);
+  out.advantages = std::move(result.advantages);
+  if (out.has_critic) out.returns = std::move(result.returns);
+  return out;
 }
 
 grail::v1::TrainStepRequest TrainStepRequest(int step, const SamplePtrs& samples,
                                              const std::vector<std::vector<float>>& ref_lp,
-                                             const StepAdvantages& adv, bool critic_only, int pad_id) {
+                                             const StepAdvantages& adv, bool critic_only, bool mask_truncated,
+                                             int pad_id) {
   const Packed packed = PackSequences(samples, pad_id);
   const size_t B = samples.size(), width = packed.width;
   std::vector<float> mask(B * width, 0), old_lp(B * width, 0), advantages(B * width, 0), ref(B * width, 0);
@@ -175,9 +165,11 @@ grail::v1::TrainStepRequest TrainStepRequest(int step, const SamplePtrs& samples
   for (size_t b = 0; b < B; ++b) {
     const auto* s = samples[b];
     const size_t P = s->prompt_token_ids_size();
+    // DAPO overlong filtering: a truncated response takes no part in the loss.
+    const float in_loss = mask_truncated && s->finish_reason() == grail::v1::FINISH_REASON_LENGTH ? 0.0f : 1.0f;
     for (int i = 0; i < s->token_ids_size(); ++i) {
       const size_t t = b * width + P + i;
-      mask[t] = 1;
+      mask[t] = in_loss;
       old_lp[t] = s->behavior_log_probs(i);
       advantages[t] = static_cast<float>(adv.advantages.at(b, i));
       if (adv.has_critic) {

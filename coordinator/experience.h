@@ -10,13 +10,14 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "coordinator/advantages.h"
+#include "algo/advantages.h"
 #include "proto/grail/v1/coordinator.pb.h"
 #include "proto/grail/v1/learner.pb.h"
 #include "proto/grail/v1/reference.pb.h"
 
 namespace grail::coordinator {
 
+using algo::Matrix;
 using SamplePtrs = std::vector<const grail::v1::Sample*>;
 
 grail::v1::Tensor Int64Matrix(int64_t rows, int64_t cols, const std::vector<int64_t>& values);
@@ -57,19 +58,23 @@ struct StepAdvantages {
 grail::v1::ComputeValuesRequest ValuesRequest(const SamplePtrs& samples, int pad_id);
 absl::StatusOr<Matrix> ResponseValues(const grail::v1::ComputeValuesResponse& response, const SamplePtrs& samples);
 
-// Advantages for `samples` (scores[b] on each response's last token, plus -kl_coef * k1 on
-// every token). `index` groups samples by prompt. `values` (from ResponseValues) is needed
-// by estimators that use a critic; `value_pretraining` makes the critic's targets
-// Monte-Carlo returns (lambda 1).
+// Advantages for `samples` with the run's estimator from the registry (algo/objectives.h):
+// scores[b] on each response's last token, plus -kl_coef * k1 on every token. `index` groups
+// samples by prompt. `values` (from ResponseValues) is needed by estimators that use a
+// critic; `value_pretraining` makes the critic's targets Monte-Carlo returns (lambda 1).
+// Takes a resolved spec (algo::ResolveDefaults).
 absl::StatusOr<StepAdvantages> EstimateAdvantages(const grail::v1::AlgorithmSpec& algorithm, bool value_pretraining,
                                                   const SamplePtrs& samples, const std::vector<double>& scores,
                                                   const std::vector<int64_t>& index, const BehaviourKl& kl,
                                                   double kl_coef, const Matrix* values);
 
 // The TrainStep request: experience right-padded, per-token tensors aligned with input_ids.
+// With `mask_truncated` (reward.mask_truncated), responses that hit the length limit get a
+// zero response mask.
 grail::v1::TrainStepRequest TrainStepRequest(int step, const SamplePtrs& samples,
                                              const std::vector<std::vector<float>>& ref_lp,
-                                             const StepAdvantages& advantages, bool critic_only, int pad_id);
+                                             const StepAdvantages& advantages, bool critic_only, bool mask_truncated,
+                                             int pad_id);
 
 // A supervised step on (prompt, answer) token sequences: [bos] prompt answer [eos], loss on
 // the answer and eos.

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "algo/run_spec.h"
 #include "coordinator/run_state.h"
 #include "coordinator/step_metrics.h"
 #include "gmock/gmock.h"
@@ -19,6 +20,14 @@ grail::v1::Sample MakeSample(std::vector<int> prompt, std::vector<int> response,
     s.add_behavior_log_probs(behaviour_lp);
   }
   return s;
+}
+
+// An algorithm spec with every default filled in, as the loop gets it.
+grail::v1::AlgorithmSpec Resolved(grail::v1::AdvantageEstimator estimator) {
+  grail::v1::RunSpec spec;
+  spec.mutable_algorithm()->set_advantage_estimator(estimator);
+  algo::ResolveDefaults(&spec);
+  return spec.algorithm();
 }
 
 template <typename T>
@@ -46,8 +55,7 @@ TEST(ExperienceTest, KlInTheRewardAndGroupRelativeAdvantages) {
   EXPECT_THAT(kl.k1[1], ::testing::ElementsAre(-0.25, -0.25));
   EXPECT_DOUBLE_EQ(kl.mean, 0.125);
 
-  grail::v1::AlgorithmSpec algorithm;
-  algorithm.set_advantage_estimator("dr_grpo");
+  grail::v1::AlgorithmSpec algorithm = Resolved(grail::v1::ADVANTAGE_ESTIMATOR_DR_GRPO);
   auto adv = EstimateAdvantages(algorithm, false, samples, {1.0, 0.0}, {3, 3}, kl, /*kl_coef=*/0.0, nullptr);
   ASSERT_TRUE(adv.ok()) << adv.status();
   EXPECT_DOUBLE_EQ(adv->advantages.at(0, 0), 0.5);  // score minus the group mean, on every token
@@ -59,10 +67,10 @@ TEST(ExperienceTest, KlInTheRewardAndGroupRelativeAdvantages) {
   ASSERT_TRUE(with_kl.ok());
   EXPECT_LT(with_kl->advantages.at(0, 0), adv->advantages.at(0, 0));
 
-  algorithm.set_advantage_estimator("gae");
+  algorithm.set_advantage_estimator(grail::v1::ADVANTAGE_ESTIMATOR_GAE);
   auto no_values = EstimateAdvantages(algorithm, false, samples, {1.0, 0.0}, {3, 3}, kl, 0.0, nullptr);
   EXPECT_EQ(no_values.status().code(), absl::StatusCode::kInternal);
-  algorithm.set_advantage_estimator("nope");
+  algorithm.set_advantage_estimator(static_cast<grail::v1::AdvantageEstimator>(99))  /* "nope" */;
   EXPECT_EQ(EstimateAdvantages(algorithm, false, samples, {1.0, 0.0}, {3, 3}, kl, 0.0, nullptr).status().code(),
             absl::StatusCode::kUnimplemented);
 }
@@ -79,8 +87,7 @@ TEST(ExperienceTest, GaeUsesTheCriticValuesAtResponsePositions) {
   *resp.mutable_values() = FloatMatrix(1, 3, {0, 0, 0});
   EXPECT_EQ(ResponseValues(resp, samples).status().code(), absl::StatusCode::kInternal);
 
-  grail::v1::AlgorithmSpec algorithm;
-  algorithm.set_advantage_estimator("gae");
+  grail::v1::AlgorithmSpec algorithm = Resolved(grail::v1::ADVANTAGE_ESTIMATOR_GAE);
   algorithm.set_lambda_actor(1.0f);
   BehaviourKl kl;
   kl.k1 = {{0, 0}};
@@ -94,12 +101,25 @@ TEST(ExperienceTest, GaeUsesTheCriticValuesAtResponsePositions) {
   EXPECT_NEAR(adv->advantages.at(0, 0), 1 / std::sqrt(2.0), 1e-6);
   EXPECT_NEAR(adv->advantages.at(0, 1), -1 / std::sqrt(2.0), 1e-6);
 
-  const auto train = TrainStepRequest(4, samples, {{0, -1, -1, -1}}, *adv, /*critic_only=*/true, 0);
+  const auto train = TrainStepRequest(4, samples, {{0, -1, -1, -1}}, *adv, /*critic_only=*/true,
+                                      /*mask_truncated=*/false, 0);
   EXPECT_EQ(train.step(), 4);
   EXPECT_TRUE(train.critic_only());
   EXPECT_THAT(Values<float>(train.experience().response_mask()), ::testing::ElementsAre(0, 0, 1, 1));
   EXPECT_THAT(Values<float>(train.experience().values()), ::testing::ElementsAre(0, 0, 0.25f, 0.75f));
   EXPECT_THAT(Values<float>(train.experience().old_log_probs()), ::testing::ElementsAre(0, 0, -0.5f, -0.5f));
+}
+
+TEST(ExperienceTest, TruncatedResponsesCanBeMaskedFromTheLoss) {
+  auto done = MakeSample({1}, {6, 2}, -0.5f), cut = MakeSample({1}, {6, 6}, -0.5f);
+  cut.set_finish_reason(grail::v1::FINISH_REASON_LENGTH);
+  StepAdvantages adv;
+  adv.advantages = Matrix(2, 2, 1.0);
+  const std::vector<std::vector<float>> ref = {{0, 0, 0}, {0, 0, 0}};
+  const auto kept = TrainStepRequest(1, {&done, &cut}, ref, adv, false, /*mask_truncated=*/false, 0);
+  EXPECT_THAT(Values<float>(kept.experience().response_mask()), ::testing::ElementsAre(0, 1, 1, 0, 1, 1));
+  const auto masked = TrainStepRequest(1, {&done, &cut}, ref, adv, false, /*mask_truncated=*/true, 0);
+  EXPECT_THAT(Values<float>(masked.experience().response_mask()), ::testing::ElementsAre(0, 1, 1, 0, 0, 0));
 }
 
 TEST(ExperienceTest, SupervisedStepMasksThePrompt) {

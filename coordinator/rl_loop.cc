@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "algo/objectives.h"
+#include "algo/run_spec.h"
 #include "common/retry.h"
 #include "common/status_macros.h"
 #include "coordinator/experience.h"
@@ -17,17 +19,17 @@ namespace grail::coordinator {
 
 namespace {
 
-constexpr int kDefaultSftBatch = 64;
-constexpr int kDefaultSftEvalEvery = 25;
-constexpr double kDefaultKlCoef = 1e-3;
-constexpr double kDefaultKlHorizon = 10000;
-
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
-KlController NewKlController(const grail::v1::AlgorithmSpec& a, double value) {
-  return KlController(value, a.kl_target(), a.kl_horizon() > 0 ? a.kl_horizon() : kDefaultKlHorizon);
+algo::KlController NewKlController(const grail::v1::AlgorithmSpec& a, double value) {
+  return algo::KlController(value, a.kl_target(), a.kl_horizon());
+}
+
+grail::v1::RunSpec Resolved(grail::v1::RunSpec spec) {
+  algo::ResolveDefaults(&spec);
+  return spec;
 }
 
 }  // namespace
@@ -35,16 +37,14 @@ KlController NewKlController(const grail::v1::AlgorithmSpec& a, double value) {
 RlLoop::RlLoop(std::string run_id, grail::v1::RunSpec spec, Splits data, ServiceClients clients,
                CoordinatorMetrics* metrics, ReportFn report, const std::atomic<bool>* cancelled)
     : run_id_(std::move(run_id)),
-      spec_(std::move(spec)),
+      spec_(Resolved(std::move(spec))),
       data_(std::move(data)),
       clients_(std::move(clients)),
       metrics_(metrics),
       report_(std::move(report)),
       cancelled_(cancelled),
       sft_cursor_(data_.train.size(), MixSeed(spec_.seed(), 2)),
-      kl_controller_(NewKlController(spec_.algorithm(), spec_.algorithm().kl_in_reward_coef() > 0
-                                                            ? spec_.algorithm().kl_in_reward_coef()
-                                                            : kDefaultKlCoef)) {
+      kl_controller_(NewKlController(spec_.algorithm(), spec_.algorithm().kl_in_reward_coef())) {
   // Peers are called through retrying decorators: a few quick tries with backoff, and for
   // the stateless reward scorer a wait of up to recovery_timeout while it is away.
   RetryHooks cancellable{nullptr, [this] { return CheckCancelled(); }};
@@ -233,9 +233,9 @@ absl::Status RlLoop::AfterStep(int step, bool final_weights_on_actors) {
 absl::Status RlLoop::SupervisedWarmup() {
   const auto& t = spec_.trainer();
   const int steps = t.sft_steps();
-  const int batch = t.sft_batch_size() > 0 ? t.sft_batch_size() : kDefaultSftBatch;
+  const int batch = t.sft_batch_size();
   const double target = t.sft_target_accuracy();
-  const int eval_every = t.sft_eval_every() > 0 ? t.sft_eval_every() : kDefaultSftEvalEvery;
+  const int eval_every = t.sft_eval_every();
   bool close = false;  // the last evaluation reached half the target
   for (int s = 1; s <= steps; ++s) {
     RETURN_IF_ERROR(CheckCancelled());
@@ -356,7 +356,7 @@ absl::Status RlLoop::TrainOnBatch(int step, CollectedBatch collected) {
   const double kl_coef = a.use_kl_in_reward() ? kl_controller_.value() : 0.0;
   const bool value_pretraining = step <= spec_.trainer().value_pretrain_steps();
   Matrix values;
-  if (a.advantage_estimator() == "gae") {
+  if (algo::FindEstimator(a.advantage_estimator())->needs_critic) {
     ASSIGN_OR_RETURN(auto resp, clients_.learner->ComputeValues(ValuesRequest(samples, tokenizer_->pad_id())));
     ASSIGN_OR_RETURN(values, ResponseValues(resp, samples));
   }
@@ -375,8 +375,9 @@ absl::Status RlLoop::TrainOnBatch(int step, CollectedBatch collected) {
   // Value pretraining: the first steps train only the critic (the policy does not move).
   const bool critic_only = adv.has_critic && value_pretraining;
   const auto t_train = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(auto trained, clients_.learner->TrainStep(TrainStepRequest(step, samples, collected.ref_log_probs,
-                                                                              adv, critic_only, tokenizer_->pad_id())));
+  ASSIGN_OR_RETURN(auto trained, clients_.learner->TrainStep(TrainStepRequest(step, samples, collected.ref_log_probs, adv, critic_only,
+                                                                              spec_.reward().mask_truncated(),
+                                                                              tokenizer_->pad_id())));
   m["time_train"] = Seconds(t_train);
   metrics_->ObservePhase("train", m["time_train"]);
   version_ = trained.weights_version();

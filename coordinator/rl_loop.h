@@ -12,7 +12,7 @@
 #include "absl/time/time.h"
 #include "actor/actor_client.h"
 #include "common/clock.h"
-#include "coordinator/advantages.h"
+#include "algo/advantages.h"
 #include "coordinator/batch_collector.h"
 #include "coordinator/coordinator_metrics.h"
 #include "coordinator/dataset.h"
@@ -62,6 +62,7 @@ class RlLoop {
  public:
   using ReportFn = std::function<void(const grail::v1::StepReport&)>;
 
+  // `spec` is resolved here (algo::ResolveDefaults) if it was not already.
   RlLoop(std::string run_id, grail::v1::RunSpec spec, Splits data, ServiceClients clients,
          CoordinatorMetrics* metrics, ReportFn report, const std::atomic<bool>* cancelled);
   ~RlLoop();
@@ -107,7 +108,7 @@ class RlLoop {
 
   // The training thread's.
   DatasetCursor sft_cursor_;
-  KlController kl_controller_;
+  algo::KlController kl_controller_;
   std::string reference_checkpoint_;  // the checkpoint holding the weights RL started from
   int64_t version_ = -1;
   std::map<std::string, double> summary_;

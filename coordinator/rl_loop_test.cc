@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "algo/objectives.h"
+
 #include "coordinator/testing/fake_clients.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -104,7 +106,7 @@ TEST_F(RlLoopUnitTest, EveryGroupRelativeEstimatorFeedsTheLearner) {
   std::map<std::string, std::string> first_advantages;  // estimator -> bytes of step 1
   for (const char* estimator : {"grpo", "dr_grpo", "rloo", "reinforce_pp", "gfpo"}) {
     SetUp();
-    spec_.mutable_algorithm()->set_advantage_estimator(estimator);
+    spec_.mutable_algorithm()->set_advantage_estimator(*algo::FromSpecName<grail::v1::AdvantageEstimator>(estimator));
     spec_.mutable_algorithm()->set_gfpo_k(2);
     std::vector<grail::v1::StepReport> reports;
     std::map<std::string, double> summary;
@@ -138,10 +140,10 @@ TEST_F(RlLoopUnitTest, EveryGroupRelativeEstimatorFeedsTheLearner) {
 }
 
 TEST(KlControllerTest, FixedAndAdaptive) {
-  KlController fixed(0.1, 0, 100);
+  algo::KlController fixed(0.1, 0, 100);
   fixed.Update(5.0, 50);
   EXPECT_DOUBLE_EQ(fixed.value(), 0.1);
-  KlController adaptive(0.1, 0.5, 100);
+  algo::KlController adaptive(0.1, 0.5, 100);
   adaptive.Update(1.0, 50);  // twice the target: error clipped to +0.2, times 50/100
   EXPECT_DOUBLE_EQ(adaptive.value(), 0.1 * 1.1);
   adaptive.Update(0.45, 100);  // 10% under: -0.1
@@ -171,7 +173,7 @@ TEST_F(RlLoopUnitTest, KlInRewardAdaptsItsCoefficient) {
 }
 
 TEST_F(RlLoopUnitTest, GaeSendsReturnsAndValuesAndPretrainsTheCritic) {
-  spec_.mutable_algorithm()->set_advantage_estimator("gae");
+  spec_.mutable_algorithm()->set_advantage_estimator(grail::v1::ADVANTAGE_ESTIMATOR_GAE);
   spec_.mutable_critic()->set_enabled(true);
   spec_.mutable_trainer()->set_value_pretrain_steps(2);
   std::vector<grail::v1::StepReport> reports;

@@ -8,9 +8,8 @@
 #include "absl/time/clock.h"
 #include "common/paths.h"
 #include "common/status_macros.h"
-#include "coordinator/spec_validation.h"
+#include "algo/run_spec.h"
 #include "tokenizer/tokenizer.h"
-#include "model/model_config.h"
 
 namespace grail::coordinator {
 namespace {
@@ -35,21 +34,20 @@ bool LearnerGone(const absl::Status& s) {
 // Loads the run's datasets and checks that every prompt fits the model context.
 absl::StatusOr<Splits> LoadData(const grail::v1::RunSpec& spec, const std::string& data_root) {
   const auto& d = spec.dataset();
-  const int heldout = d.heldout_size() > 0 ? d.heldout_size() : 500;
   Splits splits{Dataset({}), Dataset({})};
   if (!d.builtin().empty()) {
     ArithmeticOptions o;
     o.seed = d.seed();
     o.max_digits = d.max_digits() > 0 ? d.max_digits() : 2;
     o.train_size = d.train_size();
-    o.heldout_size = heldout;
+    o.heldout_size = d.heldout_size();
     ASSIGN_OR_RETURN(splits, MakeArithmeticSplits(o));
   } else {
     ASSIGN_OR_RETURN(std::string path, ResolveUnderRoot(data_root, d.jsonl_path(), "dataset.jsonl_path"));
     ASSIGN_OR_RETURN(splits, LoadJsonlSplits(path, d.seed(), d.heldout_size(), d.jsonl_path()));
   }
   if (spec.model().has_config()) {
-    const int64_t context = model::ModelConfigFromProto(spec.model().config()).max_position_embeddings;
+    const int64_t context = algo::ContextLength(spec.model().config());
     ASSIGN_OR_RETURN(auto tok, tokenizer::NewTokenizer(spec.model().tokenizer()));
     for (const Dataset* ds : {&splits.train, &splits.heldout}) {
       for (size_t i = 0; i < ds->size(); ++i) {
@@ -162,8 +160,12 @@ bool RunManager::Terminal(const grail::v1::Run& run) const {
          run.state() == grail::v1::RUN_STATE_CANCELLED;
 }
 
-absl::StatusOr<std::string> RunManager::Submit(const grail::v1::RunSpec& spec) {
-  RETURN_IF_ERROR(ValidateRunSpec(spec));
+absl::StatusOr<std::string> RunManager::Submit(const grail::v1::RunSpec& submitted) {
+  RETURN_IF_ERROR(algo::ValidateRunSpec(submitted));
+  // From here on the run's spec is the resolved one: stored, shown and sent with every
+  // default filled in.
+  grail::v1::RunSpec spec = submitted;
+  algo::ResolveDefaults(&spec);
   if (clients_.actors.empty()) return absl::FailedPreconditionError("no actors configured (--actors)");
   ASSIGN_OR_RETURN(Splits data, LoadData(spec, options_.data_root));
   absl::MutexLock lock(&mu_);

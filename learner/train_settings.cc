@@ -4,47 +4,56 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "algo/objectives.h"
+#include "algo/run_spec.h"
 #include "common/status_macros.h"
 
 namespace grail::learner {
 
-absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& spec) {
+absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& received) {
+  // The learner takes specs from any authenticated client: bounds and finiteness first, then
+  // the same defaults every process uses.
+  RETURN_IF_ERROR(algo::CheckSpecLimits(received));
+  grail::v1::RunSpec spec = received;
+  algo::ResolveDefaults(&spec);
   TrainSettings s;
   const auto& t = spec.trainer();
   const auto& a = spec.algorithm();
-  if (t.learning_rate() > 0) s.learning_rate = t.learning_rate();
-  if (t.sft_learning_rate() > 0) s.sft_learning_rate = t.sft_learning_rate();
+  s.learning_rate = t.learning_rate();
+  s.sft_learning_rate = t.sft_learning_rate();
   s.weight_decay = t.weight_decay();
-  if (t.grad_clip() > 0) s.grad_clip = t.grad_clip();
+  s.grad_clip = t.grad_clip();
   s.warmup_steps = t.warmup_steps();
-  if (!t.lr_schedule().empty() && t.lr_schedule() != "constant" && t.lr_schedule() != "cosine") {
-    return absl::InvalidArgumentError("trainer.lr_schedule: must be constant or cosine");
-  }
   s.cosine = t.lr_schedule() == "cosine";
-  if (t.min_lr_ratio() > 0) s.min_lr_ratio = t.min_lr_ratio();
+  s.min_lr_ratio = t.min_lr_ratio();
   s.total_steps = t.total_steps();
   if (spec.sampling().temperature() > 0) s.temperature = spec.sampling().temperature();
-  if (t.ppo_epochs() > 0) s.ppo_epochs = t.ppo_epochs();
-  if (t.mini_batches() > 0) s.mini_batches = t.mini_batches();
-  if (a.clip_ratio_low() > 0) s.clip.clip_ratio_low = a.clip_ratio_low();
-  if (a.clip_ratio_high() > 0) s.clip.clip_ratio_high = a.clip_ratio_high();
-  if (a.clip_ratio_c() > 0) s.clip.clip_ratio_c = a.clip_ratio_c();
+  s.ppo_epochs = t.ppo_epochs();
+  s.mini_batches = t.mini_batches();
+  s.clip.clip_ratio_low = a.clip_ratio_low();
+  s.clip.clip_ratio_high = a.clip_ratio_high();
+  s.clip.clip_ratio_c = a.clip_ratio_c();
   s.kl_coef = a.kl_coef();
   s.entropy_coef = a.entropy_coef();
-  ASSIGN_OR_RETURN(s.policy_loss, ParsePolicyLoss(a.policy_loss()));
-  ASSIGN_OR_RETURN(s.loss_agg, ParseLossAgg(a.loss_agg_mode()));
-  ASSIGN_OR_RETURN(s.kl, ParseKl(a.kl_estimator()));
+  // Enum fields arrive as numbers: one without a name is refused, never taken for a default.
+  for (const auto& [field, name] : {std::pair<const char*, std::string>{"algorithm.policy_loss", algo::SpecName(a.policy_loss())},
+                                    {"algorithm.loss_agg_mode", algo::SpecName(a.loss_agg_mode())},
+                                    {"algorithm.kl_estimator", algo::SpecName(a.kl_estimator())}}) {
+    if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": not a known value"));
+  }
+  ASSIGN_OR_RETURN(s.policy_loss, ParsePolicyLoss(algo::SpecName(a.policy_loss())));
+  ASSIGN_OR_RETURN(s.loss_agg, ParseLossAgg(algo::SpecName(a.loss_agg_mode())));
+  ASSIGN_OR_RETURN(s.kl, ParseKl(algo::SpecName(a.kl_estimator())));
   const auto& c = spec.critic();
   s.critic = c.enabled();
   if (!c.init().empty() && c.init() != "policy" && c.init() != "random") {
-    return absl::InvalidArgumentError(absl::StrCat("critic.init: '", c.init(), "' is not policy or random"));
+    return absl::InvalidArgumentError(absl::StrCat("critic.init: '", c.init().substr(0, 64), "' is not policy or random"));
   }
   s.critic_from_policy = c.init() != "random";
   s.critic_learning_rate = c.learning_rate() > 0 ? c.learning_rate() : s.learning_rate;
   if (c.value_clip() > 0) s.cliprange_value = c.value_clip();
   s.critic_seed = spec.model().init_seed() + 1;
-  if (a.tis_cap() < 0) return absl::InvalidArgumentError("algorithm.tis_cap: must be >= 0");
-  s.tis_cap = a.tis_cap() > 0 ? a.tis_cap() : (spec.trainer().max_staleness() > 0 ? 2.0 : 0.0);
+  s.tis_cap = a.tis_cap();
   return s;
 }
 

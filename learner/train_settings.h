@@ -36,7 +36,8 @@ struct TrainSettings {
   double temperature = 1.0;  // the rollout sampling temperature (greedy counts as 1)
 };
 
-// INVALID_ARGUMENT naming the field for values the trainer cannot use.
+// The settings of a run spec as received (resolved with algo::ResolveDefaults; bounds
+// checked with algo::CheckSpecLimits). INVALID_ARGUMENT naming the field otherwise.
 absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& spec);
 
 // The RL learning rate of update `rl_step` (1-based): linear warm-up over warmup_steps, then

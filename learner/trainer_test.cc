@@ -232,7 +232,7 @@ TEST_F(TrainerTest, CriticLearnsReturnsAndValuePretrainingLeavesThePolicyAlone) 
   EXPECT_THAT(std::string(trainer_->TrainStep(with_returns).status().message()),
               ::testing::HasSubstr("experience.returns: this run has no critic"));
 
-  spec_.mutable_algorithm()->set_advantage_estimator("gae");
+  spec_.mutable_algorithm()->set_advantage_estimator(grail::v1::ADVANTAGE_ESTIMATOR_GAE);
   spec_.mutable_critic()->set_enabled(true);
   ASSERT_TRUE(trainer_->InitModel(spec_).ok());
   auto values = trainer_->ComputeValues(values_req);
@@ -277,7 +277,7 @@ TEST_F(TrainerTest, CriticLearnsReturnsAndValuePretrainingLeavesThePolicyAlone) 
 TEST_F(TrainerTest, CriticStartsFromThePolicyAtFirstUse) {
   grail::v1::ComputeValuesRequest values_req;
   *values_req.mutable_input_ids() = Batch(1.0f).experience().input_ids();
-  spec_.mutable_algorithm()->set_advantage_estimator("gae");
+  spec_.mutable_algorithm()->set_advantage_estimator(grail::v1::ADVANTAGE_ESTIMATOR_GAE);
   spec_.mutable_critic()->set_enabled(true);
   auto values_after = [&](const std::string& init, int sft_steps) {
     spec_.mutable_critic()->set_init(init);

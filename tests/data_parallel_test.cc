@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "algo/objectives.h"
 #include "common/config.h"
 #include "common/grpc_client.h"
 #include "coordinator/run_client.h"
@@ -23,6 +24,7 @@
 #include "learner/learner_group_client.h"
 #include "model/safetensors.h"
 #include "tests/local_cluster.h"
+#include "tests/tiny_spec.h"
 #include "tests/service_process.h"
 
 namespace grail::testing {
@@ -49,10 +51,10 @@ grail::v1::RunSpec Spec(const std::string& policy_loss, const std::string& agg) 
   spec.mutable_trainer()->set_ppo_epochs(2);
   spec.mutable_trainer()->set_warmup_steps(2);
   auto* a = spec.mutable_algorithm();
-  a->set_policy_loss(policy_loss);
-  a->set_loss_agg_mode(agg);
+  a->set_policy_loss(*algo::FromSpecName<grail::v1::PolicyLoss>(policy_loss));
+  a->set_loss_agg_mode(*algo::FromSpecName<grail::v1::LossAggMode>(agg));
   a->set_kl_coef(0.05);
-  a->set_kl_estimator("k3");
+  a->set_kl_estimator(grail::v1::KL_ESTIMATOR_K3);
   a->set_entropy_coef(0.01);
   spec.mutable_critic()->set_enabled(true);
   return spec;
@@ -360,24 +362,18 @@ TEST(DataParallelTest, ARestartedGroupResumesFromTheLastCheckpointExactly) {
 
 // A run of a tiny model on 1-digit addition (5 warm-up steps, 8 prompts x 4 per step).
 grail::v1::RunSpec TinyRun(int total_steps, int checkpoint_every) {
-  grail::v1::RunSpec spec;
-  absl::Status parsed = ParseConfig(R"(
-name: data-parallel
-seed: 3
-model:
-  tokenizer: char
-  init_seed: 1
-  config: {vocab_size: 98, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1,
-           num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 16}
-dataset: {builtin: arithmetic, max_digits: 1, seed: 7, heldout_size: 20}
-sampling: {temperature: 1.0, max_new_tokens: 3}
-algorithm: {advantage_estimator: grpo, group_size: 4}
-trainer: {sft_steps: 5, sft_batch_size: 16, prompts_per_step: 8, eval_size: 20}
-)", ConfigFormat::kYaml, &spec);
-  EXPECT_TRUE(parsed.ok()) << parsed;
-  spec.mutable_trainer()->set_total_steps(total_steps);
-  spec.mutable_trainer()->set_checkpoint_every(checkpoint_every);
-  return spec;
+  TinySpecOptions o;
+  o.name = "data-parallel";
+  o.seed = 3;
+  o.kv_heads = 1;
+  o.dataset_seed = 7;
+  o.sft_steps = 5;
+  o.sft_batch = 16;
+  o.prompts = 8;
+  o.eval_size = 20;
+  o.total_steps = total_steps;
+  o.checkpoint_every = checkpoint_every;
+  return TinySpec(o);
 }
 
 // The whole loop on a 2-rank learner, pipelined (max_staleness 1): the coordinator shards

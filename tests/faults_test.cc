@@ -37,6 +37,7 @@
 #include "reference/reference_client.h"
 #include "reward/reward_client.h"
 #include "tests/local_cluster.h"
+#include "tests/tiny_spec.h"
 #include "tests/service_process.h"
 
 namespace grail::testing {
@@ -52,25 +53,26 @@ constexpr int kGroup = 4;
 
 // The one tiny run every scenario trains: a small char-level model on 2-digit addition,
 // checkpointed every 2 steps.
-grail::v1::RunSpec TinySpec(int hidden = 32, int layers = 2) {
-  grail::v1::RunSpec spec;
-  const std::string yaml = absl::StrFormat(R"(
-name: faults
-seed: 11
-model:
-  tokenizer: char
-  init_seed: 11
-  config: {vocab_size: 98, hidden_size: %d, intermediate_size: %d, num_hidden_layers: %d,
-           num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 16}
-dataset: {builtin: arithmetic, max_digits: 2, seed: 7, heldout_size: 40}
-sampling: {temperature: 1.0, max_new_tokens: 5}
-algorithm: {advantage_estimator: grpo, group_size: %d}
-trainer: {sft_steps: 20, sft_batch_size: 32, total_steps: %d, prompts_per_step: %d,
-          learning_rate: 0.0003, checkpoint_every: 2}
-)", hidden, 3 * hidden, layers, kGroup, kSteps, kPrompts);
-  absl::Status s = ParseConfig(yaml, ConfigFormat::kYaml, &spec);
-  EXPECT_TRUE(s.ok()) << s;
-  return spec;
+grail::v1::RunSpec FaultSpec(int hidden = 32, int layers = 2) {
+  TinySpecOptions o;
+  o.name = "faults";
+  o.seed = o.init_seed = 11;
+  o.hidden = hidden;
+  o.intermediate = 3 * hidden;
+  o.layers = layers;
+  o.heads = 4;
+  o.max_digits = 2;
+  o.dataset_seed = 7;
+  o.heldout = 40;
+  o.max_new_tokens = 5;
+  o.group_size = kGroup;
+  o.sft_steps = 20;
+  o.sft_batch = 32;
+  o.total_steps = kSteps;
+  o.prompts = kPrompts;
+  o.learning_rate = 0.0003;
+  o.checkpoint_every = 2;
+  return TinySpec(o);
 }
 
 // Scenario results, printed at the end as one line each and a total.
@@ -148,7 +150,7 @@ void ExpectEveryStepOnce(const std::vector<grail::v1::StepReport>& reports) {
   for (const auto& [step, n] : seen) EXPECT_EQ(n, 1) << "step " << step << " reported " << n << " times";
 }
 
-// Submits TinySpec and, in the background, calls `fault` once the run reports RL step
+// Submits FaultSpec and, in the background, calls `fault` once the run reports RL step
 // `at_step`. Returns the run id.
 class Scenario {
  public:
@@ -222,7 +224,7 @@ const std::string& StraightWeights() {
   static std::string* weights = [] {
     auto cluster = StartCluster();
     auto client = cluster->NewRunClient();
-    auto id = client->Submit(TinySpec());
+    auto id = client->Submit(FaultSpec());
     EXPECT_TRUE(id.ok()) << id.status();
     auto run = WaitForEnd(*cluster, *id, absl::Minutes(3));
     EXPECT_TRUE(run.ok() && run->state() == grail::v1::RUN_STATE_SUCCEEDED) << (run.ok() ? run->error() : "");
@@ -236,7 +238,7 @@ TEST(FaultsTest, ActorKilledMidRun) {
   auto cluster = StartCluster();
   ASSERT_NE(cluster, nullptr);
   Scenario s(cluster.get());
-  const std::string id = s.Submit(TinySpec(), 2, [&] { (void)cluster->actors()[0]->SignalAndWait(SIGKILL, absl::Seconds(10)); });
+  const std::string id = s.Submit(FaultSpec(), 2, [&] { (void)cluster->actors()[0]->SignalAndWait(SIGKILL, absl::Seconds(10)); });
   ExpectSucceeded(*cluster, id);
   ExpectEveryStepOnce(Reports(*cluster, id));
 }
@@ -247,7 +249,7 @@ TEST(FaultsTest, ActorStalledMidRun) {
   Scenario s(cluster.get());
   // Stopped for 8 s: its rollout stream delivers nothing, is cut after --stall_timeout=3s
   // and its prompts are sampled on the other actor.
-  const std::string id = s.Submit(TinySpec(), 2, [&] {
+  const std::string id = s.Submit(FaultSpec(), 2, [&] {
     cluster->actors()[0]->Signal(SIGSTOP);
     std::thread([p = cluster->actors()[0].get()] {
       absl::SleepFor(absl::Seconds(8));
@@ -266,7 +268,7 @@ TEST(FaultsTest, RewardKilledAndRestarted) {
   Scenario s(cluster.get());
   std::unique_ptr<ServiceProcess> restarted;
   // Away for longer than the retries cover.
-  const std::string id = s.Submit(TinySpec(), 2, KillAndRestart(&cluster->reward(), absl::Seconds(2), &restarted));
+  const std::string id = s.Submit(FaultSpec(), 2, KillAndRestart(&cluster->reward(), absl::Seconds(2), &restarted));
   ExpectSucceeded(*cluster, id);
   ExpectEveryStepOnce(Reports(*cluster, id));
   EXPECT_EQ(FinalWeights(*cluster, id), StraightWeights());  // the scorer keeps no state
@@ -278,7 +280,7 @@ TEST(FaultsTest, ReferenceKilledAndRestarted) {
   Scenario s(cluster.get());
   std::unique_ptr<ServiceProcess> restarted;
   const std::string id =
-      s.Submit(TinySpec(), 2, KillAndRestart(&cluster->reference(), absl::Seconds(2), &restarted));
+      s.Submit(FaultSpec(), 2, KillAndRestart(&cluster->reference(), absl::Seconds(2), &restarted));
   ExpectSucceeded(*cluster, id);
   auto reports = Reports(*cluster, id);
   ExpectEveryStepOnce(reports);
@@ -294,7 +296,7 @@ TEST(FaultsTest, LearnerKilledAndRestartedContinuesTheRun) {
   ASSERT_NE(cluster, nullptr);
   Scenario s(cluster.get());
   std::unique_ptr<ServiceProcess> restarted;
-  const std::string id = s.Submit(TinySpec(), 3, KillAndRestart(&cluster->learner(), absl::Seconds(1), &restarted));
+  const std::string id = s.Submit(FaultSpec(), 3, KillAndRestart(&cluster->learner(), absl::Seconds(1), &restarted));
   EXPECT_EQ(ExpectSucceeded(*cluster, id).recoveries(), 1);
   ExpectEveryStepOnce(Reports(*cluster, id));
   // Steps after the last checkpoint were trained again, exactly.
@@ -306,7 +308,7 @@ TEST(FaultsTest, CoordinatorKilledAndRestartedResumesTheRun) {
   ASSERT_NE(cluster, nullptr);
   Scenario s(cluster.get());
   std::unique_ptr<ServiceProcess> restarted;
-  const std::string id = s.Submit(TinySpec(), 3, [&] {
+  const std::string id = s.Submit(FaultSpec(), 3, [&] {
     (void)cluster->coordinator().SignalAndWait(SIGKILL, absl::Seconds(10));
   });
   // Wait for the kill, then bring the coordinator back on its address and data root.
@@ -329,7 +331,7 @@ TEST(FaultsTest, CoordinatorKilledAndRestartedResumesTheRun) {
 TEST(FaultsTest, KilledDuringCheckpointWrite) {
   auto cluster = StartCluster();
   ASSERT_NE(cluster, nullptr);
-  grail::v1::RunSpec spec = TinySpec(/*hidden=*/256, /*layers=*/4);  // checkpoints that take a while
+  grail::v1::RunSpec spec = FaultSpec(/*hidden=*/256, /*layers=*/4);  // checkpoints that take a while
   spec.mutable_trainer()->set_checkpoint_every(1);
   auto client = cluster->NewRunClient();
   auto id = client->Submit(spec);
@@ -443,7 +445,7 @@ TEST(FaultsTest, HostileInputsToEveryService) {
   // Learner: a path escape, a checkpoint directory without COMMITTED.
   {
     auto learner = learner::NewGrpcLearnerClient(options(cluster->learner().grpc_address()));
-    grail::v1::RunSpec spec = TinySpec();
+    grail::v1::RunSpec spec = FaultSpec();
     spec.mutable_model()->clear_config();
     spec.mutable_model()->set_path("../../etc");
     auto init = learner->InitModel(spec);
@@ -473,7 +475,7 @@ TEST(FaultsTest, HostileInputsToEveryService) {
         {[](auto* s) { s->set_name(std::string(1 << 20, 'n')); }, "name"},
     };
     for (auto& [edit, field] : bad) {
-      grail::v1::RunSpec spec = TinySpec();
+      grail::v1::RunSpec spec = FaultSpec();
       edit(&spec);
       auto id = client->Submit(spec);
       EXPECT_FALSE(id.ok()) << field;

@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/service_process.h"
+#include "tests/tiny_spec.h"
 
 namespace grail::testing {
 namespace {
@@ -82,18 +83,12 @@ class PrometheusTest : public ::testing::Test {
 
 TEST_F(PrometheusTest, EveryServiceIsScrapedAndEveryDashboardSeriesExists) {
   const std::string spec = state_ + "/job.yaml";
-  std::ofstream(spec) << R"(
-name: prometheus-job
-seed: 1
-model:
-  init_seed: 1
-  config: {vocab_size: 98, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1,
-           num_attention_heads: 2, max_position_embeddings: 16}
-dataset: {builtin: arithmetic, max_digits: 1, heldout_size: 20}
-sampling: {temperature: 1.0, max_new_tokens: 3}
-algorithm: {advantage_estimator: grpo, group_size: 4}
-trainer: {sft_steps: 2, total_steps: 3, prompts_per_step: 4}
-)";
+  TinySpecOptions o;
+  o.name = "prometheus-job";
+  o.heads = 2;
+  o.kv_heads = 2;
+  o.total_steps = 3;
+  std::ofstream(spec) << TinySpecYaml(o);
   const std::string ctl = BinDir() + "/grailctl --coordinator=" + env_["COORDINATOR"];
   CommandResult submitted = RunCommand(ctl + " submit " + spec);
   ASSERT_EQ(submitted.exit_code, 0) << submitted.output;

@@ -118,7 +118,7 @@ TEST_F(RlLoopTest, BadSpecsAreRefusedAtSubmitNamingTheField) {
   };
   std::vector<Case> cases = {
       {[](auto* s) { s->mutable_algorithm()->set_group_size(1); }, "algorithm.group_size"},
-      {[](auto* s) { s->mutable_algorithm()->set_advantage_estimator("ppo-ish"); }, "algorithm.advantage_estimator"},
+      {[](auto* s) { s->mutable_algorithm()->set_advantage_estimator(static_cast<grail::v1::AdvantageEstimator>(99))  /* "ppo-ish" */; }, "algorithm.advantage_estimator"},
       {[](auto* s) {
          s->mutable_dataset()->clear_builtin();
          s->mutable_dataset()->set_jsonl_path("missing.jsonl");

@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/local_cluster.h"
+#include "tests/tiny_spec.h"
 
 namespace grail::testing {
 namespace {
@@ -116,18 +117,12 @@ TEST_F(SecurityTest, ClusterUnderMutualTlsAndTokenRunsAJob) {
 
   // A short job: the coordinator reaches every service over mTLS with the token.
   const std::string spec = dir_ + "/job.yaml";
-  std::ofstream(spec) << R"(
-name: secure-job
-seed: 1
-model:
-  init_seed: 1
-  config: {vocab_size: 98, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1,
-           num_attention_heads: 2, max_position_embeddings: 16}
-dataset: {builtin: arithmetic, max_digits: 1, heldout_size: 20}
-sampling: {temperature: 1.0, max_new_tokens: 3}
-algorithm: {advantage_estimator: grpo, group_size: 4}
-trainer: {sft_steps: 2, total_steps: 2, prompts_per_step: 4}
-)";
+  TinySpecOptions o;
+  o.name = "secure-job";
+  o.heads = 2;
+  o.kv_heads = 2;
+  o.total_steps = 2;
+  std::ofstream(spec) << TinySpecYaml(o);
   const std::string target = "--coordinator=" + (*cluster)->coordinator().grpc_address() + " ";
   CommandResult submitted = RunCommand(Grailctl(target + flags + "submit " + spec));
   ASSERT_EQ(submitted.exit_code, 0) << submitted.output;

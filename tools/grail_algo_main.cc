@@ -16,13 +16,14 @@
 #include "absl/strings/str_cat.h"
 #include "common/cli.h"
 #include "common/status_macros.h"
-#include "coordinator/advantages.h"
+#include "algo/advantages.h"
+#include "algo/objectives.h"
 #include "learner/losses.h"
 #include "reward/verifiers.h"
 
 namespace {
 
-using grail::coordinator::Matrix;
+using grail::algo::Matrix;
 using nlohmann::json;
 
 constexpr char kUsage[] =
@@ -155,6 +156,13 @@ json FromFlags(const std::vector<bool>& v) {
   return out;
 }
 
+// The registered estimator a conformance case's "fn" names: grpo with norm_by_std false is
+// Dr. GRPO. Null for functions that are not estimators.
+const grail::algo::Estimator* EstimatorForCase(const std::string& fn, const json& params) {
+  if (fn == "grpo" && !params.value("norm_by_std", true)) return grail::algo::FindEstimator("dr_grpo");
+  return grail::algo::FindEstimator(fn);
+}
+
 absl::StatusOr<json> Evaluate(const json& c) {
   ASSIGN_OR_RETURN(const json* fn_json, Field(c, "fn"));
   if (!fn_json->is_string()) return absl::InvalidArgumentError("'fn' is not a string");
@@ -163,55 +171,54 @@ absl::StatusOr<json> Evaluate(const json& c) {
   ASSIGN_OR_RETURN(const json* inputs_ptr, Field(c, "inputs"));
   const json& in = *inputs_ptr;
   json out;
-  if (fn == "gae") {
-    ASSIGN_OR_RETURN(Matrix r, ToMatrix(in, "token_level_rewards"));
-    ASSIGN_OR_RETURN(Matrix v, ToMatrix(in, "values"));
-    ASSIGN_OR_RETURN(Matrix m, ToMatrix(in, "response_mask"));
-    ASSIGN_OR_RETURN(double gamma, Param(params, "gamma"));
-    ASSIGN_OR_RETURN(double lam_actor, Param(params, "lam_actor"));
-    ASSIGN_OR_RETURN(double lam_critic, Param(params, "lam_critic"));
-    auto res = grail::coordinator::DecoupledGae(r, v, m, gamma, lam_actor, lam_critic);
-    out["advantages"] = FromMatrix(res.advantages);
-    out["returns"] = FromMatrix(res.returns);
-  } else if (fn == "grpo" || fn == "rloo") {
-    ASSIGN_OR_RETURN(Matrix r, ToMatrix(in, "token_level_rewards"));
-    ASSIGN_OR_RETURN(Matrix m, ToMatrix(in, "response_mask"));
-    ASSIGN_OR_RETURN(std::vector<int64_t> index, ToVector<int64_t>(in, "index"));
-    if (fn == "grpo") {
-      ASSIGN_OR_RETURN(double eps, Param(params, "epsilon"));
-      const bool norm = params.value("norm_by_std", true);
-      out["advantages"] = FromMatrix(grail::coordinator::GrpoTokenAdvantages(r, m, index, eps, norm));
+  if (const grail::algo::Estimator* estimator = EstimatorForCase(fn, params); estimator != nullptr) {
+    // Advantage estimators come from the registry the coordinator's loop uses.
+    grail::algo::EstimatorInputs e;
+    if (estimator->id == grail::v1::ADVANTAGE_ESTIMATOR_GFPO) {
+      ASSIGN_OR_RETURN(e.scores, ToVector<double>(in, "scores"));
+      ASSIGN_OR_RETURN(e.lengths, ToVector<double>(in, "response_length"));
+      ASSIGN_OR_RETURN(double k, Param(params, "k"));
+      e.gfpo_k = static_cast<int>(k);
+      const std::string metric = params.value("metric", "");
+      if (metric != "length" && metric != "token_efficiency") {
+        return absl::InvalidArgumentError(absl::StrCat("gfpo metric '", metric, "' is not supported"));
+      }
+      e.gfpo_metric = metric == "length" ? grail::algo::GfpoMetric::kLength : grail::algo::GfpoMetric::kTokenEfficiency;
+      e.mask = Matrix(static_cast<int64_t>(e.scores.size()), 1, 1.0);
+      e.rewards = Matrix(static_cast<int64_t>(e.scores.size()), 1);
     } else {
-      out["advantages"] = FromMatrix(grail::coordinator::RlooTokenAdvantages(r, m, index));
+      ASSIGN_OR_RETURN(e.rewards, ToMatrix(in, "token_level_rewards"));
+      ASSIGN_OR_RETURN(e.mask, ToMatrix(in, "response_mask"));
     }
-  } else if (fn == "reinforce_pp") {
-    ASSIGN_OR_RETURN(Matrix r, ToMatrix(in, "token_level_rewards"));
-    ASSIGN_OR_RETURN(Matrix m, ToMatrix(in, "response_mask"));
-    ASSIGN_OR_RETURN(double gamma, Param(params, "gamma"));
-    auto res = grail::coordinator::ReinforcePlusPlus(r, m, gamma);
-    out["advantages"] = FromMatrix(res.advantages);
-    out["returns"] = FromMatrix(res.returns);
-  } else if (fn == "gfpo") {
-    ASSIGN_OR_RETURN(std::vector<double> scores, ToVector<double>(in, "scores"));
-    ASSIGN_OR_RETURN(std::vector<double> lengths, ToVector<double>(in, "response_length"));
-    ASSIGN_OR_RETURN(std::vector<int64_t> index, ToVector<int64_t>(in, "index"));
-    ASSIGN_OR_RETURN(double k, Param(params, "k"));
-    ASSIGN_OR_RETURN(double eps, Param(params, "epsilon"));
-    const std::string metric = params.value("metric", "");
-    if (metric != "length" && metric != "token_efficiency") {
-      return absl::InvalidArgumentError(absl::StrCat("gfpo metric '", metric, "' is not supported"));
+    if (in.contains("index")) {
+      ASSIGN_OR_RETURN(e.index, ToVector<int64_t>(in, "index"));
     }
-    auto res = grail::coordinator::Gfpo(
-        scores, lengths, index, static_cast<int>(k),
-        metric == "length" ? grail::coordinator::GfpoMetric::kLength
-                           : grail::coordinator::GfpoMetric::kTokenEfficiency,
-        eps);
-    out["advantages"] = res.advantages;
-    out["kept"] = FromFlags(res.kept);
+    if (params.contains("epsilon")) {
+      ASSIGN_OR_RETURN(e.epsilon, Param(params, "epsilon"));
+    }
+    if (params.contains("gamma")) {
+      ASSIGN_OR_RETURN(e.gamma, Param(params, "gamma"));
+    }
+    Matrix values;
+    if (estimator->needs_critic) {
+      ASSIGN_OR_RETURN(values, ToMatrix(in, "values"));
+      e.values = &values;
+      ASSIGN_OR_RETURN(double lam_actor, Param(params, "lam_actor"));
+      ASSIGN_OR_RETURN(e.lambda_critic, Param(params, "lam_critic"));
+      e.lambda_actor.assign(e.rewards.rows, lam_actor);
+    }
+    grail::algo::EstimatorOutput res = estimator->fn(e);
+    if (estimator->id == grail::v1::ADVANTAGE_ESTIMATOR_GFPO) {
+      out["advantages"] = res.row_advantages;
+      out["kept"] = FromFlags(res.kept);
+    } else {
+      out["advantages"] = FromMatrix(res.advantages);
+      if (res.returns.rows > 0) out["returns"] = FromMatrix(res.returns);
+    }
   } else if (fn == "group_filter") {
     ASSIGN_OR_RETURN(std::vector<double> scores, ToVector<double>(in, "scores"));
     ASSIGN_OR_RETURN(std::vector<int64_t> index, ToVector<int64_t>(in, "index"));
-    out["kept"] = FromFlags(grail::coordinator::GroupFilter(scores, index));
+    out["kept"] = FromFlags(grail::algo::GroupFilter(scores, index));
   } else if (fn == "overlong_penalty") {
     ASSIGN_OR_RETURN(std::vector<int> lengths, ToVector<int>(in, "response_length"));
     ASSIGN_OR_RETURN(double max_len, Param(params, "max_response_length"));

@@ -1,10 +1,10 @@
-#include "coordinator/advantages.h"
+#include "algo/advantages.h"
 
 #include <cmath>
 
 #include "gtest/gtest.h"
 
-namespace grail::coordinator {
+namespace grail::algo {
 namespace {
 
 TEST(GrpoTest, NormalisesWithinGroups) {
@@ -30,4 +30,4 @@ TEST(GroupFilterTest, DropsAllEqualGroups) {
 }
 
 }  // namespace
-}  // namespace grail::coordinator
+}  // namespace grail::algo

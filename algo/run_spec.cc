@@ -1,7 +1,6 @@
-#include "coordinator/spec_validation.h"
+#include "algo/run_spec.h"
 
 #include <cmath>
-#include <set>
 #include <string>
 #include <tuple>
 
@@ -10,18 +9,14 @@
 #include "google/protobuf/message.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "algo/objectives.h"
 #include "model/model_config.h"
 
-namespace grail::coordinator {
+namespace grail::algo {
 namespace {
 
 absl::Status Bad(absl::string_view field, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
-}
-
-const std::set<std::string>& GroupRelativeEstimators() {
-  static const auto* kSet = new std::set<std::string>{"grpo", "dr_grpo", "rloo", "gfpo"};
-  return *kSet;
 }
 
 // Every float or double anywhere in the spec must be finite: a NaN compares false with every
@@ -186,19 +181,30 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   if (s.top_k() < 0) return Bad("sampling.top_k", "must be >= 0");
   if (s.max_new_tokens() <= 0) return Bad("sampling.max_new_tokens", "must be > 0");
 
+  const auto& r = spec.reward();
+  if (!r.verifier().empty() && r.verifier() != "math" && r.verifier() != "format" && r.verifier() != "ifeval" &&
+      r.verifier() != "rm") {
+    return Bad("reward.verifier", absl::StrCat("'", r.verifier().substr(0, 64), "' is not one of math, format, ifeval, rm"));
+  }
+  const auto& ol = r.overlong();
+  if (ol.max_response_length() < 0 || ol.buffer_length() < 0 || ol.buffer_length() > ol.max_response_length()) {
+    return Bad("reward.overlong", "need 0 <= buffer_length <= max_response_length");
+  }
+  if (ol.penalty_factor() < 0) return Bad("reward.overlong.penalty_factor", "must be >= 0");
+
   const auto& a = spec.algorithm();
-  const std::string estimator = a.advantage_estimator().empty() ? "grpo" : a.advantage_estimator();
-  static const auto* kKnown =
-      new std::set<std::string>{"grpo", "dr_grpo", "rloo", "reinforce_pp", "gfpo", "gae"};
-  if (!kKnown->count(estimator)) {
-    return Bad("algorithm.advantage_estimator", absl::StrCat("unknown estimator '", estimator, "'"));
+  const Estimator* estimator = FindEstimator(a.advantage_estimator());
+  if (estimator == nullptr) {
+    return Bad("algorithm.advantage_estimator", absl::StrCat("unknown estimator ", a.advantage_estimator(), " (known: ",
+                                                             SpecNames(grail::v1::AdvantageEstimator_descriptor()), ")"));
   }
+  const std::string& name = estimator->name;
   const auto& critic = spec.critic();
-  if (estimator == "gae" && !critic.enabled()) {
-    return Bad("algorithm.advantage_estimator", "gae needs a critic (set critic.enabled: true)");
+  if (estimator->needs_critic && !critic.enabled()) {
+    return Bad("algorithm.advantage_estimator", absl::StrCat(name, " needs a critic (set critic.enabled: true)"));
   }
-  if (critic.enabled() && estimator != "gae") {
-    return Bad("critic.enabled", absl::StrCat("only the gae estimator uses a critic, not ", estimator,
+  if (critic.enabled() && !estimator->needs_critic) {
+    return Bad("critic.enabled", absl::StrCat("only the gae estimator uses a critic, not ", name,
                                               " (algorithm.advantage_estimator)"));
   }
   if (!critic.init().empty() && critic.init() != "policy" && critic.init() != "random") {
@@ -215,23 +221,23 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   }
   if ((a.lambda_actor() < 0 || a.lambda_actor() > 1) ) return Bad("algorithm.lambda_actor", "must be in [0, 1]");
   if ((a.lambda_critic() < 0 || a.lambda_critic() > 1)) return Bad("algorithm.lambda_critic", "must be in [0, 1]");
-  static const auto* kLosses = new std::set<std::string>{"", "ppo", "gspo", "gmpo", "cispo"};
-  if (!kLosses->count(a.policy_loss())) {
-    return Bad("algorithm.policy_loss", absl::StrCat("'", a.policy_loss(), "' is not one of ppo, gspo, gmpo, cispo"));
+  // Enum fields arrive from the wire as any number: only named values are accepted.
+  if (SpecName(a.policy_loss()).empty() && a.policy_loss() != grail::v1::POLICY_LOSS_UNSPECIFIED) {
+    return Bad("algorithm.policy_loss", absl::StrCat(a.policy_loss(), " is not one of ",
+                                                     SpecNames(grail::v1::PolicyLoss_descriptor())));
   }
-  static const auto* kAggs = new std::set<std::string>{"", "token-mean", "seq-mean-token-sum",
-                                                       "seq-mean-token-mean", "seq-mean-token-sum-norm"};
-  if (!kAggs->count(a.loss_agg_mode())) {
-    return Bad("algorithm.loss_agg_mode", absl::StrCat("'", a.loss_agg_mode(), "' is not one of token-mean, "
-                                                       "seq-mean-token-sum, seq-mean-token-mean, seq-mean-token-sum-norm"));
+  if (SpecName(a.loss_agg_mode()).empty() && a.loss_agg_mode() != grail::v1::LOSS_AGG_MODE_UNSPECIFIED) {
+    return Bad("algorithm.loss_agg_mode", absl::StrCat(a.loss_agg_mode(), " is not one of ",
+                                                       SpecNames(grail::v1::LossAggMode_descriptor())));
   }
-  if (a.policy_loss() == "gspo" && a.loss_agg_mode() != "seq-mean-token-mean") {
+  if (a.policy_loss() == grail::v1::POLICY_LOSS_GSPO &&
+      a.loss_agg_mode() != grail::v1::LOSS_AGG_MODE_SEQ_MEAN_TOKEN_MEAN) {
     return Bad("algorithm.loss_agg_mode",
                "gspo uses a sequence-level ratio and needs seq-mean-token-mean (algorithm.policy_loss: gspo)");
   }
-  static const auto* kKl = new std::set<std::string>{"", "k1", "k2", "k3", "abs", "k1+", "k2+", "k3+", "abs+"};
-  if (!kKl->count(a.kl_estimator())) {
-    return Bad("algorithm.kl_estimator", absl::StrCat("'", a.kl_estimator(), "' is not one of k1, k2, k3, abs (optionally with +)"));
+  if (SpecName(a.kl_estimator()).empty() && a.kl_estimator() != grail::v1::KL_ESTIMATOR_UNSPECIFIED) {
+    return Bad("algorithm.kl_estimator", absl::StrCat(a.kl_estimator(), " is not one of ",
+                                                      SpecNames(grail::v1::KlEstimator_descriptor())));
   }
   if (a.clip_ratio_low() < 0 || a.clip_ratio_high() < 0 || a.clip_ratio_c() < 0) {
     return Bad(a.clip_ratio_low() < 0 ? "algorithm.clip_ratio_low"
@@ -248,7 +254,7 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   if (a.kl_horizon() < 0) return Bad("algorithm.kl_horizon", "must be >= 0");
   if (a.gamma() < 0 || a.gamma() > 1) return Bad("algorithm.gamma", "must be in [0, 1]");
   if (a.length_adaptive_alpha() < 0) return Bad("algorithm.length_adaptive_alpha", "must be > 0 when set");
-  if (estimator == "gfpo") {
+  if (estimator->id == grail::v1::ADVANTAGE_ESTIMATOR_GFPO) {
     if (a.gfpo_k() <= 0) return Bad("algorithm.gfpo_k", "must be > 0 for gfpo");
     if (a.gfpo_k() > a.group_size()) {
       return Bad("algorithm.gfpo_k", absl::StrCat(a.gfpo_k(), " is larger than algorithm.group_size ", a.group_size()));
@@ -257,9 +263,8 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
       return Bad("algorithm.gfpo_metric", "must be length or token_efficiency");
     }
   }
-  if (GroupRelativeEstimators().count(estimator) && a.group_size() < 2) {
-    return Bad("algorithm.group_size",
-               absl::StrCat("must be >= 2 for ", estimator, ", got ", a.group_size()));
+  if (estimator->group_relative && a.group_size() < 2) {
+    return Bad("algorithm.group_size", absl::StrCat("must be >= 2 for ", name, ", got ", a.group_size()));
   }
   if (a.group_size() < 1) return Bad("algorithm.group_size", "must be >= 1");
 
@@ -277,4 +282,64 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   return absl::OkStatus();
 }
 
-}  // namespace grail::coordinator
+}  // namespace grail::algo
+
+namespace grail::algo {
+
+void ResolveDefaults(grail::v1::RunSpec* spec) {
+  auto* m = spec->mutable_model();
+  if (m->tokenizer().empty()) m->set_tokenizer("char");
+
+  auto* a = spec->mutable_algorithm();
+  if (a->advantage_estimator() == grail::v1::ADVANTAGE_ESTIMATOR_UNSPECIFIED) {
+    a->set_advantage_estimator(grail::v1::ADVANTAGE_ESTIMATOR_GRPO);
+  }
+  if (a->policy_loss() == grail::v1::POLICY_LOSS_UNSPECIFIED) a->set_policy_loss(grail::v1::POLICY_LOSS_PPO);
+  if (a->loss_agg_mode() == grail::v1::LOSS_AGG_MODE_UNSPECIFIED) {
+    a->set_loss_agg_mode(grail::v1::LOSS_AGG_MODE_TOKEN_MEAN);
+  }
+  if (a->kl_estimator() == grail::v1::KL_ESTIMATOR_UNSPECIFIED) a->set_kl_estimator(grail::v1::KL_ESTIMATOR_K3);
+  if (a->clip_ratio_low() == 0) a->set_clip_ratio_low(0.2f);
+  if (a->clip_ratio_high() == 0) a->set_clip_ratio_high(0.28f);
+  if (a->clip_ratio_c() == 0) a->set_clip_ratio_c(3.0f);
+  if (a->gamma() == 0) a->set_gamma(1.0f);
+  if (a->lambda_actor() == 0) a->set_lambda_actor(0.95f);
+  if (a->lambda_critic() == 0) a->set_lambda_critic(1.0f);
+  if (a->kl_in_reward_coef() == 0) a->set_kl_in_reward_coef(1e-3f);
+  if (a->kl_horizon() == 0) a->set_kl_horizon(10000);
+  if (a->advantage_estimator() == grail::v1::ADVANTAGE_ESTIMATOR_GFPO && a->gfpo_metric().empty()) {
+    a->set_gfpo_metric("length");
+  }
+  // Truncated importance sampling is on for pipelined runs (their samples are off-policy).
+  if (a->tis_cap() == 0 && spec->trainer().max_staleness() > 0) a->set_tis_cap(2.0f);
+
+  auto* t = spec->mutable_trainer();
+  if (t->learning_rate() == 0) t->set_learning_rate(1e-4f);
+  if (t->sft_learning_rate() == 0) t->set_sft_learning_rate(1e-3f);
+  if (t->grad_clip() == 0) t->set_grad_clip(1.0f);
+  if (t->sft_batch_size() == 0) t->set_sft_batch_size(64);
+  if (t->sft_eval_every() == 0) t->set_sft_eval_every(25);
+  if (t->max_sampling_rounds() == 0) t->set_max_sampling_rounds(3);
+  if (t->ppo_epochs() == 0) t->set_ppo_epochs(1);
+  if (t->mini_batches() == 0) t->set_mini_batches(1);
+  if (t->lr_schedule().empty()) t->set_lr_schedule("constant");
+  if (t->min_lr_ratio() == 0) t->set_min_lr_ratio(0.1f);
+
+  auto* c = spec->mutable_critic();
+  if (c->enabled()) {
+    if (c->init().empty()) c->set_init("policy");
+    if (c->learning_rate() == 0) c->set_learning_rate(t->learning_rate());
+    if (c->value_clip() == 0) c->set_value_clip(0.5f);
+  }
+
+  auto* r = spec->mutable_reward();
+  if (r->verifier().empty()) r->set_verifier("math");
+}
+
+int64_t ContextLength(const grail::v1::ModelConfig& config) {
+  return model::ModelConfigFromProto(config).max_position_embeddings;
+}
+
+int64_t DefaultHeldoutSize(int64_t rows) { return std::min<int64_t>(500, rows / 10); }
+
+}  // namespace grail::algo

@@ -1,12 +1,12 @@
-#ifndef GRAIL_COORDINATOR_SPEC_VALIDATION_H_
-#define GRAIL_COORDINATOR_SPEC_VALIDATION_H_
+#ifndef GRAIL_ALGO_RUN_SPEC_H_
+#define GRAIL_ALGO_RUN_SPEC_H_
 
 #include <cstdint>
 
 #include "absl/status/status.h"
 #include "proto/grail/v1/common.pb.h"
 
-namespace grail::coordinator {
+namespace grail::algo {
 
 // Upper bounds a run spec may ask for. They keep one spec from allocating without bound in
 // the coordinator (prompts, samples, dataset rows) or in the services (model dimensions,
@@ -34,9 +34,24 @@ struct SpecLimits {
 absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec);
 
 // Checks a run spec before anything runs. Returns INVALID_ARGUMENT naming the first bad
-// field (e.g. "algorithm.group_size: must be >= 2 for grpo, got 1").
+// field (e.g. "algorithm.group_size: must be >= 2 for grpo, got 1"). Accepts a spec before
+// and after ResolveDefaults.
 absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec);
 
-}  // namespace grail::coordinator
+// The documented defaults, in one place: every field left at 0 (or empty, or UNSPECIFIED)
+// that has a default gets it. The coordinator resolves a spec once at submit; what it
+// stores, shows (GetRun) and sends to every service is the resolved spec, and services
+// resolve what they receive again (idempotent), so no process keeps defaults of its own.
+// Floating-point defaults are stored as the proto's float32.
+void ResolveDefaults(grail::v1::RunSpec* spec);
 
-#endif  // GRAIL_COORDINATOR_SPEC_VALIDATION_H_
+// The model context (max_position_embeddings) a model.config asks for, its default filled.
+int64_t ContextLength(const grail::v1::ModelConfig& config);
+
+// Held-out problems a dataset of `rows` problems sets aside when dataset.heldout_size is 0:
+// min(500, rows / 10), the same for the built-in task and JSONL files.
+int64_t DefaultHeldoutSize(int64_t rows);
+
+}  // namespace grail::algo
+
+#endif  // GRAIL_ALGO_RUN_SPEC_H_

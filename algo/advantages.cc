@@ -1,10 +1,10 @@
-#include "coordinator/advantages.h"
+#include "algo/advantages.h"
 
 #include <cmath>
 #include <algorithm>
 #include <map>
 
-namespace grail::coordinator {
+namespace grail::algo {
 
 std::vector<double> GrpoAdvantages(const std::vector<double>& scores, const std::vector<int64_t>& index,
                                    double epsilon, bool norm_by_std) {
@@ -184,4 +184,4 @@ GfpoResult Gfpo(const std::vector<double>& scores, const std::vector<double>& le
   return out;
 }
 
-}  // namespace grail::coordinator
+}  // namespace grail::algo

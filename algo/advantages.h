@@ -1,11 +1,11 @@
-#ifndef GRAIL_COORDINATOR_ADVANTAGES_H_
-#define GRAIL_COORDINATOR_ADVANTAGES_H_
+#ifndef GRAIL_ALGO_ADVANTAGES_H_
+#define GRAIL_ALGO_ADVANTAGES_H_
 
 #include <cstdint>
 #include <vector>
 #include <vector>
 
-namespace grail::coordinator {
+namespace grail::algo {
 
 // A dense row-major matrix of per-token values: rows are samples, columns response tokens.
 struct Matrix {
@@ -92,6 +92,6 @@ std::vector<double> GrpoAdvantages(const std::vector<double>& scores, const std:
 // scores are not all equal.
 std::vector<bool> GroupFilter(const std::vector<double>& scores, const std::vector<int64_t>& index);
 
-}  // namespace grail::coordinator
+}  // namespace grail::algo
 
-#endif  // GRAIL_COORDINATOR_ADVANTAGES_H_
+#endif  // GRAIL_ALGO_ADVANTAGES_H_

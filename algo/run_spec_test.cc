@@ -1,4 +1,4 @@
-#include "coordinator/spec_validation.h"
+#include "algo/run_spec.h"
 
 #include <cmath>
 
@@ -6,7 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace grail::coordinator {
+namespace grail::algo {
 namespace {
 
 constexpr char kValid[] = R"(
@@ -28,11 +28,11 @@ grail::v1::RunSpec Parse(const std::string& text) {
 TEST(SpecValidationTest, AcceptsValidSpec) {
   EXPECT_TRUE(ValidateRunSpec(Parse(kValid)).ok()) << ValidateRunSpec(Parse(kValid));
   auto gspo = Parse(kValid);
-  gspo.mutable_algorithm()->set_policy_loss("gspo");
-  gspo.mutable_algorithm()->set_loss_agg_mode("seq-mean-token-mean");
+  gspo.mutable_algorithm()->set_policy_loss(grail::v1::POLICY_LOSS_GSPO);
+  gspo.mutable_algorithm()->set_loss_agg_mode(grail::v1::LOSS_AGG_MODE_SEQ_MEAN_TOKEN_MEAN);
   EXPECT_TRUE(ValidateRunSpec(gspo).ok());
   auto gfpo = Parse(kValid);
-  gfpo.mutable_algorithm()->set_advantage_estimator("gfpo");
+  gfpo.mutable_algorithm()->set_advantage_estimator(grail::v1::ADVANTAGE_ESTIMATOR_GFPO);
   gfpo.mutable_algorithm()->set_gfpo_k(2);
   EXPECT_TRUE(ValidateRunSpec(gfpo).ok());
 }
@@ -56,33 +56,33 @@ INSTANTIATE_TEST_SUITE_P(
     All, SpecRejectsTest,
     ::testing::Values(
         Edit{[](auto* s) { s->mutable_algorithm()->set_group_size(1); }, "algorithm.group_size"},
-        Edit{[](auto* s) { s->mutable_algorithm()->set_advantage_estimator("ppo2"); },
+        Edit{[](auto* s) { s->mutable_algorithm()->set_advantage_estimator(static_cast<grail::v1::AdvantageEstimator>(99))  /* "ppo2" */; },
              "algorithm.advantage_estimator"},
         Edit{[](auto* s) { s->mutable_model()->clear_config(); }, "model"},
         Edit{[](auto* s) { s->mutable_trainer()->set_value_pretrain_steps(2); }, "trainer.value_pretrain_steps"},
         Edit{[](auto* s) {
-               s->mutable_algorithm()->set_advantage_estimator("gae");
+               s->mutable_algorithm()->set_advantage_estimator(grail::v1::ADVANTAGE_ESTIMATOR_GAE);
                s->mutable_critic()->set_enabled(true);
                s->mutable_trainer()->set_value_pretrain_steps(10);
              },
              "trainer.value_pretrain_steps"},
-        Edit{[](auto* s) { s->mutable_algorithm()->set_advantage_estimator("gae"); },
+        Edit{[](auto* s) { s->mutable_algorithm()->set_advantage_estimator(grail::v1::ADVANTAGE_ESTIMATOR_GAE); },
              "algorithm.advantage_estimator"},
         Edit{[](auto* s) { s->mutable_critic()->set_enabled(true); }, "critic.enabled"},
         Edit{[](auto* s) {
-               s->mutable_algorithm()->set_advantage_estimator("gae");
+               s->mutable_algorithm()->set_advantage_estimator(grail::v1::ADVANTAGE_ESTIMATOR_GAE);
                s->mutable_critic()->set_enabled(true);
                s->mutable_critic()->set_init("reward_model");
              },
              "critic.init"},
         Edit{[](auto* s) { s->mutable_algorithm()->set_lambda_actor(1.5); }, "algorithm.lambda_actor"},
-        Edit{[](auto* s) { s->mutable_algorithm()->set_policy_loss("dpo"); }, "algorithm.policy_loss"},
-        Edit{[](auto* s) { s->mutable_algorithm()->set_policy_loss("gspo"); }, "algorithm.loss_agg_mode"},
-        Edit{[](auto* s) { s->mutable_algorithm()->set_loss_agg_mode("seq-sum"); }, "algorithm.loss_agg_mode"},
-        Edit{[](auto* s) { s->mutable_algorithm()->set_kl_estimator("k4"); }, "algorithm.kl_estimator"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_policy_loss(static_cast<grail::v1::PolicyLoss>(99))  /* "dpo" */; }, "algorithm.policy_loss"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_policy_loss(grail::v1::POLICY_LOSS_GSPO); }, "algorithm.loss_agg_mode"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_loss_agg_mode(static_cast<grail::v1::LossAggMode>(99))  /* "seq-sum" */; }, "algorithm.loss_agg_mode"},
+        Edit{[](auto* s) { s->mutable_algorithm()->set_kl_estimator(static_cast<grail::v1::KlEstimator>(99))  /* "k4" */; }, "algorithm.kl_estimator"},
         Edit{[](auto* s) { s->mutable_algorithm()->set_clip_ratio_high(-0.1); }, "algorithm.clip_ratio_high"},
         Edit{[](auto* s) {
-               s->mutable_algorithm()->set_advantage_estimator("gfpo");
+               s->mutable_algorithm()->set_advantage_estimator(grail::v1::ADVANTAGE_ESTIMATOR_GFPO);
                s->mutable_algorithm()->set_gfpo_k(5);
              },
              "algorithm.gfpo_k"},
@@ -135,4 +135,4 @@ INSTANTIATE_TEST_SUITE_P(
              "model.config.max_position_embeddings"}));
 
 }  // namespace
-}  // namespace grail::coordinator
+}  // namespace grail::algo
