@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   spec.usage =
       "grail-actor: rollout actor (batched generation with a KV cache).\n"
       "Usage: grail-actor [--listen=HOST:PORT] [--metrics_listen=HOST:PORT] [--threads=N]";
-  spec.make_services = [](prometheus::Registry& registry) -> absl::StatusOr<grail::ServiceBundle> {
+  spec.make_services = [](prometheus::Registry& registry, const grail::ServiceEnv& env) -> absl::StatusOr<grail::ServiceBundle> {
     auto& tokens = prometheus::BuildCounter()
                        .Name("grail_actor_tokens_generated_total")
                        .Help("Response tokens generated.")
@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
     if (!engine.ok()) return engine.status();
     std::shared_ptr<grail::actor::RolloutEngine> shared = std::move(*engine);
     grail::ServiceBundle bundle;
-    bundle.services.push_back(std::make_unique<grail::actor::ActorServiceImpl>(shared.get()));
+    bundle.services.push_back(std::make_unique<grail::actor::ActorServiceImpl>(env.auth, shared.get()));
     bundle.keep_alive.push_back(shared);
     return bundle;
   };

@@ -2,6 +2,7 @@
 #define GRAIL_ACTOR_ACTOR_SERVICE_IMPL_H_
 
 #include "actor/rollout_engine.h"
+#include "common/security.h"
 #include "proto/grail/v1/actor.grpc.pb.h"
 
 namespace grail::actor {
@@ -10,7 +11,8 @@ namespace grail::actor {
 // outlive it.
 class ActorServiceImpl final : public grail::v1::ActorService::Service {
  public:
-  explicit ActorServiceImpl(RolloutEngine* engine) : engine_(engine) {}
+  // `auth` checks every call first; it and the engine outlive the service.
+  ActorServiceImpl(const Authenticator* auth, RolloutEngine* engine) : auth_(auth), engine_(engine) {}
 
   grpc::Status Generate(grpc::ServerContext* context, const grail::v1::GenerateRequest* request,
                         grpc::ServerWriter<grail::v1::Sample>* writer) override;
@@ -21,6 +23,7 @@ class ActorServiceImpl final : public grail::v1::ActorService::Service {
                        grail::v1::ActorInfo* response) override;
 
  private:
+  const Authenticator* auth_;
   RolloutEngine* engine_;
 };
 

@@ -47,7 +47,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
-  const SecurityOptions& security = ProcessSecurity();
+  const SecurityOptions& security = options.security;
   auto credentials = MakeChannelCredentials(security);
   if (security.bearer_token.empty()) return grpc::CreateCustomChannel(options.target, credentials, args);
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;

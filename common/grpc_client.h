@@ -11,6 +11,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
+#include "common/security.h"
+
 namespace grail {
 
 struct ClientOptions {
@@ -23,9 +25,11 @@ struct ClientOptions {
   absl::Duration stall_timeout = absl::ZeroDuration();
   // Largest message accepted from the server.
   int max_message_bytes = 256 << 20;
+  // TLS (tls_ca_pem set) and the bearer token sent with every call (when set).
+  SecurityOptions security;
 };
 
-// An insecure channel to options.target with the message-size limits applied.
+// A channel to options.target with its security and the message-size limits applied.
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options);
 
 // Sets the deadline of `context` to now + timeout.

@@ -3,28 +3,14 @@
 #include <fstream>
 #include <sstream>
 
-#include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "prometheus/counter.h"
 #include "prometheus/registry.h"
 
-ABSL_FLAG(std::string, auth_token_file, "",
-          "File holding a bearer token: servers require it on every RPC but health checks, "
-          "clients send it");
-ABSL_FLAG(std::string, tls_cert, "", "PEM certificate: served over TLS, presented as client certificate");
-ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
-ABSL_FLAG(std::string, tls_ca, "", "PEM CA bundle: clients verify servers (and use TLS); servers verify clients");
-ABSL_FLAG(bool, tls_require_client_cert, false, "Servers demand a client certificate signed by --tls_ca");
-
 namespace grail {
 namespace {
-
-absl::Mutex g_mu;
-SecurityOptions* g_options ABSL_GUARDED_BY(g_mu) = nullptr;
-prometheus::Counter* g_auth_failures = nullptr;
 
 absl::StatusOr<std::string> ReadFlagFile(const std::string& path, const char* flag) {
   std::ifstream in(path, std::ios::binary);
@@ -45,28 +31,28 @@ bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
 
 }  // namespace
 
-absl::StatusOr<SecurityOptions> SecurityFromFlags() {
+absl::StatusOr<SecurityOptions> LoadSecurity(const SecurityFiles& files) {
   SecurityOptions o;
-  if (const std::string f = absl::GetFlag(FLAGS_auth_token_file); !f.empty()) {
-    auto token = ReadFlagFile(f, "auth_token_file");
+  if (!files.auth_token_file.empty()) {
+    auto token = ReadFlagFile(files.auth_token_file, "auth_token_file");
     if (!token.ok()) return token.status();
     o.bearer_token = std::string(absl::StripAsciiWhitespace(*token));
     if (o.bearer_token.empty()) return absl::InvalidArgumentError("--auth_token_file: the token is blank");
   }
   struct {
-    const std::string path;
+    const std::string& path;
     const char* flag;
     std::string* out;
-  } files[] = {{absl::GetFlag(FLAGS_tls_cert), "tls_cert", &o.tls_cert_pem},
-               {absl::GetFlag(FLAGS_tls_key), "tls_key", &o.tls_key_pem},
-               {absl::GetFlag(FLAGS_tls_ca), "tls_ca", &o.tls_ca_pem}};
-  for (auto& f : files) {
+  } pems[] = {{files.tls_cert, "tls_cert", &o.tls_cert_pem},
+              {files.tls_key, "tls_key", &o.tls_key_pem},
+              {files.tls_ca, "tls_ca", &o.tls_ca_pem}};
+  for (auto& f : pems) {
     if (f.path.empty()) continue;
     auto pem = ReadFlagFile(f.path, f.flag);
     if (!pem.ok()) return pem.status();
     *f.out = *pem;
   }
-  o.require_client_cert = absl::GetFlag(FLAGS_tls_require_client_cert);
+  o.require_client_cert = files.require_client_cert;
   absl::Status valid = ValidateSecurity(o);
   if (!valid.ok()) return valid;
   return o;
@@ -82,18 +68,6 @@ absl::Status ValidateSecurity(const SecurityOptions& o) {
         "--tls_require_client_cert: needs --tls_ca (to verify clients) and --tls_cert/--tls_key");
   }
   return absl::OkStatus();
-}
-
-void SetProcessSecurity(const SecurityOptions& options) {
-  absl::MutexLock lock(&g_mu);
-  delete g_options;
-  g_options = new SecurityOptions(options);
-}
-
-const SecurityOptions& ProcessSecurity() {
-  absl::MutexLock lock(&g_mu);
-  if (g_options == nullptr) g_options = new SecurityOptions();
-  return *g_options;
 }
 
 std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const SecurityOptions& o) {
@@ -115,24 +89,23 @@ std::shared_ptr<grpc::ChannelCredentials> MakeChannelCredentials(const SecurityO
   return grpc::SslCredentials(ssl);
 }
 
-void RegisterAuthMetrics(const std::string& component, prometheus::Registry& registry) {
-  g_auth_failures = &prometheus::BuildCounter()
-                         .Name(absl::StrCat("grail_", component, "_auth_failures_total"))
-                         .Help("RPCs refused UNAUTHENTICATED: missing or wrong bearer token.")
-                         .Register(registry)
-                         .Add({});
-}
+Authenticator::Authenticator(std::string bearer_token, const std::string& component,
+                             prometheus::Registry& registry)
+    : expected_(bearer_token.empty() ? "" : absl::StrCat("Bearer ", bearer_token)),
+      failures_(&prometheus::BuildCounter()
+                     .Name(absl::StrCat("grail_", component, "_auth_failures_total"))
+                     .Help("RPCs refused UNAUTHENTICATED: missing or wrong bearer token.")
+                     .Register(registry)
+                     .Add({})) {}
 
-grpc::Status Authorize(const grpc::ServerContext* context) {
-  const std::string& token = ProcessSecurity().bearer_token;
-  if (token.empty()) return grpc::Status::OK;
+grpc::Status Authenticator::Check(const grpc::ServerContext* context) const {
+  if (expected_.empty()) return grpc::Status::OK;
   const auto& md = context->client_metadata();
   auto it = md.find("authorization");
-  const std::string expected = absl::StrCat("Bearer ", token);
-  if (it != md.end() && ConstantTimeEquals(absl::string_view(it->second.data(), it->second.size()), expected)) {
+  if (it != md.end() && ConstantTimeEquals(absl::string_view(it->second.data(), it->second.size()), expected_)) {
     return grpc::Status::OK;
   }
-  if (g_auth_failures != nullptr) g_auth_failures->Increment();
+  failures_->Increment();
   return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                       it == md.end() ? "missing authorization: Bearer token" : "wrong bearer token");
 }

@@ -29,13 +29,12 @@ absl::StatusOr<std::unique_ptr<ServerRunner>> ServerRunner::Start(
   grpc::ServerBuilder builder;
   int selected_port = 0;
   builder.AddListeningPort(FormatHostPort(grpc_hp.host, grpc_hp.port),
-                           MakeServerCredentials(ProcessSecurity()), &selected_port);
+                           MakeServerCredentials(options.security), &selected_port);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   for (grpc::Service* service : services) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
   creators.push_back(MakeRpcMetricsInterceptor(options.component, *registry, self->active_calls_));
-  RegisterAuthMetrics(options.component, *registry);
   builder.experimental().SetInterceptorCreators(std::move(creators));
   self->server_ = builder.BuildAndStart();
   if (self->server_ == nullptr || selected_port == 0) {

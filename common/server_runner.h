@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/metrics_http_server.h"
+#include "common/security.h"
 #include "prometheus/registry.h"
 
 namespace grail {
@@ -27,6 +28,8 @@ struct ServerOptions {
   absl::Duration grace_period = absl::Seconds(10);
   // Largest accepted or sent gRPC message.
   int max_message_bytes = 256 << 20;
+  // TLS (tls_cert_pem set: served over TLS; with require_client_cert, mutual TLS).
+  SecurityOptions security;
 };
 
 // Owns a gRPC server with the standard health service and RPC metrics, plus the /metrics

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/cli.h"
 #include "common/security.h"
+#include "common/security_flags.h"
 #include "common/server_runner.h"
 #include "common/signals.h"
 
@@ -29,16 +30,16 @@ int ServiceMain(int argc, char** argv, const ServiceMainSpec& spec) {
     std::cerr << spec.binary << ": " << security.status() << std::endl;
     return 1;
   }
-  SetProcessSecurity(*security);
-
   ServerOptions options;
   options.component = spec.component;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.grace_period = absl::GetFlag(FLAGS_grace_period);
+  options.security = *security;
 
   auto registry = std::make_shared<prometheus::Registry>();
-  absl::StatusOr<ServiceBundle> bundle = spec.make_services(*registry);
+  const Authenticator auth(security->bearer_token, spec.component, *registry);
+  absl::StatusOr<ServiceBundle> bundle = spec.make_services(*registry, ServiceEnv{*security, &auth});
   if (!bundle.ok()) {
     std::cerr << spec.binary << ": " << bundle.status() << std::endl;
     return 1;

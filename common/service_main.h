@@ -9,6 +9,7 @@
 #include <grpcpp/impl/codegen/service_type.h>
 
 #include "absl/status/statusor.h"
+#include "common/security.h"
 #include "prometheus/registry.h"
 
 namespace grail {
@@ -26,12 +27,19 @@ struct ServiceBundle {
   std::function<void(std::function<void()> set_not_serving)> on_started;
 };
 
+// What ServiceMain hands make_services: the process's security (for clients the service
+// makes) and the authenticator every handler checks first (GRAIL_AUTHORIZE).
+struct ServiceEnv {
+  SecurityOptions security;
+  const Authenticator* auth = nullptr;  // lives until the process exits
+};
+
 struct ServiceMainSpec {
   std::string binary;     // "grail-actor": the ready line starts with it
   std::string component;  // "actor": metric names grail_<component>_...
   std::string usage;      // one paragraph for --help
   // Builds the services after flags are parsed; a failure exits the process with code 1.
-  std::function<absl::StatusOr<ServiceBundle>(prometheus::Registry& registry)> make_services;
+  std::function<absl::StatusOr<ServiceBundle>(prometheus::Registry& registry, const ServiceEnv& env)> make_services;
 };
 
 // The body of every service's main(): parses the shared flags (--listen, --metrics_listen,

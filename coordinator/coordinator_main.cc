@@ -43,9 +43,11 @@ int main(int argc, char** argv) {
       "Usage: grail-coordinator --actors=H:P[,H:P...] --reward=H:P --reference=H:P --learner=H:P[,H:P...]\n"
       "                         [--listen=HOST:PORT] [--metrics_listen=HOST:PORT] [--data_root=DIR]";
   std::shared_ptr<grail::coordinator::RunManager> manager;
-  spec.make_services = [&manager](prometheus::Registry& registry) -> absl::StatusOr<grail::ServiceBundle> {
-    auto client_options = [](const std::string& target, absl::Duration timeout) {
+  spec.make_services = [&manager](prometheus::Registry& registry,
+                                  const grail::ServiceEnv& env) -> absl::StatusOr<grail::ServiceBundle> {
+    auto client_options = [&env](const std::string& target, absl::Duration timeout) {
       grail::ClientOptions o;
+      o.security = env.security;
       o.target = target;
       o.timeout = timeout;
       return o;
@@ -88,7 +90,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "grail-coordinator: resuming %s from its last checkpoint\n", id.c_str());
     }
     grail::ServiceBundle bundle;
-    bundle.services.push_back(std::make_unique<grail::coordinator::RunServiceImpl>(manager.get()));
+    bundle.services.push_back(std::make_unique<grail::coordinator::RunServiceImpl>(env.auth, manager.get()));
     bundle.keep_alive.push_back(manager);
     bundle.keep_alive.push_back(metrics);
     bundle.on_shutdown = [m = manager.get()] { m->CancelAll(); };

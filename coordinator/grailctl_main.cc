@@ -14,7 +14,7 @@
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/grpc_client.h"
-#include "common/security.h"
+#include "common/security_flags.h"
 #include "coordinator/run_client.h"
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "Coordinator address HOST:PORT");
@@ -94,7 +94,6 @@ int main(int argc, char** argv) {
     std::cerr << "grailctl: " << security.status() << std::endl;
     return 2;
   }
-  grail::SetProcessSecurity(*security);
   if (args.size() < 2) {
     std::cerr << kUsage << std::endl;
     return 2;
@@ -108,6 +107,7 @@ int main(int argc, char** argv) {
     return true;
   };
   grail::ClientOptions options;
+  options.security = *security;
   options.target = absl::GetFlag(FLAGS_coordinator);
   options.timeout = absl::GetFlag(FLAGS_timeout);
 

@@ -7,7 +7,7 @@ namespace grail::coordinator {
 
 grpc::Status RunServiceImpl::SubmitRun(grpc::ServerContext* context, const grail::v1::SubmitRunRequest* request,
                                        grail::v1::SubmitRunResponse* response) {
-  GRAIL_AUTHORIZE(context);
+  GRAIL_AUTHORIZE(auth_, context);
   auto id = runs_->Submit(request->spec());
   if (!id.ok()) return ToGrpcStatus(id.status());
   response->set_run_id(*id);
@@ -16,7 +16,7 @@ grpc::Status RunServiceImpl::SubmitRun(grpc::ServerContext* context, const grail
 
 grpc::Status RunServiceImpl::GetRun(grpc::ServerContext* context, const grail::v1::GetRunRequest* request,
                                     grail::v1::Run* response) {
-  GRAIL_AUTHORIZE(context);
+  GRAIL_AUTHORIZE(auth_, context);
   auto run = runs_->Get(request->run_id());
   if (!run.ok()) return ToGrpcStatus(run.status());
   *response = std::move(*run);
@@ -25,7 +25,7 @@ grpc::Status RunServiceImpl::GetRun(grpc::ServerContext* context, const grail::v
 
 grpc::Status RunServiceImpl::ListRuns(grpc::ServerContext* context, const grail::v1::ListRunsRequest*,
                                       grail::v1::ListRunsResponse* response) {
-  GRAIL_AUTHORIZE(context);
+  GRAIL_AUTHORIZE(auth_, context);
   for (auto& run : runs_->List()) *response->add_runs() = std::move(run);
   return grpc::Status::OK;
 }
@@ -33,7 +33,7 @@ grpc::Status RunServiceImpl::ListRuns(grpc::ServerContext* context, const grail:
 grpc::Status RunServiceImpl::WatchRun(grpc::ServerContext* context,
                                       const grail::v1::WatchRunRequest* request,
                                       grpc::ServerWriter<grail::v1::StepReport>* writer) {
-  GRAIL_AUTHORIZE(context);
+  GRAIL_AUTHORIZE(auth_, context);
   return ToGrpcStatus(runs_->Watch(
       request->run_id(), [&](const grail::v1::StepReport& r) { return writer->Write(r); },
       [&] { return !context->IsCancelled(); }));
@@ -41,7 +41,7 @@ grpc::Status RunServiceImpl::WatchRun(grpc::ServerContext* context,
 
 grpc::Status RunServiceImpl::CancelRun(grpc::ServerContext* context, const grail::v1::CancelRunRequest* request,
                                        grail::v1::CancelRunResponse*) {
-  GRAIL_AUTHORIZE(context);
+  GRAIL_AUTHORIZE(auth_, context);
   return ToGrpcStatus(runs_->Cancel(request->run_id()));
 }
 

@@ -3,13 +3,15 @@
 
 #include "coordinator/run_manager.h"
 #include "proto/grail/v1/coordinator.grpc.pb.h"
+#include "common/security.h"
 
 namespace grail::coordinator {
 
 // gRPC adapter over a RunManager. Stateless; the manager must outlive it.
 class RunServiceImpl final : public grail::v1::RunService::Service {
  public:
-  explicit RunServiceImpl(RunManager* runs) : runs_(runs) {}
+  // `auth` checks every call first; it and the manager outlive the service.
+  RunServiceImpl(const Authenticator* auth, RunManager* runs) : auth_(auth), runs_(runs) {}
 
   grpc::Status SubmitRun(grpc::ServerContext* context, const grail::v1::SubmitRunRequest* request,
                          grail::v1::SubmitRunResponse* response) override;
@@ -23,6 +25,7 @@ class RunServiceImpl final : public grail::v1::RunService::Service {
                          grail::v1::CancelRunResponse* response) override;
 
  private:
+  const Authenticator* auth_;
   RunManager* runs_;
 };
 

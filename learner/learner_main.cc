@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
       "                     [--collective_timeout=60s] [--dist_backend=gloo|nccl]\n"
       "With --world_size > 1 the ranks rendezvous before serving (start them together);\n"
       "the coordinator's --learner lists every rank's address, rank 0 first.";
-  spec.make_services = [](prometheus::Registry& registry) -> absl::StatusOr<grail::ServiceBundle> {
+  spec.make_services = [](prometheus::Registry& registry, const grail::ServiceEnv& env) -> absl::StatusOr<grail::ServiceBundle> {
     // Gauges: the last step's value of each training metric the trainer reports.
     static constexpr struct {
       const char* key;
@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
       health->set_not_serving = std::move(set_not_serving);
       if (health->failed) health->set_not_serving();
     };
-    bundle.services.push_back(std::make_unique<grail::learner::LearnerServiceImpl>(shared.get(), options.data_root, on_step));
+    bundle.services.push_back(std::make_unique<grail::learner::LearnerServiceImpl>(env.auth, shared.get(), options.data_root, on_step));
     bundle.keep_alive.push_back(shared);
     return bundle;
   };

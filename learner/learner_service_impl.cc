@@ -11,7 +11,7 @@ namespace grail::learner {
 grpc::Status LearnerServiceImpl::InitModel(grpc::ServerContext* context,
                                            const grail::v1::InitModelRequest* request,
                                            grail::v1::InitModelResponse* response) {
-  GRAIL_AUTHORIZE(context);
+  GRAIL_AUTHORIZE(auth_, context);
   auto result = trainer_->InitModel(*request);
   if (!result.ok()) return Reply(result.status());
   *response = std::move(*result);
@@ -21,7 +21,7 @@ grpc::Status LearnerServiceImpl::InitModel(grpc::ServerContext* context,
 grpc::Status LearnerServiceImpl::SupervisedStep(grpc::ServerContext* context,
                                                 const grail::v1::SupervisedStepRequest* request,
                                                 grail::v1::TrainStepResponse* response) {
-  GRAIL_AUTHORIZE(context);
+  GRAIL_AUTHORIZE(auth_, context);
   const absl::Time start = absl::Now();
   auto result = trainer_->SupervisedStep(*request);
   if (!result.ok()) return Reply(result.status());
@@ -33,7 +33,7 @@ grpc::Status LearnerServiceImpl::SupervisedStep(grpc::ServerContext* context,
 grpc::Status LearnerServiceImpl::TrainStep(grpc::ServerContext* context,
                                            const grail::v1::TrainStepRequest* request,
                                            grail::v1::TrainStepResponse* response) {
-  GRAIL_AUTHORIZE(context);
+  GRAIL_AUTHORIZE(auth_, context);
   const absl::Time start = absl::Now();
   auto result = trainer_->TrainStep(*request);
   if (!result.ok()) return Reply(result.status());
@@ -45,7 +45,7 @@ grpc::Status LearnerServiceImpl::TrainStep(grpc::ServerContext* context,
 grpc::Status LearnerServiceImpl::ComputeValues(grpc::ServerContext* context,
                                                const grail::v1::ComputeValuesRequest* request,
                                                grail::v1::ComputeValuesResponse* response) {
-  GRAIL_AUTHORIZE(context);
+  GRAIL_AUTHORIZE(auth_, context);
   auto result = trainer_->ComputeValues(*request);
   if (!result.ok()) return Reply(result.status());
   *response = std::move(*result);
@@ -55,7 +55,7 @@ grpc::Status LearnerServiceImpl::ComputeValues(grpc::ServerContext* context,
 grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext* context,
                                                 const grail::v1::SaveCheckpointRequest* request,
                                                 grail::v1::SaveCheckpointResponse* response) {
-  GRAIL_AUTHORIZE(context);
+  GRAIL_AUTHORIZE(auth_, context);
   auto path = trainer_->SaveCheckpoint(request->dir(), request->run_state());
   if (!path.ok()) return Reply(path.status());
   // The path as the request named it, relative to the data root; never the server's own.
@@ -66,7 +66,7 @@ grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext* context,
 grpc::Status LearnerServiceImpl::GetWeights(grpc::ServerContext* context,
                                             const grail::v1::GetWeightsRequest* request,
                                             grpc::ServerWriter<grail::v1::WeightsChunk>* writer) {
-  GRAIL_AUTHORIZE(context);
+  GRAIL_AUTHORIZE(auth_, context);
   auto weights = trainer_->GetWeights();
   if (!weights.ok()) return Reply(weights.status());
   if (weights->version < request->min_version()) {

@@ -8,6 +8,7 @@
 #include "common/paths.h"
 #include "learner/trainer.h"
 #include "proto/grail/v1/learner.grpc.pb.h"
+#include "common/security.h"
 
 namespace grail::learner {
 
@@ -18,9 +19,11 @@ class LearnerServiceImpl final : public grail::v1::LearnerService::Service {
   using StepObserver =
       std::function<void(const std::string& kind, const grail::v1::TrainStepResponse& response, double seconds)>;
 
-  // `data_root` (the trainer's) is taken out of every error message a client sees.
-  LearnerServiceImpl(Trainer* trainer, std::string data_root, StepObserver on_step = nullptr)
-      : trainer_(trainer), data_root_(std::move(data_root)), on_step_(std::move(on_step)) {}
+  // `data_root` (the trainer's) is taken out of every error message a client sees. `auth`
+  // checks every call first; it and the trainer outlive the service.
+  LearnerServiceImpl(const Authenticator* auth, Trainer* trainer, std::string data_root,
+                     StepObserver on_step = nullptr)
+      : auth_(auth), trainer_(trainer), data_root_(std::move(data_root)), on_step_(std::move(on_step)) {}
 
   grpc::Status InitModel(grpc::ServerContext* context, const grail::v1::InitModelRequest* request,
                          grail::v1::InitModelResponse* response) override;
@@ -37,6 +40,7 @@ class LearnerServiceImpl final : public grail::v1::LearnerService::Service {
                           grpc::ServerWriter<grail::v1::WeightsChunk>* writer) override;
 
  private:
+  const Authenticator* auth_;
   Trainer* trainer_;
   std::string data_root_;
   StepObserver on_step_;

@@ -14,14 +14,14 @@ int main(int argc, char** argv) {
   spec.usage =
       "grail-reference: reference log-prob scorer (frozen model, batched).\n"
       "Usage: grail-reference [--listen=HOST:PORT] [--metrics_listen=HOST:PORT] [--threads=N]";
-  spec.make_services = [](prometheus::Registry&) -> absl::StatusOr<grail::ServiceBundle> {
+  spec.make_services = [](prometheus::Registry&, const grail::ServiceEnv& env) -> absl::StatusOr<grail::ServiceBundle> {
     grail::reference::ReferenceScorerOptions options;
     options.num_threads = absl::GetFlag(FLAGS_threads);
     auto scorer = grail::reference::ReferenceScorer::Create(options);
     if (!scorer.ok()) return scorer.status();
     std::shared_ptr<grail::reference::ReferenceScorer> shared = std::move(*scorer);
     grail::ServiceBundle bundle;
-    bundle.services.push_back(std::make_unique<grail::reference::ReferenceServiceImpl>(shared.get()));
+    bundle.services.push_back(std::make_unique<grail::reference::ReferenceServiceImpl>(env.auth, shared.get()));
     bundle.keep_alive.push_back(shared);
     return bundle;
   };

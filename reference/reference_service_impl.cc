@@ -9,7 +9,7 @@ namespace grail::reference {
 grpc::Status ReferenceServiceImpl::ComputeLogProbs(grpc::ServerContext* context,
                                                    const grail::v1::LogProbsRequest* request,
                                                    grail::v1::LogProbsResponse* response) {
-  GRAIL_AUTHORIZE(context);
+  GRAIL_AUTHORIZE(auth_, context);
   absl::StatusOr<grail::v1::LogProbsResponse> result = scorer_->ComputeLogProbs(*request);
   if (!result.ok()) return ToGrpcStatus(result.status());
   *response = std::move(*result);
@@ -19,7 +19,7 @@ grpc::Status ReferenceServiceImpl::ComputeLogProbs(grpc::ServerContext* context,
 grpc::Status ReferenceServiceImpl::LoadWeights(grpc::ServerContext* context,
                                                grpc::ServerReader<grail::v1::WeightsChunk>* reader,
                                                grail::v1::LoadWeightsResponse* response) {
-  GRAIL_AUTHORIZE(context);
+  GRAIL_AUTHORIZE(auth_, context);
   return ToGrpcStatus(ServeWeightsUpload(
       reader, [this](std::string blob, int64_t version) { return scorer_->LoadWeights(std::move(blob), version); },
       response));

@@ -3,13 +3,15 @@
 
 #include "proto/grail/v1/reference.grpc.pb.h"
 #include "reference/reference_scorer.h"
+#include "common/security.h"
 
 namespace grail::reference {
 
 // gRPC adapter over a ReferenceScorer. Stateless; the scorer must outlive it.
 class ReferenceServiceImpl final : public grail::v1::ReferenceService::Service {
  public:
-  explicit ReferenceServiceImpl(ReferenceScorer* scorer) : scorer_(scorer) {}
+  // `auth` checks every call first; it and the scorer outlive the service.
+  ReferenceServiceImpl(const Authenticator* auth, ReferenceScorer* scorer) : auth_(auth), scorer_(scorer) {}
 
   grpc::Status ComputeLogProbs(grpc::ServerContext* context, const grail::v1::LogProbsRequest* request,
                                grail::v1::LogProbsResponse* response) override;
@@ -18,6 +20,7 @@ class ReferenceServiceImpl final : public grail::v1::ReferenceService::Service {
                            grail::v1::LoadWeightsResponse* response) override;
 
  private:
+  const Authenticator* auth_;
   ReferenceScorer* scorer_;
 };
 

@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   spec.usage =
       "grail-reward: reward scorer (verifiers and reward models).\n"
       "Usage: grail-reward [--listen=HOST:PORT] [--metrics_listen=HOST:PORT]";
-  spec.make_services = [](prometheus::Registry& registry) -> absl::StatusOr<grail::ServiceBundle> {
+  spec.make_services = [](prometheus::Registry& registry, const grail::ServiceEnv& env) -> absl::StatusOr<grail::ServiceBundle> {
     auto& scores = prometheus::BuildCounter()
                        .Name("grail_reward_scores_total")
                        .Help("Items scored by verifier and outcome (correct, incorrect, failed).")
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
     std::shared_ptr<grail::reward::RewardScorer> shared = std::move(*scorer);
     grail::ServiceBundle bundle;
     bundle.keep_alive.push_back(rm);
-    bundle.services.push_back(std::make_unique<grail::reward::RewardServiceImpl>(shared.get(), on_scored));
+    bundle.services.push_back(std::make_unique<grail::reward::RewardServiceImpl>(env.auth, shared.get(), on_scored));
     bundle.keep_alive.push_back(shared);
     return bundle;
   };

@@ -8,7 +8,7 @@ namespace grail::reward {
 
 grpc::Status RewardServiceImpl::Score(grpc::ServerContext* context, const grail::v1::ScoreRequest* request,
                                       grail::v1::ScoreResponse* response) {
-  GRAIL_AUTHORIZE(context);
+  GRAIL_AUTHORIZE(auth_, context);
   absl::StatusOr<grail::v1::ScoreResponse> result = scorer_->Score(*request);
   if (!result.ok()) return ToGrpcStatus(result.status());
   *response = std::move(*result);
@@ -19,7 +19,7 @@ grpc::Status RewardServiceImpl::Score(grpc::ServerContext* context, const grail:
 grpc::Status RewardServiceImpl::LoadRewardModel(grpc::ServerContext* context,
                                                 grpc::ServerReader<grail::v1::WeightsChunk>* reader,
                                                 grail::v1::LoadWeightsResponse* response) {
-  GRAIL_AUTHORIZE(context);
+  GRAIL_AUTHORIZE(auth_, context);
   return ToGrpcStatus(ServeWeightsUpload(
       reader, [this](std::string blob, int64_t version) { return scorer_->LoadRewardModel(std::move(blob), version); },
       response));

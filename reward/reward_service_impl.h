@@ -5,6 +5,7 @@
 
 #include "proto/grail/v1/reward.grpc.pb.h"
 #include "reward/reward_scorer.h"
+#include "common/security.h"
 
 namespace grail::reward {
 
@@ -14,8 +15,9 @@ class RewardServiceImpl final : public grail::v1::RewardService::Service {
   // Called after each successful Score.
   using ScoreObserver = std::function<void(const grail::v1::ScoreRequest&, const grail::v1::ScoreResponse&)>;
 
-  explicit RewardServiceImpl(RewardScorer* scorer, ScoreObserver on_scored = nullptr)
-      : scorer_(scorer), on_scored_(std::move(on_scored)) {}
+  // `auth` checks every call first; it and the scorer outlive the service.
+  RewardServiceImpl(const Authenticator* auth, RewardScorer* scorer, ScoreObserver on_scored = nullptr)
+      : auth_(auth), scorer_(scorer), on_scored_(std::move(on_scored)) {}
 
   grpc::Status Score(grpc::ServerContext* context, const grail::v1::ScoreRequest* request,
                      grail::v1::ScoreResponse* response) override;
@@ -24,6 +26,7 @@ class RewardServiceImpl final : public grail::v1::RewardService::Service {
                                grail::v1::LoadWeightsResponse* response) override;
 
  private:
+  const Authenticator* auth_;
   RewardScorer* scorer_;
   ScoreObserver on_scored_;
 };

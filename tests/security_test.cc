@@ -29,7 +29,6 @@ class SecurityTest : public ::testing::Test {
     std::ofstream(dir_ + "/wrong") << "not-the-token\n";
   }
   void TearDown() override {
-    SetProcessSecurity({});
     RunCommand("rm -rf " + dir_);
   }
 
@@ -81,10 +80,10 @@ TEST_F(SecurityTest, TokenProtectedCoordinatorRefusesCallsWithoutIt) {
   EXPECT_NE(right.exit_code, 0);
   EXPECT_THAT(right.output, Not(HasSubstr("UNAUTHENTICATED")));
   EXPECT_THAT(right.output, HasSubstr("INVALID_ARGUMENT"));
-  SecurityOptions with_token;
-  with_token.bearer_token = "s3cret-token";
-  SetProcessSecurity(with_token);
-  auto authed = coordinator::NewGrpcRunClient({(*coordinator)->grpc_address()});
+  ClientOptions with_token;
+  with_token.target = (*coordinator)->grpc_address();
+  with_token.security.bearer_token = "s3cret-token";
+  auto authed = coordinator::NewGrpcRunClient(with_token);
   ASSERT_TRUE(authed->List().ok()) << authed->List().status();
 
   // Three refusals, counted.
