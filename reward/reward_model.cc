@@ -1,7 +1,7 @@
 #include "reward/reward_model.h"
 
 #include "absl/strings/str_cat.h"
-#include "tokenizer/char_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "model/versioned_model.h"
 
 namespace grail::reward {
@@ -28,9 +28,9 @@ class TorchRewardModel : public RewardModel {
     std::vector<std::vector<int>> seqs;
     int64_t width = 1;
     for (size_t i = 0; i < texts.size(); ++i) {
-      auto ids = tokenizer_.Encode(texts[i]);
+      auto ids = tokenizer_->Encode(texts[i]);
       if (!ids.ok()) return absl::InvalidArgumentError(absl::StrCat("items[", i, "]: ", ids.status().message()));
-      ids->insert(ids->begin(), tokenizer::CharTokenizer::kBos);
+      if (tokenizer_->bos_id() >= 0) ids->insert(ids->begin(), tokenizer_->bos_id());
       if (static_cast<int64_t>(ids->size()) > context) {
         return absl::InvalidArgumentError(absl::StrCat("items[", i, "]: ", ids->size(),
                                                        " tokens exceed the reward model context ", context));
@@ -63,7 +63,9 @@ class TorchRewardModel : public RewardModel {
 
  private:
   model::VersionedModel model_;
-  tokenizer::CharTokenizer tokenizer_;
+  // The reward model reads text through the torch-free interface (the char tokenizer until
+  // models bring their own).
+  const std::unique_ptr<tokenizer::Tokenizer> tokenizer_ = *tokenizer::NewTokenizer("char");
 };
 
 }  // namespace

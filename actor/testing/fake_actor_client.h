@@ -3,6 +3,7 @@
 
 // In-process fake of an actor, for testing its callers without a network or LibTorch. Thread-safe.
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <string>
@@ -24,6 +25,9 @@ class FakeActorClient : public ::grail::actor::ActorClient {
  public:
   std::atomic<int> fail_after{-1};      // -1: never fail
   std::atomic<bool> all_correct{false};
+  // When set, evaluation requests (greedy, one sample per prompt) answer A+B right exactly
+  // when this says so.
+  std::function<bool(int64_t a, int64_t b)> greedy_right;
   std::atomic<int> generate_calls{0};
   std::atomic<int> failed_calls{0};
   std::atomic<int64_t> version{-1};
@@ -55,8 +59,9 @@ class FakeActorClient : public ::grail::actor::ActorClient {
           ++failed_calls;
           return absl::UnavailableError("fake actor: connection reset");
         }
-        const bool right = all_correct || g % 2 == 0;
-        auto ids = *tok_.Encode(absl::StrCat(right ? a + b : a + b + g));
+        const bool evaluation = greedy_right && request.sampling().temperature() == 0 && request.group_size() == 1;
+        const bool right = evaluation ? greedy_right(a, b) : (all_correct || g % 2 == 0);
+        auto ids = *tok_.Encode(absl::StrCat(right ? a + b : a + b + std::max(g, 1)));
         ids.push_back(::grail::tokenizer::CharTokenizer::kEos);
         grail::v1::Sample s;
         s.set_run_id(request.run_id());
