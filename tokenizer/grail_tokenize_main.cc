@@ -1,0 +1,88 @@
+// grail-tokenize --tokenizer=DIR encode|decode: the command-line face of grail's tokenizers
+// (shared/TOKENIZE.md). Reads JSONL on stdin, writes exactly one JSONL line per input line:
+//   encode: {"text", "add_special_tokens"?} -> {"ids"}
+//   decode: {"ids", "skip_special_tokens"?} -> {"text"}
+// A bad line gets {"error": "<field>: <reason>"} and the tool goes on with the next one.
+// Encoding follows the reference library: added tokens in the text are parsed.
+
+#include <iostream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/flags/flag.h"
+#include "common/cli.h"
+#include "tokenizer/hf_tokenizer.h"
+
+ABSL_FLAG(std::string, tokenizer, "", "Directory holding tokenizer.json (and tokenizer_config.json)");
+
+namespace {
+
+constexpr char kUsage[] =
+    "grail-tokenize: encodes or decodes JSONL lines with a Hugging Face tokenizer.\n"
+    "Usage: grail-tokenize --tokenizer=DIR encode|decode < in.jsonl > out.jsonl";
+
+using json = nlohmann::json;
+
+json Error(const std::string& what) { return json{{"error", what}}; }
+
+json Encode(const grail::tokenizer::HfTokenizer& tok, const json& in) {
+  if (!in.contains("text") || !in["text"].is_string()) return Error("text: missing or not a string");
+  if (in.contains("add_special_tokens") && !in["add_special_tokens"].is_boolean()) {
+    return Error("add_special_tokens: not a boolean");
+  }
+  grail::tokenizer::EncodeOptions o;
+  o.add_special_tokens = in.value("add_special_tokens", false);
+  o.parse_special_tokens = true;
+  auto ids = tok.Encode(in["text"].get<std::string>(), o);
+  if (!ids.ok()) return Error(std::string(ids.status().message()));
+  return json{{"ids", *ids}};
+}
+
+json Decode(const grail::tokenizer::HfTokenizer& tok, const json& in) {
+  if (!in.contains("ids") || !in["ids"].is_array()) return Error("ids: missing or not a list");
+  std::vector<int> ids;
+  for (size_t i = 0; i < in["ids"].size(); ++i) {
+    const json& v = in["ids"][i];
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX) {
+      return Error("ids[" + std::to_string(i) + "]: not a token id");
+    }
+    ids.push_back(v.get<int>());
+  }
+  if (in.contains("skip_special_tokens") && !in["skip_special_tokens"].is_boolean()) {
+    return Error("skip_special_tokens: not a boolean");
+  }
+  auto text = tok.Decode(ids, in.value("skip_special_tokens", false));
+  if (!text.ok()) return Error(std::string(text.status().message()));
+  return json{{"text", *text}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args = grail::ParseCommandLineOrExit(argc, argv, kUsage);
+  if (args.size() != 2 || (args[1] != "encode" && args[1] != "decode")) {
+    std::cerr << kUsage << std::endl;
+    return 2;
+  }
+  auto tok = grail::tokenizer::HfTokenizer::FromDir(absl::GetFlag(FLAGS_tokenizer));
+  if (!tok.ok()) {
+    std::cerr << "grail-tokenize: " << tok.status() << std::endl;
+    return 1;
+  }
+  const bool encode = args[1] == "encode";
+  std::ios::sync_with_stdio(false);
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    const json in = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    json out;
+    if (!in.is_object()) {
+      out = Error("line: not a JSON object");
+    } else {
+      out = encode ? Encode(**tok, in) : Decode(**tok, in);
+    }
+    // Invalid UTF-8 can only come from a decode; it is already replaced by U+FFFD.
+    std::cout << out.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
+  }
+  return 0;
+}

@@ -1,0 +1,78 @@
+#ifndef GRAIL_TOKENIZER_HF_TOKENIZER_H_
+#define GRAIL_TOKENIZER_HF_TOKENIZER_H_
+
+// Hugging Face tokenizers from their tokenizer.json: byte-level BPE as the Qwen2/Qwen2.5/
+// Qwen3 and Llama-3 families ship it, encoded as the reference library (`tokenizers`) does.
+//
+//   normalizer      none or NFC (ICU)
+//   pre_tokenizer   Split (a regex, behaviour Isolated; PCRE2 with Unicode properties, which
+//                   takes the patterns' \p{L}, (?i:...) and \s+(?!\S)) and ByteLevel, alone or
+//                   in a Sequence
+//   model           BPE: merges as "a b" strings or [a, b] pairs, lowest rank first and
+//                   leftmost on ties; ignore_merges (a piece already in the vocabulary is
+//                   one token)
+//   added tokens    matched leftmost-longest before normalization (normalized: false) or
+//                   after it, with lstrip, rstrip and single_word
+//   post_processor  ByteLevel, TemplateProcessing (single), or a Sequence of them
+//   decoder         ByteLevel (invalid UTF-8 becomes U+FFFD, as the reference does)
+//
+// Anything else in tokenizer.json is refused by name. Immutable after loading; thread-safe
+// (the BPE cache has its own lock).
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "tokenizer/tokenizer.h"
+
+namespace grail::tokenizer {
+
+struct EncodeOptions {
+  // Applies the post-processor's template (Llama-3.1's <|begin_of_text|>).
+  bool add_special_tokens = false;
+  // Text of a special added token inside the input becomes that token. The reference
+  // library does this for every input; for data (a user's message) it is off, so that a
+  // message cannot forge a turn boundary. Non-special added tokens (Qwen3's <think>) are
+  // always matched, as the reference does.
+  bool parse_special_tokens = false;
+};
+
+class HfTokenizer : public Tokenizer {
+ public:
+  // `dir` holds tokenizer.json and optionally tokenizer_config.json (bos/eos/pad tokens,
+  // clean_up_tokenization_spaces). Errors name the file and the unsupported component.
+  static absl::StatusOr<std::unique_ptr<HfTokenizer>> FromDir(const std::string& dir);
+  // tokenizer.json's text (and tokenizer_config.json's, or "").
+  static absl::StatusOr<std::unique_ptr<HfTokenizer>> FromJson(absl::string_view tokenizer_json,
+                                                               absl::string_view config_json);
+  ~HfTokenizer() override;
+
+  // The data path: no special-token parsing, no post-processor.
+  absl::StatusOr<std::vector<int>> Encode(absl::string_view text) const override;
+  absl::StatusOr<std::vector<int>> Encode(absl::string_view text, const EncodeOptions& options) const;
+  // Drops special tokens.
+  std::string Decode(const std::vector<int>& ids) const override;
+  // As transformers' decode: the decoder's text, with clean_up_tokenization_spaces applied
+  // when tokenizer_config.json asks for it. INVALID_ARGUMENT for an id outside the vocabulary.
+  absl::StatusOr<std::string> Decode(const std::vector<int>& ids, bool skip_special_tokens) const;
+
+  int vocab_size() const override;
+  int pad_id() const override;
+  int bos_id() const override;
+  int eos_id() const override;
+  // -1 when the vocabulary has no such token.
+  int TokenId(absl::string_view token) const;
+  bool IsSpecial(int id) const;
+
+  class Impl;
+
+ private:
+  explicit HfTokenizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace grail::tokenizer
+
+#endif  // GRAIL_TOKENIZER_HF_TOKENIZER_H_
