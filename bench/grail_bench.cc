@@ -7,6 +7,10 @@
 //                                 in-process memcpy of the same bytes.
 //   grail-bench async_step_time   mean RL step time with max_staleness 1 against the
 //                                 synchronous loop, on the demo run (same seed, same steps).
+//   grail-bench tokenize          bytes of mixed text (tests/tokenizer/make_corpus.py) encoded
+//                                 per second on one thread with the real Qwen3 and Llama-3
+//                                 tokenizers, against Hugging Face's tokenizers library on one
+//                                 thread on the same strings (bench/tokenize_reference.js).
 //
 // Service binaries come from GRAIL_BIN_DIR (default build/bin); the demo spec from
 // GRAIL_SOURCE_DIR (default .).
@@ -14,6 +18,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -32,6 +37,7 @@
 #include "model/safetensors.h"
 #include "tests/local_cluster.h"
 #include "tests/service_process.h"
+#include "tokenizer/hf_tokenizer.h"
 
 namespace grail::bench {
 namespace {
@@ -181,6 +187,58 @@ int AsyncStepTime() {
   return 0;
 }
 
+// Runs `command` and returns what it printed, or an error with its exit status.
+absl::StatusOr<std::string> Output(const std::string& command) {
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return absl::InternalError("popen failed");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int rc = pclose(p);
+  if (rc != 0) return absl::InternalError(absl::StrCat(command, ": exit ", rc));
+  return out;
+}
+
+int Tokenize() {
+  const char* src = std::getenv("GRAIL_SOURCE_DIR");
+  const std::string root = src ? src : ".";
+  const std::string corpus = "/tmp/grail-bench-corpus.jsonl";
+  auto made = Output(absl::StrCat("python3 ", root, "/tests/tokenizer/make_corpus.py 60000 7 > ", corpus));
+  if (!made.ok()) return Fail("corpus", made.status());
+  std::vector<std::string> texts;
+  {
+    std::ifstream in(corpus);
+    std::string line;
+    while (std::getline(in, line)) texts.push_back(nlohmann::json::parse(line).get<std::string>());
+  }
+  double bytes = 0;
+  for (const auto& t : texts) bytes += t.size();
+  for (const char* name : {"qwen3", "llama3"}) {
+    const std::string dir = absl::StrCat(root, "/.cache/npm/models/", name);
+    auto tok = tokenizer::HfTokenizer::FromDir(dir);
+    if (!tok.ok()) return Fail(absl::StrCat("load ", dir, " (make deps fetches it)"), tok.status());
+    const double t0 = Now();
+    size_t ids = 0;
+    for (const auto& t : texts) {
+      auto e = (*tok)->Encode(t, tokenizer::EncodeOptions{false, true});
+      if (!e.ok()) return Fail("encode", e.status());
+      ids += e->size();
+    }
+    const double ours = Now() - t0;
+    auto ref = Output(absl::StrCat("RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false node ", root,
+                                   "/bench/tokenize_reference.js ", root, "/.cache/npm/reference/node_modules ", dir,
+                                   "/tokenizer.json ", corpus));
+    if (!ref.ok()) return Fail("reference", ref.status());
+    const double theirs = std::stod(*ref);
+    std::cerr << "tokenize " << name << ": " << texts.size() << " strings, " << bytes / 1e6 << " MB, " << ids
+              << " ids" << std::endl;
+    Emit(absl::StrCat("tokenize_", name), bytes / ours / 1e6, "MB/s", "hf_tokenizers_one_thread",
+         bytes / theirs / 1e6);
+  }
+  return 0;
+}
+
 }  // namespace
 }  // namespace grail::bench
 
@@ -189,8 +247,9 @@ int main(int argc, char** argv) {
   int rc = 0;
   if (what == "weight_sync" || what == "all") rc |= grail::bench::WeightSync();
   if (what == "async_step_time" || what == "all") rc |= grail::bench::AsyncStepTime();
-  if (what != "all" && what != "weight_sync" && what != "async_step_time") {
-    std::cerr << "usage: grail-bench [all|weight_sync|async_step_time]" << std::endl;
+  if (what == "tokenize" || what == "all") rc |= grail::bench::Tokenize();
+  if (what != "all" && what != "weight_sync" && what != "async_step_time" && what != "tokenize") {
+    std::cerr << "usage: grail-bench [all|weight_sync|async_step_time|tokenize]" << std::endl;
     return 2;
   }
   return rc;

@@ -257,6 +257,7 @@ class HfTokenizer::Impl {
   bool nfc = false;
   std::vector<PreTokenizerStep> pre;
   std::vector<AddedToken> added;  // longest first
+  std::vector<int> added_by_first_byte[256];  // indices into `added`, longest first
   absl::flat_hash_map<int, size_t> added_by_id;
   std::vector<TemplatePiece> single_template;  // empty: no template
   bool decoder_byte_level = false;
@@ -377,7 +378,8 @@ class HfTokenizer::Impl {
     size_t start = 0, i = 0;
     while (i < text.size()) {
       const AddedToken* hit = nullptr;
-      for (const auto& t : added) {
+      for (int k : added_by_first_byte[static_cast<unsigned char>(text[i])]) {
+        const AddedToken& t = added[k];
         if (t.normalized != normalized_pass || t.content.empty() || (t.special && !parse_special)) continue;
         if (text.compare(i, t.content.size(), t.content) != 0) continue;
         if (t.single_word) {
@@ -491,6 +493,7 @@ absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::FromJson(absl::string_
   for (size_t i = 0; i < impl->added.size(); ++i) {
     impl->id_to_token[impl->added[i].id] = impl->added[i].content;
     impl->added_by_id[impl->added[i].id] = i;
+    impl->added_by_first_byte[static_cast<unsigned char>(impl->added[i].content[0])].push_back(static_cast<int>(i));
   }
 
   const json& norm = t.value("normalizer", json());
