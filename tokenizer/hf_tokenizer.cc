@@ -263,6 +263,7 @@ class HfTokenizer::Impl {
   bool decoder_byte_level = false;
   bool cleanup_spaces = false;
   int bos = -1, eos = -1, pad = -1;
+  std::string chat_template, bos_text, eos_text;
 
   mutable absl::Mutex cache_mu;
   mutable absl::flat_hash_map<std::string, std::vector<int>> cache ABSL_GUARDED_BY(cache_mu);
@@ -579,6 +580,13 @@ absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::FromJson(absl::string_
       auto it = impl->vocab.find(s);
       return it == impl->vocab.end() ? -1 : it->second;
     };
+    if (c.contains("chat_template") && c["chat_template"].is_string()) impl->chat_template = c["chat_template"].get<std::string>();
+    auto text_of = [&](const char* key) -> std::string {
+      if (!c.contains(key)) return "";
+      return c[key].is_string() ? c[key].get<std::string>() : c[key].is_object() ? c[key].value("content", "") : "";
+    };
+    impl->bos_text = text_of("bos_token");
+    impl->eos_text = text_of("eos_token");
     impl->bos = token_of("bos_token");
     impl->eos = token_of("eos_token");
     impl->pad = token_of("pad_token");
@@ -675,6 +683,25 @@ int HfTokenizer::TokenId(absl::string_view token) const {
   auto it = impl_->vocab.find(std::string(token));
   return it == impl_->vocab.end() ? -1 : it->second;
 }
+
+std::string HfTokenizer::TokenBytes(int id) const {
+  const Impl& m = *impl_;
+  if (id < 0 || id >= static_cast<int>(m.id_to_token.size())) return "";
+  const std::string& token = m.id_to_token[id];
+  if (m.added_by_id.count(id)) return token;
+  const auto& map = ByteLevel();
+  std::string bytes;
+  for (absl::string_view ch : Chars(token)) {
+    auto it = map.char_to_byte.find(std::string(ch));
+    if (it == map.char_to_byte.end()) return token;
+    bytes.push_back(static_cast<char>(it->second));
+  }
+  return bytes;
+}
+
+const std::string& HfTokenizer::chat_template() const { return impl_->chat_template; }
+const std::string& HfTokenizer::bos_token() const { return impl_->bos_text; }
+const std::string& HfTokenizer::eos_token() const { return impl_->eos_text; }
 
 bool HfTokenizer::IsSpecial(int id) const {
   auto it = impl_->added_by_id.find(id);

@@ -64,6 +64,13 @@ class HfTokenizer : public Tokenizer {
   int eos_id() const override;
   // -1 when the vocabulary has no such token.
   int TokenId(absl::string_view token) const;
+  // The bytes token `id` stands for in (normalized) text: byte-level decoded, or an added
+  // token's content. Empty for an id outside the vocabulary.
+  std::string TokenBytes(int id) const;
+  // chat_template from tokenizer_config.json ("" when it has none), and its bos/eos text.
+  const std::string& chat_template() const;
+  const std::string& bos_token() const;
+  const std::string& eos_token() const;
   bool IsSpecial(int id) const;
 
   class Impl;
