@@ -162,9 +162,6 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
     absl::Status s = model::ModelConfigFromProto(m.config()).Validate();
     if (!s.ok()) return Bad("model.config", s.message());
   }
-  if (!m.tokenizer().empty() && m.tokenizer() != "char") {
-    return Bad("model.tokenizer", absl::StrCat("'", m.tokenizer(), "' is not supported (use char)"));
-  }
 
   const auto& d = spec.dataset();
   if (d.builtin().empty() == d.jsonl_path().empty()) {

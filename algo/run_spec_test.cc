@@ -94,7 +94,6 @@ INSTANTIATE_TEST_SUITE_P(
         Edit{[](auto* s) { s->mutable_model()->set_path("x"); }, "model"},
         Edit{[](auto* s) { s->mutable_model()->mutable_config()->set_num_attention_heads(5); },
              "model.config"},
-        Edit{[](auto* s) { s->mutable_model()->set_tokenizer("bpe"); }, "model.tokenizer"},
         Edit{[](auto* s) { s->mutable_dataset()->set_jsonl_path("a.jsonl"); }, "dataset"},
         Edit{[](auto* s) { s->mutable_dataset()->set_builtin("chess"); }, "dataset.builtin"},
         Edit{[](auto* s) { s->mutable_sampling()->set_top_p(1.5); }, "sampling.top_p"},

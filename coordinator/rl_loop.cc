@@ -35,7 +35,8 @@ grail::v1::RunSpec Resolved(grail::v1::RunSpec spec) {
 }  // namespace
 
 RlLoop::RlLoop(std::string run_id, grail::v1::RunSpec spec, Splits data, ServiceClients clients,
-               CoordinatorMetrics* metrics, ReportFn report, const std::atomic<bool>* cancelled)
+               CoordinatorMetrics* metrics, ReportFn report, const std::atomic<bool>* cancelled,
+               std::shared_ptr<const tokenizer::Tokenizer> tokenizer)
     : run_id_(std::move(run_id)),
       spec_(Resolved(std::move(spec))),
       data_(std::move(data)),
@@ -43,6 +44,7 @@ RlLoop::RlLoop(std::string run_id, grail::v1::RunSpec spec, Splits data, Service
       metrics_(metrics),
       report_(std::move(report)),
       cancelled_(cancelled),
+      tokenizer_(std::move(tokenizer)),
       sft_cursor_(data_.train.size(), MixSeed(spec_.seed(), 2)),
       kl_controller_(NewKlController(spec_.algorithm(), spec_.algorithm().kl_in_reward_coef())) {
   // Peers are called through retrying decorators: a few quick tries with backoff, and for
@@ -102,7 +104,10 @@ void RlLoop::Report(const std::string& phase, int step, std::map<std::string, do
 
 absl::Status RlLoop::Run() {
   const auto start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(tokenizer_, tokenizer::NewTokenizer(spec_.model().tokenizer()));
+  if (tokenizer_ == nullptr) {
+    ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> made, tokenizer::NewTokenizer(spec_.model().tokenizer()));
+    tokenizer_ = std::move(made);
+  }
   collector_ = std::make_unique<BatchCollector>(
       run_id_, spec_, data_, *tokenizer_,
       BatchCollector::Peers{clients_.actors, clients_.reward, weights_.get(), reference_.get(), clients_.clock}, metrics_);
@@ -245,7 +250,7 @@ absl::Status RlLoop::SupervisedWarmup() {
       ASSIGN_OR_RETURN(e.prompt, tokenizer_->Encode(p.prompt));
       if (tokenizer_->bos_id() >= 0) e.prompt.insert(e.prompt.begin(), tokenizer_->bos_id());
       ASSIGN_OR_RETURN(e.answer, tokenizer_->Encode(p.answer));
-      e.answer.push_back(tokenizer_->eos_id());
+      if (tokenizer_->eos_id() >= 0) e.answer.push_back(tokenizer_->eos_id());
     }
     ASSIGN_OR_RETURN(auto resp, clients_.learner->SupervisedStep(SupervisedStepRequest(s, examples,
                                                                                        tokenizer_->pad_id())));

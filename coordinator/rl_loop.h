@@ -63,8 +63,11 @@ class RlLoop {
   using ReportFn = std::function<void(const grail::v1::StepReport&)>;
 
   // `spec` is resolved here (algo::ResolveDefaults) if it was not already.
+  // `tokenizer`: the run's (model.tokenizer, resolved under the data root); null makes the
+  // one model.tokenizer names without a data root (the built-in char tokenizer).
   RlLoop(std::string run_id, grail::v1::RunSpec spec, Splits data, ServiceClients clients,
-         CoordinatorMetrics* metrics, ReportFn report, const std::atomic<bool>* cancelled);
+         CoordinatorMetrics* metrics, ReportFn report, const std::atomic<bool>* cancelled,
+         std::shared_ptr<const tokenizer::Tokenizer> tokenizer = nullptr);
   ~RlLoop();
 
   // Returns OK when the run completes, CANCELLED when cancelled, or the error that ended it
@@ -101,7 +104,7 @@ class RlLoop {
   ReportFn report_;
   const std::atomic<bool>* cancelled_;
 
-  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  std::shared_ptr<const tokenizer::Tokenizer> tokenizer_;
   std::unique_ptr<WeightsTracker> weights_;
   std::unique_ptr<ReferenceSession> reference_;
   std::unique_ptr<BatchCollector> collector_;

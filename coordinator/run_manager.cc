@@ -48,7 +48,11 @@ absl::StatusOr<Splits> LoadData(const grail::v1::RunSpec& spec, const std::strin
   }
   if (spec.model().has_config()) {
     const int64_t context = algo::ContextLength(spec.model().config());
-    ASSIGN_OR_RETURN(auto tok, tokenizer::NewTokenizer(spec.model().tokenizer()));
+    ASSIGN_OR_RETURN(auto tok, tokenizer::NewTokenizer(spec.model().tokenizer(), data_root));
+    if (spec.model().config().vocab_size() > 0 && tok->vocab_size() > spec.model().config().vocab_size()) {
+      return absl::InvalidArgumentError(absl::StrCat("model.config.vocab_size: ", spec.model().config().vocab_size(),
+                                                     " is smaller than the tokenizer's vocabulary of ", tok->vocab_size()));
+    }
     for (const Dataset* ds : {&splits.train, &splits.heldout}) {
       for (size_t i = 0; i < ds->size(); ++i) {
         const auto& p = ds->Get(i);
@@ -203,14 +207,21 @@ void RunManager::Execute(RunRecord* record, grail::v1::RunSpec spec, Splits data
   }
   absl::Status status;
   std::map<std::string, double> summary;
-  for (int attempt = 0;; ++attempt) {
+  // The run's tokenizer, shared by every attempt (it was loaded once already at submit).
+  std::shared_ptr<const tokenizer::Tokenizer> tok;
+  if (auto made = tokenizer::NewTokenizer(spec.model().tokenizer(), options_.data_root); made.ok()) {
+    tok = std::move(*made);
+  } else {
+    status = made.status();
+  }
+  for (int attempt = 0; tok != nullptr; ++attempt) {
     RlLoop loop(
         id, spec, data, clients_, metrics_,
         [this, record](const grail::v1::StepReport& report) {
           absl::MutexLock lock(&mu_);
           AddReportLocked(record, report);
         },
-        &record->cancelled);
+        &record->cancelled, tok);
     status = loop.Run();
     summary = loop.summary();
     // A learner that died mid-run: once it serves again (a supervisor restarted it), the

@@ -32,9 +32,4 @@ std::string CharTokenizer::Decode(const std::vector<int>& ids) const {
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<Tokenizer>> NewTokenizer(absl::string_view name) {
-  if (name.empty() || name == "char") return std::make_unique<CharTokenizer>();
-  return absl::InvalidArgumentError(absl::StrCat("model.tokenizer: '", name, "' is not supported (use char)"));
-}
-
 }  // namespace grail::tokenizer

@@ -30,15 +30,21 @@ TEST(CharTokenizerTest, RejectsUnknownCharacterNamingPosition) {
 namespace grail::tokenizer {
 namespace {
 
-TEST(NewTokenizerTest, NamesTheCharTokenizerAndRefusesOthers) {
+TEST(NewTokenizerTest, NamesTheCharTokenizerOrADirectoryUnderTheDataRoot) {
   auto tok = NewTokenizer("char");
   ASSERT_TRUE(tok.ok());
   EXPECT_EQ((*tok)->vocab_size(), 98);
   EXPECT_EQ((*tok)->eos_id(), CharTokenizer::kEos);
   ASSERT_TRUE(NewTokenizer("").ok());
-  auto other = NewTokenizer("bpe");
-  ASSERT_FALSE(other.ok());
-  EXPECT_THAT(std::string(other.status().message()), ::testing::HasSubstr("model.tokenizer: 'bpe'"));
+  auto no_root = NewTokenizer("bpe");
+  ASSERT_FALSE(no_root.ok());
+  EXPECT_THAT(std::string(no_root.status().message()), ::testing::HasSubstr("model.tokenizer: 'bpe'"));
+  auto escape = NewTokenizer("../../etc", "/tmp");
+  EXPECT_THAT(std::string(escape.status().message()), ::testing::HasSubstr("model.tokenizer"));
+  auto missing = NewTokenizer("no-such-tokenizer", "/tmp");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(std::string(missing.status().message()), ::testing::HasSubstr("model.tokenizer 'no-such-tokenizer'"));
+  EXPECT_THAT(std::string(missing.status().message()), ::testing::Not(::testing::HasSubstr("/tmp")));
 }
 
 }  // namespace

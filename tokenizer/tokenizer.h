@@ -29,8 +29,11 @@ class Tokenizer {
   virtual int eos_id() const = 0;
 };
 
-// The tokenizer a run spec names (`model.tokenizer`; empty means "char").
-absl::StatusOr<std::unique_ptr<Tokenizer>> NewTokenizer(absl::string_view name);
+// The tokenizer a run spec names (`model.tokenizer`): "char" (or empty) for the built-in
+// character tokenizer, else a directory under `data_root` holding a Hugging Face
+// tokenizer.json (and tokenizer_config.json), loaded as an HfTokenizer. Errors name
+// model.tokenizer and never show the data root.
+absl::StatusOr<std::unique_ptr<Tokenizer>> NewTokenizer(absl::string_view name, const std::string& data_root = "");
 
 }  // namespace grail::tokenizer
 
