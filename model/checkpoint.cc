@@ -1,8 +1,13 @@
 #include "model/checkpoint.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <map>
 #include <set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -56,16 +61,19 @@ absl::StatusOr<std::string> ModelToSafetensors(CausalLm& model) {
                                         {"format", "pt"}});
 }
 
-absl::Status LoadParameters(const SafetensorsFile& file, CausalLm& model) {
+namespace {
+
+// Copies tensors (by name, from one file or the shards of a checkpoint) into the model.
+absl::Status LoadNamedTensors(const std::map<std::string, const SafetensorsTensor*>& tensors, CausalLm& model) {
   torch::NoGradGuard no_grad;
   std::set<std::string> seen;
   for (auto& item : model->named_parameters()) {
     const std::string& name = item.key();
-    auto it = file.tensors().find(name);
-    if (it == file.tensors().end()) {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) {
       return absl::InvalidArgumentError(absl::StrCat("weights: missing tensor ", name));
     }
-    const SafetensorsTensor& st = it->second;
+    const SafetensorsTensor& st = *it->second;
     torch::Tensor& p = item.value();
     if (st.shape != p.sizes().vec()) {
       return absl::InvalidArgumentError(absl::StrCat("weights: ", name, " has shape [",
@@ -82,12 +90,20 @@ absl::Status LoadParameters(const SafetensorsFile& file, CausalLm& model) {
     p.copy_(src);
     seen.insert(name);
   }
-  for (const auto& [name, st] : file.tensors()) {
+  for (const auto& [name, st] : tensors) {
     if (seen.count(name)) continue;
     if (name == "lm_head.weight" && model->config().tie_word_embeddings) continue;
     return absl::InvalidArgumentError(absl::StrCat("weights: unexpected tensor ", name));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status LoadParameters(const SafetensorsFile& file, CausalLm& model) {
+  std::map<std::string, const SafetensorsTensor*> tensors;
+  for (const auto& [name, t] : file.tensors()) tensors[name] = &t;
+  return LoadNamedTensors(tensors, model);
 }
 
 absl::StatusOr<CausalLm> ModelFromSafetensors(const SafetensorsFile& file) {
@@ -118,10 +134,44 @@ absl::Status SaveModelDir(CausalLm& model, const std::string& dir) {
 absl::StatusOr<CausalLm> LoadModelDir(const std::string& dir) {
   ASSIGN_OR_RETURN(std::string config_text, ReadFileToString(dir + "/config.json"));
   ASSIGN_OR_RETURN(ModelConfig config, ParseHfConfigJson(config_text));
-  ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Read(dir + "/model.safetensors"));
+  // One model.safetensors, or shards listed by model.safetensors.index.json's weight_map.
+  std::vector<SafetensorsFile> files;
+  std::map<std::string, const SafetensorsTensor*> tensors;
+  const std::string index_path = dir + "/model.safetensors.index.json";
+  if (access(index_path.c_str(), F_OK) == 0) {
+    ASSIGN_OR_RETURN(std::string index_text, ReadFileToString(index_path));
+    const nlohmann::json index = nlohmann::json::parse(index_text, nullptr, /*allow_exceptions=*/false);
+    if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
+      return absl::InvalidArgumentError("model.safetensors.index.json: no weight_map");
+    }
+    std::map<std::string, size_t> shard_of;  // file name -> index in `files`
+    for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+      if (!it.value().is_string()) return absl::InvalidArgumentError("model.safetensors.index.json: bad weight_map entry");
+      const std::string shard = it.value().get<std::string>();
+      if (shard.find('/') != std::string::npos || shard.find("..") != std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat("model.safetensors.index.json: shard name ", shard, " is not a file name"));
+      }
+      if (!shard_of.count(shard)) {
+        ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Read(dir + "/" + shard));
+        shard_of[shard] = files.size();
+        files.push_back(std::move(f));
+      }
+    }
+    for (const auto& f : files) {
+      for (const auto& [name, t] : f.tensors()) {
+        if (!tensors.emplace(name, &t).second) {
+          return absl::InvalidArgumentError(absl::StrCat("weights: tensor ", name, " is in more than one shard"));
+        }
+      }
+    }
+  } else {
+    ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Read(dir + "/model.safetensors"));
+    files.push_back(std::move(file));
+    for (const auto& [name, t] : files[0].tensors()) tensors[name] = &t;
+  }
   try {
     CausalLm model(config);
-    RETURN_IF_ERROR(LoadParameters(file, model));
+    RETURN_IF_ERROR(LoadNamedTensors(tensors, model));
     return model;
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat(dir, ": ", e.what_without_backtrace()));

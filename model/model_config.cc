@@ -21,7 +21,7 @@ absl::Status ModelConfig::Validate() const {
     absl::Status s = positive(name, v);
     if (!s.ok()) return s;
   }
-  if (hidden_size % num_attention_heads != 0) {
+  if (head_dim_override <= 0 && hidden_size % num_attention_heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat("hidden_size: ", hidden_size,
                                                    " is not divisible by num_attention_heads ",
                                                    num_attention_heads));
@@ -121,8 +121,44 @@ absl::StatusOr<ModelConfig> ParseHfConfigJson(const std::string& text) {
   if (!(s = get_int("max_position_embeddings", &c.max_position_embeddings, false)).ok()) return s;
   if (!(s = get_num("rope_theta", &c.rope_theta)).ok()) return s;
   if (!(s = get_num("rms_norm_eps", &c.rms_norm_eps)).ok()) return s;
-  // Qwen2 always has q/k/v biases; Llama says so with attention_bias.
-  c.attention_bias = j.value("model_type", "") == "qwen2";
+  // The architecture, by name; anything else is refused rather than loaded wrongly.
+  std::string arch = j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+                             j["architectures"][0].is_string()
+                         ? j["architectures"][0].get<std::string>()
+                         : "";
+  const std::string model_type = j.value("model_type", "llama");
+  if (arch.empty()) {
+    arch = model_type == "qwen2" ? "Qwen2ForCausalLM" : model_type == "qwen3" ? "Qwen3ForCausalLM" : "LlamaForCausalLM";
+  }
+  if (arch != "LlamaForCausalLM" && arch != "Qwen2ForCausalLM" && arch != "Qwen3ForCausalLM") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.json: architecture ", arch, " is not supported (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)"));
+  }
+  c.architecture = arch;
+  c.qk_norm = arch == "Qwen3ForCausalLM";
+  if (!(s = get_int("head_dim", &c.head_dim_override, false)).ok()) return s;
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+    const auto& rs = j["rope_scaling"];
+    if (!rs.is_object()) return absl::InvalidArgumentError("config.json: rope_scaling must be an object");
+    const std::string type = rs.value("rope_type", rs.value("type", "default"));
+    if (type != "llama3" && type != "default") {
+      return absl::InvalidArgumentError(absl::StrCat("config.json: rope_scaling type ", type,
+                                                     " is not supported (llama3)"));
+    }
+    c.rope_type = type;
+    if (type == "llama3") {
+      c.rope_factor = rs.value("factor", 8.0);
+      c.rope_low_freq_factor = rs.value("low_freq_factor", 1.0);
+      c.rope_high_freq_factor = rs.value("high_freq_factor", 4.0);
+      c.rope_original_max_position_embeddings = rs.value("original_max_position_embeddings", int64_t{8192});
+      if (!(c.rope_factor > 0) || !(c.rope_high_freq_factor > c.rope_low_freq_factor) ||
+          c.rope_original_max_position_embeddings <= 0) {
+        return absl::InvalidArgumentError("config.json: rope_scaling (llama3) parameters are out of range");
+      }
+    }
+  }
+  // Qwen2 always has q/k/v biases; Llama and Qwen3 say so with attention_bias.
+  c.attention_bias = arch == "Qwen2ForCausalLM";
   if (!(s = get_bool("attention_bias", &c.attention_bias)).ok()) return s;
   if (!(s = get_bool("tie_word_embeddings", &c.tie_word_embeddings)).ok()) return s;
   if (!(s = get_bool("grail_value_head", &c.value_head)).ok()) return s;
@@ -134,8 +170,8 @@ absl::StatusOr<ModelConfig> ParseHfConfigJson(const std::string& text) {
 
 std::string ToHfConfigJson(const ModelConfig& c) {
   nlohmann::ordered_json j;
-  j["architectures"] = {"LlamaForCausalLM"};
-  j["model_type"] = "llama";
+  j["architectures"] = {c.architecture};
+  j["model_type"] = c.architecture == "Qwen3ForCausalLM" ? "qwen3" : c.architecture == "Qwen2ForCausalLM" ? "qwen2" : "llama";
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.hidden_size;
   j["intermediate_size"] = c.intermediate_size;
@@ -145,6 +181,14 @@ std::string ToHfConfigJson(const ModelConfig& c) {
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["rope_theta"] = c.rope_theta;
   j["rms_norm_eps"] = c.rms_norm_eps;
+  if (c.head_dim_override > 0) j["head_dim"] = c.head_dim_override;
+  if (c.rope_type == "llama3") {
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", c.rope_factor},
+                         {"low_freq_factor", c.rope_low_freq_factor},
+                         {"high_freq_factor", c.rope_high_freq_factor},
+                         {"original_max_position_embeddings", c.rope_original_max_position_embeddings}};
+  }
   j["attention_bias"] = c.attention_bias;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["hidden_act"] = "silu";

@@ -24,8 +24,17 @@ struct ModelConfig {
   bool attention_bias = false;          // Qwen2 uses a bias on q/k/v
   bool tie_word_embeddings = false;
   bool value_head = false;              // scalar head ("score.weight") for critics and RMs
+  // Hugging Face architecture: LlamaForCausalLM (model_type llama), Qwen2ForCausalLM (qwen2,
+  // QKV bias), Qwen3ForCausalLM (qwen3: per-head RMSNorm of q and k, no QKV bias).
+  std::string architecture = "LlamaForCausalLM";
+  bool qk_norm = false;                 // Qwen3: q_norm / k_norm over each head
+  int64_t head_dim_override = 0;        // config.json head_dim (0: hidden_size / heads)
+  // rope_scaling: "default" (none) or "llama3" with its four parameters.
+  std::string rope_type = "default";
+  double rope_factor = 1.0, rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
+  int64_t rope_original_max_position_embeddings = 8192;
 
-  int64_t head_dim() const { return hidden_size / num_attention_heads; }
+  int64_t head_dim() const { return head_dim_override > 0 ? head_dim_override : hidden_size / num_attention_heads; }
 
   // INVALID_ARGUMENT naming the field when the sizes cannot form a model.
   absl::Status Validate() const;

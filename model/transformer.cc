@@ -33,6 +33,10 @@ AttentionImpl::AttentionImpl(const ModelConfig& c) : config_(c) {
   k_proj_ = register_module("k_proj", MakeLinear(c.hidden_size, c.num_key_value_heads * d, c.attention_bias));
   v_proj_ = register_module("v_proj", MakeLinear(c.hidden_size, c.num_key_value_heads * d, c.attention_bias));
   o_proj_ = register_module("o_proj", MakeLinear(c.num_attention_heads * d, c.hidden_size, false));
+  if (c.qk_norm) {
+    q_norm_ = register_module("q_norm", RMSNorm(d, c.rms_norm_eps));
+    k_norm_ = register_module("k_norm", RMSNorm(d, c.rms_norm_eps));
+  }
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
@@ -40,8 +44,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
                                      KVCache* cache, int64_t layer, const torch::Tensor& write_index) {
   const int64_t B = x.size(0), T = x.size(1), D = config_.head_dim();
   const int64_t H = config_.num_attention_heads, KV = config_.num_key_value_heads;
-  auto q = q_proj_(x).view({B, T, H, D}).transpose(1, 2);
-  auto k = k_proj_(x).view({B, T, KV, D}).transpose(1, 2);
+  auto q = q_proj_(x).view({B, T, H, D});
+  auto k = k_proj_(x).view({B, T, KV, D});
+  if (config_.qk_norm) {  // Qwen3: RMSNorm over each head's query and key, before RoPE
+    q = q_norm_(q);
+    k = k_norm_(k);
+  }
+  q = q.transpose(1, 2);
+  k = k.transpose(1, 2);
   auto v = v_proj_(x).view({B, T, KV, D}).transpose(1, 2);
   auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
   q = q * c + RotateHalf(q) * s;
@@ -110,6 +120,18 @@ CausalLmImpl::CausalLmImpl(const ModelConfig& c) : config_(c) {
   const int64_t d = c.head_dim();
   auto inv_freq = 1.0 / torch::pow(torch::tensor(c.rope_theta, torch::kFloat64),
                                    torch::arange(0, d, 2, torch::kFloat64) / static_cast<double>(d));
+  if (c.rope_type == "llama3") {
+    // Llama 3.1's frequency-dependent scaling: long wavelengths slowed by `factor`, short
+    // ones kept, the band between interpolated.
+    const double old_len = static_cast<double>(c.rope_original_max_position_embeddings);
+    const double low_wavelen = old_len / c.rope_low_freq_factor, high_wavelen = old_len / c.rope_high_freq_factor;
+    auto wavelen = 2 * M_PI / inv_freq;
+    auto scaled = torch::where(wavelen > low_wavelen, inv_freq / c.rope_factor, inv_freq);
+    auto smooth = (old_len / wavelen - c.rope_low_freq_factor) / (c.rope_high_freq_factor - c.rope_low_freq_factor);
+    auto smoothed = (1 - smooth) * scaled / c.rope_factor + smooth * scaled;
+    auto medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+    inv_freq = torch::where(medium, smoothed, scaled);
+  }
   inv_freq_ = register_buffer("inv_freq", inv_freq.to(torch::kFloat32));
   InitWeights(0);
 }

@@ -46,6 +46,7 @@ class AttentionImpl : public torch::nn::Module {
  private:
   ModelConfig config_;
   torch::nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
+  RMSNorm q_norm_{nullptr}, k_norm_{nullptr};  // Qwen3 only
 };
 TORCH_MODULE(Attention);
 

@@ -12,7 +12,7 @@ PACKAGES=(
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev
   libre2-dev libsqlite3-dev libpcre2-dev libicu-dev
   nodejs
-  curl python3 python3-jinja2 bc openssl
+  curl python3 python3-jinja2 python3-torch bc openssl
 )
 
 missing=()
