@@ -16,9 +16,14 @@
 #include "common/grpc_client.h"
 #include "common/security_flags.h"
 #include "coordinator/run_client.h"
+#include "learner/checkpoint_manifest.h"
+#include "model/hf_export.h"
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "Coordinator address HOST:PORT");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "Deadline of each call");
+ABSL_FLAG(std::string, dtype, "float32", "export: the exported weights' dtype (float32 or bfloat16)");
+ABSL_FLAG(int64_t, max_shard_bytes, int64_t{5} << 30, "export: shard the weights past this many bytes per file");
+ABSL_FLAG(std::string, tokenizer, "", "export: copy tokenizer files from this directory (default: the checkpoint's)");
 ABSL_FLAG(bool, json, false, "watch: print each step report as one JSON line instead of a progress line");
 
 namespace {
@@ -33,6 +38,8 @@ constexpr char kUsage[] =
     "  cancel RUN        cancel a run\n"
     "  health TARGET     exit 0 if the service at TARGET (HOST:PORT) is SERVING\n"
     "  validate FILE     check a run spec locally without submitting it\n"
+    "  export DIR OUT    write checkpoint DIR as a Hugging Face model directory OUT (local files;\n"
+    "                    --dtype=float32|bfloat16, --max_shard_bytes=N, --tokenizer=DIR to copy)\n"
     "Security: --auth_token_file=F sends the cluster's bearer token; --tls_ca=CA.pem uses TLS\n"
     "(add --tls_cert/--tls_key for mutual TLS).";
 
@@ -118,6 +125,21 @@ int main(int argc, char** argv) {
     if (!serving.ok()) return Fail(serving.status());
     std::cout << args[2] << ": " << (*serving ? "SERVING" : "NOT_SERVING") << std::endl;
     return *serving ? 0 : 1;
+  }
+  if (command == "export") {
+    if (!need(2)) return 2;
+    // A grail checkpoint is exported only if it is committed and matches its digests; a
+    // plain model directory (no manifest) is taken as it is.
+    absl::Status verified = grail::learner::VerifyCheckpointDir(args[2], args[2]);
+    if (!verified.ok()) return Fail(verified);
+    grail::model::HfExportOptions o;
+    o.dtype = absl::GetFlag(FLAGS_dtype);
+    o.max_shard_bytes = absl::GetFlag(FLAGS_max_shard_bytes);
+    o.tokenizer_dir = absl::GetFlag(FLAGS_tokenizer);
+    absl::Status exported = grail::model::ExportHfDir(args[2], args[3], o);
+    if (!exported.ok()) return Fail(exported);
+    std::cout << args[3] << ": exported (" << o.dtype << ")" << std::endl;
+    return 0;
   }
   if (command == "validate" || command == "submit") {
     if (!need(1)) return 2;

@@ -86,5 +86,47 @@ TEST_F(HfCheckpointTest, ConfigJsonRoundTripsAndUnsupportedArchitecturesAreRefus
   EXPECT_THAT(std::string(yarn.status().message()), ::testing::HasSubstr("rope_scaling type yarn"));
 }
 
+// `grailctl export` writes a directory that transformers can read: bf16 weights under HF
+// names, sharded with an index, config with architectures and torch_dtype, tokenizer files
+// alongside; it loads back and gives the reference's logits within bf16 precision.
+TEST_F(HfCheckpointTest, ExportWritesAHuggingFaceDirectoryThatLoadsBack) {
+  const std::string src = *dir_ + "/qwen2_sharded", out = *dir_ + "/exported", tok = *dir_ + "/tok";
+  RunCommand("mkdir -p " + tok + " && echo '{\"model\": {}}' > " + tok + "/tokenizer.json && echo '{}' > " + tok +
+             "/tokenizer_config.json");
+  CommandResult r = RunCommand(BinDir() + "/grailctl export --dtype=bfloat16 --max_shard_bytes=20000 --tokenizer=" +
+                               tok + " " + src + " " + out + " 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  CommandResult check = RunCommand("python3 " + std::string(GRAIL_SOURCE_DIR) + "/tests/hf_models/check_export.py " +
+                                   src + " " + out + " BF16 2>&1");
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_THAT(check.output, ::testing::HasSubstr("0 problems"));
+  EXPECT_EQ(RunCommand("test -s " + out + "/model.safetensors.index.json && test -s " + out +
+                       "/tokenizer.json && test -s " + out + "/tokenizer_config.json").exit_code, 0);
+  auto model = model::LoadModelDir(out);
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::ifstream in(src + "/expected.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const auto expected = nlohmann::json::parse(ss.str());
+  const auto ids_v = expected["ids"][0].get<std::vector<int64_t>>();
+  const int64_t T = static_cast<int64_t>(ids_v.size());
+  torch::NoGradGuard no_grad;
+  auto logits = (*model)->Logits((*model)->Hidden(torch::tensor(ids_v).unsqueeze(0), torch::arange(T).unsqueeze(0),
+                                                  torch::ones({1, T}, torch::kBool)));
+  double worst = 0, scale = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t v = 0; v < logits.size(2); ++v) {
+      const double w = expected["logits"][0][t][v].get<double>();
+      scale = std::max(scale, std::fabs(w));
+      worst = std::max(worst, std::fabs(logits[0][t][v].item<double>() - w));
+    }
+  }
+  EXPECT_LT(worst / scale, 0.05) << "bf16 weights: largest logit difference relative to the largest logit";
+  // Exporting over an existing directory is refused.
+  CommandResult again = RunCommand(BinDir() + "/grailctl export " + src + " " + out + " 2>&1");
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_THAT(again.output, ::testing::HasSubstr("already exists"));
+}
+
 }  // namespace
 }  // namespace grail::testing

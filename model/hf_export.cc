@@ -1,0 +1,178 @@
+#include "model/hf_export.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "model/model_config.h"
+#include "model/safetensors.h"
+
+namespace grail::model {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<std::string> ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// float32 -> bfloat16, rounding to nearest even (NaN stays a quiet NaN).
+uint16_t ToBf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7F800000u) == 0x7F800000u && (bits & 0x007FFFFFu) != 0) return static_cast<uint16_t>((bits >> 16) | 0x40);
+  bits += 0x7FFFu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+float FromBf16(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// The tensor's values as float32 bytes (F32 as is, BF16 widened).
+absl::StatusOr<std::string> AsF32(const std::string& name, const SafetensorsTensor& t) {
+  if (t.dtype == "F32") return std::string(t.data);
+  if (t.dtype == "BF16") {
+    std::string out(t.data.size() * 2, '\0');
+    for (size_t i = 0; i < t.data.size() / 2; ++i) {
+      uint16_t h;
+      std::memcpy(&h, t.data.data() + 2 * i, 2);
+      const float f = FromBf16(h);
+      std::memcpy(out.data() + 4 * i, &f, 4);
+    }
+    return out;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("weights: ", name, " has dtype ", t.dtype,
+                                                 " (export converts F32 and BF16)"));
+}
+
+}  // namespace
+
+absl::Status ExportHfDir(const std::string& src, const std::string& out, const HfExportOptions& o) {
+  if (o.dtype != "float32" && o.dtype != "bfloat16") {
+    return absl::InvalidArgumentError(absl::StrCat("dtype: ", o.dtype, " is not float32 or bfloat16"));
+  }
+  if (o.max_shard_bytes <= 0) return absl::InvalidArgumentError("max_shard_bytes: must be > 0");
+  if (fs::exists(out)) return absl::AlreadyExistsError(absl::StrCat(out, ": already exists"));
+  ASSIGN_OR_RETURN(std::string config_text, ReadAll(src + "/config.json"));
+  ASSIGN_OR_RETURN(ModelConfig config, ParseHfConfigJson(config_text));
+  // Every tensor of the source, from one file or its shards.
+  std::vector<SafetensorsFile> files;
+  if (fs::exists(src + "/model.safetensors.index.json")) {
+    ASSIGN_OR_RETURN(std::string index_text, ReadAll(src + "/model.safetensors.index.json"));
+    const auto index = nlohmann::json::parse(index_text, nullptr, false);
+    if (!index.is_object() || !index.contains("weight_map")) {
+      return absl::InvalidArgumentError(absl::StrCat(src, "/model.safetensors.index.json: no weight_map"));
+    }
+    std::map<std::string, bool> seen;
+    for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+      const std::string shard = it.value().get<std::string>();
+      if (shard.find('/') != std::string::npos) return absl::InvalidArgumentError("weight_map: shard is not a file name");
+      if (seen[shard]) continue;
+      seen[shard] = true;
+      ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Read(src + "/" + shard));
+      files.push_back(std::move(f));
+    }
+  } else {
+    ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Read(src + "/model.safetensors"));
+    files.push_back(std::move(f));
+  }
+  std::map<std::string, std::pair<std::vector<int64_t>, std::string>> tensors;  // name -> shape, f32 bytes
+  for (const auto& f : files) {
+    for (const auto& [name, t] : f.tensors()) {
+      ASSIGN_OR_RETURN(std::string f32, AsF32(name, t));
+      tensors[name] = {t.shape, std::move(f32)};
+    }
+  }
+  // Converted bytes, then greedy shards in name order.
+  const bool bf16 = o.dtype == "bfloat16";
+  std::map<std::string, std::string> converted;
+  int64_t total = 0;
+  for (auto& [name, st] : tensors) {
+    std::string bytes;
+    if (bf16) {
+      bytes.resize(st.second.size() / 2);
+      for (size_t i = 0; i < st.second.size() / 4; ++i) {
+        float f;
+        std::memcpy(&f, st.second.data() + 4 * i, 4);
+        const uint16_t h = ToBf16(f);
+        std::memcpy(bytes.data() + 2 * i, &h, 2);
+      }
+    } else {
+      bytes = std::move(st.second);
+    }
+    total += static_cast<int64_t>(bytes.size());
+    converted[name] = std::move(bytes);
+  }
+  std::vector<std::vector<std::string>> shards(1);
+  int64_t in_shard = 0;
+  for (const auto& [name, bytes] : converted) {
+    if (in_shard > 0 && in_shard + static_cast<int64_t>(bytes.size()) > o.max_shard_bytes) {
+      shards.emplace_back();
+      in_shard = 0;
+    }
+    shards.back().push_back(name);
+    in_shard += static_cast<int64_t>(bytes.size());
+  }
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) return absl::InternalError(absl::StrCat(out, ": cannot create: ", ec.message()));
+  nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
+  for (size_t s = 0; s < shards.size(); ++s) {
+    const std::string file = shards.size() == 1 ? "model.safetensors"
+                                                : absl::StrFormat("model-%05d-of-%05d.safetensors", s + 1, shards.size());
+    std::map<std::string, SafetensorsTensor> part;
+    for (const auto& name : shards[s]) {
+      part[name] = {bf16 ? "BF16" : "F32", tensors[name].first, converted[name]};
+      weight_map[name] = file;
+    }
+    ASSIGN_OR_RETURN(std::string blob, SerializeSafetensors(part, {{"format", "pt"}}));
+    RETURN_IF_ERROR(WriteFileAtomically(out + "/" + file, blob));
+  }
+  if (shards.size() > 1) {
+    nlohmann::ordered_json index;
+    index["metadata"] = {{"total_size", total}};
+    index["weight_map"] = weight_map;
+    RETURN_IF_ERROR(WriteFileAtomically(out + "/model.safetensors.index.json", index.dump(2)));
+  }
+  // config.json as grail writes it, with the exported dtype; unknown keys of the source's
+  // config (e.g. bos_token_id) are kept.
+  auto cfg = nlohmann::ordered_json::parse(ToHfConfigJson(config));
+  auto src_cfg = nlohmann::ordered_json::parse(config_text, nullptr, false);
+  if (src_cfg.is_object()) {
+    for (auto it = src_cfg.begin(); it != src_cfg.end(); ++it) {
+      if (!cfg.contains(it.key())) cfg[it.key()] = it.value();
+    }
+  }
+  cfg["torch_dtype"] = o.dtype;
+  cfg.erase("grail_value_head");
+  if (config.value_head) cfg["grail_value_head"] = true;
+  RETURN_IF_ERROR(WriteFileAtomically(out + "/config.json", cfg.dump(2)));
+  const std::string tok_dir = o.tokenizer_dir.empty() ? src : o.tokenizer_dir;
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                           "generation_config.json", "vocab.json", "merges.txt"}) {
+    const std::string from = tok_dir + "/" + name;
+    if (!fs::exists(from)) continue;
+    ASSIGN_OR_RETURN(std::string bytes, ReadAll(from));
+    RETURN_IF_ERROR(WriteFileAtomically(out + "/" + name, bytes));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace grail::model
