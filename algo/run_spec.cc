@@ -71,6 +71,7 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
       {"model.config.num_attention_heads", {c.num_attention_heads(), SpecLimits::kMaxHeads}},
       {"model.config.num_key_value_heads", {c.num_key_value_heads(), SpecLimits::kMaxHeads}},
       {"model.config.max_position_embeddings", {c.max_position_embeddings(), SpecLimits::kMaxContext}},
+      {"model.config.head_dim", {c.head_dim(), SpecLimits::kMaxHidden}},
       {"dataset.heldout_size", {d.heldout_size(), SpecLimits::kMaxDatasetRows}},
       {"dataset.train_size", {d.train_size(), SpecLimits::kMaxDatasetRows}},
       {"dataset.max_digits", {d.max_digits(), SpecLimits::kMaxDigits}},
@@ -124,6 +125,7 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
            {"checkpoint_dir", &spec.checkpoint_dir(), 1024},
            {"model.path", &spec.model().path(), 4096},
            {"model.tokenizer", &spec.model().tokenizer(), 4096},
+           {"model.config.architecture", &spec.model().config().architecture(), 64},
            {"dataset.jsonl_path", &d.jsonl_path(), 4096},
            {"dataset.builtin", &d.builtin(), 64}}) {
     if (text->size() > limit) {

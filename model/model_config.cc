@@ -36,6 +36,13 @@ absl::Status ModelConfig::Validate() const {
                                                    num_attention_heads));
   }
   if (!(rope_theta > 0)) return absl::InvalidArgumentError("rope_theta: must be > 0");
+  if (architecture != "LlamaForCausalLM" && architecture != "Qwen2ForCausalLM" && architecture != "Qwen3ForCausalLM") {
+    return absl::InvalidArgumentError(absl::StrCat("architecture: ", architecture,
+                                                   " is not LlamaForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM"));
+  }
+  if (head_dim_override < 0 || head_dim_override % 2 != 0) {
+    return absl::InvalidArgumentError("head_dim: must be a positive even number (or 0)");
+  }
   if (!(rms_norm_eps > 0)) return absl::InvalidArgumentError("rms_norm_eps: must be > 0");
   return absl::OkStatus();
 }
@@ -51,8 +58,11 @@ ModelConfig ModelConfigFromProto(const grail::v1::ModelConfig& p) {
   if (p.max_position_embeddings()) c.max_position_embeddings = p.max_position_embeddings();
   if (p.rope_theta()) c.rope_theta = p.rope_theta();
   if (p.rms_norm_eps()) c.rms_norm_eps = p.rms_norm_eps();
-  c.attention_bias = p.attention_bias();
+  if (!p.architecture().empty()) c.architecture = p.architecture();
+  c.qk_norm = c.architecture == "Qwen3ForCausalLM";
+  c.attention_bias = p.attention_bias() || c.architecture == "Qwen2ForCausalLM";
   c.tie_word_embeddings = p.tie_word_embeddings();
+  c.head_dim_override = p.head_dim();
   return c;
 }
 
@@ -69,6 +79,8 @@ grail::v1::ModelConfig ModelConfigToProto(const ModelConfig& c) {
   p.set_rms_norm_eps(c.rms_norm_eps);
   p.set_attention_bias(c.attention_bias);
   p.set_tie_word_embeddings(c.tie_word_embeddings);
+  p.set_architecture(c.architecture);
+  p.set_head_dim(static_cast<int32_t>(c.head_dim_override));
   return p;
 }
 
