@@ -214,7 +214,9 @@ absl::StatusOr<double> BatchCollector::Evaluate() {
   }
   grail::v1::SamplingParams greedy = spec_.sampling();
   greedy.set_temperature(0);
-  if (greedy.stop_token_ids().empty() && tokenizer_.eos_id() >= 0) greedy.add_stop_token_ids(tokenizer_.eos_id());
+  if (greedy.stop_token_ids().empty()) {
+    for (int id : tokenizer_.stop_ids()) greedy.add_stop_token_ids(id);
+  }
   std::map<std::string, double> times;
   ASSIGN_OR_RETURN(std::vector<Group> groups, SampleGroups(rows, 1, greedy, 0, &times, /*weights_version=*/-1));
   double correct = 0;
@@ -241,7 +243,9 @@ absl::StatusOr<CollectedBatch> BatchCollector::Collect(int step, int64_t weights
   const int target = spec_.trainer().prompts_per_step();
   const int rounds = spec_.trainer().max_sampling_rounds();
   grail::v1::SamplingParams sampling = spec_.sampling();
-  if (sampling.stop_token_ids().empty() && tokenizer_.eos_id() >= 0) sampling.add_stop_token_ids(tokenizer_.eos_id());
+  if (sampling.stop_token_ids().empty()) {
+    for (int id : tokenizer_.stop_ids()) sampling.add_stop_token_ids(id);
+  }
   CollectedBatch out;
 
   // Dynamic sampling: fresh prompts until the batch is full or the round bound is hit.

@@ -20,6 +20,27 @@
 namespace grail::testing {
 namespace {
 
+// The reference's token ids and logits from <dir>/expected.json.
+struct Reference {
+  std::vector<int64_t> ids;
+  nlohmann::json logits;  // [T][V]
+};
+Reference ReadReference(const std::string& dir) {
+  std::ifstream in(dir + "/expected.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const auto j = nlohmann::json::parse(ss.str());
+  return {j["ids"][0].get<std::vector<int64_t>>(), j["logits"][0]};
+}
+
+// The model's logits [T, V] for one sequence.
+torch::Tensor Logits(model::CausalLm& m, const std::vector<int64_t>& ids) {
+  torch::NoGradGuard no_grad;
+  const int64_t T = static_cast<int64_t>(ids.size());
+  return m->Logits(m->Hidden(torch::tensor(ids).unsqueeze(0), torch::arange(T).unsqueeze(0),
+                             torch::ones({1, T}, torch::kBool)))[0];
+}
+
 class HfCheckpointTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -43,22 +64,15 @@ TEST_F(HfCheckpointTest, LogitsMatchThePyTorchReferenceForEveryArchitecture) {
     const std::string d = *dir_ + "/" + name;
     auto model = model::LoadModelDir(d);
     ASSERT_TRUE(model.ok()) << model.status();
-    std::ifstream in(d + "/expected.json");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const auto expected = nlohmann::json::parse(ss.str());
-    const auto ids_v = expected["ids"][0].get<std::vector<int64_t>>();
-    const int64_t T = static_cast<int64_t>(ids_v.size());
-    auto ids = torch::tensor(ids_v).unsqueeze(0);
-    torch::NoGradGuard no_grad;
-    auto logits = (*model)->Logits((*model)->Hidden(ids, torch::arange(T).unsqueeze(0), torch::ones({1, T}, torch::kBool)));
-    const auto& want = expected["logits"][0];
-    ASSERT_EQ(logits.size(1), T);
+    const Reference ref = ReadReference(d);
+    const auto logits = Logits(*model, ref.ids);
+    const int64_t T = static_cast<int64_t>(ref.ids.size());
+    ASSERT_EQ(logits.size(0), T);
     double worst = 0;
     for (int64_t t = 0; t < T; ++t) {
-      for (int64_t v = 0; v < logits.size(2); ++v) {
-        const double w = want[t][v].get<double>();
-        worst = std::max(worst, std::fabs(logits[0][t][v].item<double>() - w) / (1e-3 + std::fabs(w)));
+      for (int64_t v = 0; v < logits.size(1); ++v) {
+        const double w = ref.logits[t][v].get<double>();
+        worst = std::max(worst, std::fabs(logits[t][v].item<double>() - w) / (1e-3 + std::fabs(w)));
       }
     }
     EXPECT_LT(worst, 1e-3) << "largest relative logit difference";
@@ -104,21 +118,14 @@ TEST_F(HfCheckpointTest, ExportWritesAHuggingFaceDirectoryThatLoadsBack) {
                        "/tokenizer.json && test -s " + out + "/tokenizer_config.json").exit_code, 0);
   auto model = model::LoadModelDir(out);
   ASSERT_TRUE(model.ok()) << model.status();
-  std::ifstream in(src + "/expected.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const auto expected = nlohmann::json::parse(ss.str());
-  const auto ids_v = expected["ids"][0].get<std::vector<int64_t>>();
-  const int64_t T = static_cast<int64_t>(ids_v.size());
-  torch::NoGradGuard no_grad;
-  auto logits = (*model)->Logits((*model)->Hidden(torch::tensor(ids_v).unsqueeze(0), torch::arange(T).unsqueeze(0),
-                                                  torch::ones({1, T}, torch::kBool)));
+  const Reference ref = ReadReference(src);
+  const auto logits = Logits(*model, ref.ids);
   double worst = 0, scale = 0;
-  for (int64_t t = 0; t < T; ++t) {
-    for (int64_t v = 0; v < logits.size(2); ++v) {
-      const double w = expected["logits"][0][t][v].get<double>();
+  for (int64_t t = 0; t < logits.size(0); ++t) {
+    for (int64_t v = 0; v < logits.size(1); ++v) {
+      const double w = ref.logits[t][v].get<double>();
       scale = std::max(scale, std::fabs(w));
-      worst = std::max(worst, std::fabs(logits[0][t][v].item<double>() - w));
+      worst = std::max(worst, std::fabs(logits[t][v].item<double>() - w));
     }
   }
   EXPECT_LT(worst / scale, 0.05) << "bf16 weights: largest logit difference relative to the largest logit";

@@ -9,9 +9,23 @@
 #include "gtest/gtest.h"
 #include "tests/local_cluster.h"
 #include "tests/tiny_spec.h"
+#include "tokenizer/hf_tokenizer.h"
 
 namespace grail::testing {
 namespace {
+
+// The actors stop at every end-of-turn token of the family, EOS first.
+TEST(RealTokenizerTest, StopTokensOfTheRealTokenizers) {
+  const std::string models = std::string(GRAIL_SOURCE_DIR) + "/.cache/npm/models/";
+  auto qwen = tokenizer::HfTokenizer::FromDir(models + "qwen3");
+  ASSERT_TRUE(qwen.ok()) << qwen.status();
+  EXPECT_THAT((*qwen)->stop_ids(), ::testing::ElementsAre((*qwen)->TokenId("<|im_end|>"), (*qwen)->TokenId("<|endoftext|>")));
+  auto llama = tokenizer::HfTokenizer::FromDir(models + "llama3_1");
+  ASSERT_TRUE(llama.ok()) << llama.status();
+  EXPECT_EQ((*llama)->stop_ids().front(), (*llama)->eos_id());
+  EXPECT_THAT((*llama)->stop_ids(), ::testing::IsSupersetOf({(*llama)->TokenId("<|eot_id|>"),
+                                                               (*llama)->TokenId("<|end_of_text|>")}));
+}
 
 TEST(RealTokenizerTest, AQwen3RunWithTheRealTokenizerTrainsThroughEveryService) {
   const std::string tokenizer = std::string(GRAIL_SOURCE_DIR) + "/.cache/npm/models/qwen3";

@@ -676,6 +676,16 @@ int HfTokenizer::pad_id() const { return impl_->pad; }
 int HfTokenizer::bos_id() const { return impl_->bos; }
 int HfTokenizer::eos_id() const { return impl_->eos; }
 
+std::vector<int> HfTokenizer::stop_ids() const {
+  std::vector<int> out;
+  if (impl_->eos >= 0) out.push_back(impl_->eos);
+  for (const char* t : {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>"}) {
+    const int id = TokenId(t);
+    if (id >= 0 && IsSpecial(id) && std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+  }
+  return out;
+}
+
 int HfTokenizer::TokenId(absl::string_view token) const {
   for (const auto& a : impl_->added) {
     if (a.content == token) return a.id;

@@ -62,6 +62,10 @@ class HfTokenizer : public Tokenizer {
   int pad_id() const override;
   int bos_id() const override;
   int eos_id() const override;
+  // The EOS and whichever of <|im_end|>, <|endoftext|>, <|eot_id|>, <|eom_id|>,
+  // <|end_of_text|> the vocabulary has as special tokens (chat turns end with one, raw text
+  // with another).
+  std::vector<int> stop_ids() const override;
   // -1 when the vocabulary has no such token.
   int TokenId(absl::string_view token) const;
   // The bytes token `id` stands for in (normalized) text: byte-level decoded, or an added

@@ -100,7 +100,9 @@ TEST(HfTokenizerTest, CleanUpTokenizationSpacesWhenTheConfigAsks) {
   auto tok = Load(TinyJson(), R"({"clean_up_tokenization_spaces": true, "eos_token": "<|x|>"})");
   EXPECT_EQ(*tok->Decode({0, 3, 9}, false), "a!");  // "a !" -> "a!"
   EXPECT_EQ(tok->eos_id(), 20);
+  EXPECT_THAT(tok->stop_ids(), ElementsAre(20));
   EXPECT_EQ(Load(TinyJson())->eos_id(), -1);
+  EXPECT_TRUE(Load(TinyJson())->stop_ids().empty());
 }
 
 TEST(HfTokenizerTest, RefusesInvalidInputAndUnsupportedFilesByName) {

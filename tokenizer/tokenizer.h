@@ -25,8 +25,13 @@ class Tokenizer {
   virtual int pad_id() const = 0;
   // Prepended to every prompt; -1 when the model has none.
   virtual int bos_id() const = 0;
-  // Ends a response (the actors' stop token).
+  // Ends a response; -1 when the model has none.
   virtual int eos_id() const = 0;
+  // Every token that ends a response (the actors' stop tokens when a run names none): the
+  // EOS, plus a model family's other end-of-turn tokens.
+  virtual std::vector<int> stop_ids() const {
+    return eos_id() >= 0 ? std::vector<int>{eos_id()} : std::vector<int>{};
+  }
 };
 
 // The tokenizer a run spec names (`model.tokenizer`): "char" (or empty) for the built-in
