@@ -31,10 +31,11 @@ bool LearnerGone(const absl::Status& s) {
   return (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) && absl::StartsWith(s.message(), "learner ");
 }
 
-// Loads the run's datasets and checks that every prompt fits the model context.
-absl::StatusOr<Splits> LoadData(const grail::v1::RunSpec& spec, const std::string& data_root) {
+// Loads the run's tokenizer and datasets and checks that every prompt fits the model.
+absl::StatusOr<RunData> LoadData(const grail::v1::RunSpec& spec, const std::string& data_root) {
   const auto& d = spec.dataset();
   Splits splits{Dataset({}), Dataset({})};
+  ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok, tokenizer::NewTokenizer(spec.model().tokenizer(), data_root));
   if (!d.builtin().empty()) {
     ArithmeticOptions o;
     o.seed = d.seed();
@@ -48,7 +49,6 @@ absl::StatusOr<Splits> LoadData(const grail::v1::RunSpec& spec, const std::strin
   }
   if (spec.model().has_config()) {
     const int64_t context = algo::ContextLength(spec.model().config());
-    ASSIGN_OR_RETURN(auto tok, tokenizer::NewTokenizer(spec.model().tokenizer(), data_root));
     if (spec.model().config().vocab_size() > 0 && tok->vocab_size() > spec.model().config().vocab_size()) {
       return absl::InvalidArgumentError(absl::StrCat("model.config.vocab_size: ", spec.model().config().vocab_size(),
                                                      " is smaller than the tokenizer's vocabulary of ", tok->vocab_size()));
@@ -69,7 +69,7 @@ absl::StatusOr<Splits> LoadData(const grail::v1::RunSpec& spec, const std::strin
       }
     }
   }
-  return splits;
+  return RunData{std::move(splits), std::move(tok)};
 }
 
 }  // namespace
@@ -171,7 +171,7 @@ absl::StatusOr<std::string> RunManager::Submit(const grail::v1::RunSpec& submitt
   grail::v1::RunSpec spec = submitted;
   algo::ResolveDefaults(&spec);
   if (clients_.actors.empty()) return absl::FailedPreconditionError("no actors configured (--actors)");
-  ASSIGN_OR_RETURN(Splits data, LoadData(spec, options_.data_root));
+  ASSIGN_OR_RETURN(RunData data, LoadData(spec, options_.data_root));
   absl::MutexLock lock(&mu_);
   for (const auto& [id, r] : runs_) {
     if (!Terminal(r->run)) {
@@ -199,7 +199,7 @@ absl::StatusOr<std::string> RunManager::Submit(const grail::v1::RunSpec& submitt
   return id;
 }
 
-void RunManager::Execute(RunRecord* record, grail::v1::RunSpec spec, Splits data) {
+void RunManager::Execute(RunRecord* record, grail::v1::RunSpec spec, RunData data) {
   std::string id;
   {
     absl::MutexLock lock(&mu_);
@@ -207,21 +207,14 @@ void RunManager::Execute(RunRecord* record, grail::v1::RunSpec spec, Splits data
   }
   absl::Status status;
   std::map<std::string, double> summary;
-  // The run's tokenizer, shared by every attempt (it was loaded once already at submit).
-  std::shared_ptr<const tokenizer::Tokenizer> tok;
-  if (auto made = tokenizer::NewTokenizer(spec.model().tokenizer(), options_.data_root); made.ok()) {
-    tok = std::move(*made);
-  } else {
-    status = made.status();
-  }
-  for (int attempt = 0; tok != nullptr; ++attempt) {
+  for (int attempt = 0;; ++attempt) {
     RlLoop loop(
-        id, spec, data, clients_, metrics_,
+        id, spec, data.splits, clients_, metrics_,
         [this, record](const grail::v1::StepReport& report) {
           absl::MutexLock lock(&mu_);
           AddReportLocked(record, report);
         },
-        &record->cancelled, tok);
+        &record->cancelled, data.tokenizer);
     status = loop.Run();
     summary = loop.summary();
     // A learner that died mid-run: once it serves again (a supervisor restarted it), the

@@ -14,10 +14,18 @@
 #include "absl/synchronization/mutex.h"
 #include "coordinator/coordinator_metrics.h"
 #include "coordinator/rl_loop.h"
+#include "tokenizer/tokenizer.h"
 #include "coordinator/run_store.h"
 #include "proto/grail/v1/coordinator.pb.h"
 
 namespace grail::coordinator {
+
+// What a run reads, loaded once at submit (or when a restarted coordinator resumes it) and
+// shared by every attempt: its tokenizer and its data splits.
+struct RunData {
+  Splits splits;
+  std::shared_ptr<const tokenizer::Tokenizer> tokenizer;
+};
 
 struct RunManagerOptions {
   // Dataset files named in run specs resolve under this directory.
@@ -76,7 +84,7 @@ class RunManager {
   };
 
   // Runs `spec` (the record's own, or a resume of it) to its end.
-  void Execute(RunRecord* record, grail::v1::RunSpec spec, Splits data) ABSL_LOCKS_EXCLUDED(mu_);
+  void Execute(RunRecord* record, grail::v1::RunSpec spec, RunData data) ABSL_LOCKS_EXCLUDED(mu_);
   // Appends a report to the record (and the store).
   void AddReportLocked(RunRecord* record, const grail::v1::StepReport& report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PersistLocked(const RunRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -5,6 +5,8 @@
 // addition. Each test changes only what it is about; every field is written out, so a
 // spec's YAML reads complete in a failure message.
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "absl/strings/str_cat.h"
