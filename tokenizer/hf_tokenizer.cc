@@ -373,9 +373,18 @@ class HfTokenizer::Impl {
 
   // Splits `text` on added tokens (those with `normalized` == `normalized_pass`), calling
   // `plain` for the text between them and emitting token ids.
+  // Special tokens inside `literal` spans (offsets into `text`; may be null) stay text.
   absl::Status SplitAdded(absl::string_view text, bool normalized_pass, bool parse_special,
+                          const std::vector<std::pair<size_t, size_t>>* literal,
                           const std::function<absl::Status(absl::string_view)>& plain,
                           std::vector<int>* out) const {
+    auto in_literal = [literal](size_t b, size_t e) {
+      if (literal == nullptr) return false;
+      for (const auto& [lb, le] : *literal) {
+        if (b < le && e > lb) return true;
+      }
+      return false;
+    };
     size_t start = 0, i = 0;
     while (i < text.size()) {
       const AddedToken* hit = nullptr;
@@ -383,6 +392,7 @@ class HfTokenizer::Impl {
         const AddedToken& t = added[k];
         if (t.normalized != normalized_pass || t.content.empty() || (t.special && !parse_special)) continue;
         if (text.compare(i, t.content.size(), t.content) != 0) continue;
+        if (t.special && in_literal(i, i + t.content.size())) continue;
         if (t.single_word) {
           const bool left_ok = i == 0 || !IsWordChar(Chars(text.substr(0, i)).back());
           const size_t e = i + t.content.size();
@@ -608,11 +618,14 @@ absl::StatusOr<std::vector<int>> HfTokenizer::Encode(absl::string_view text, con
   // Added tokens matched on the raw text first, then the rest normalized, then those
   // matched on normalized text, then the model.
   absl::Status s = m.SplitAdded(
-      text, /*normalized_pass=*/false, options.parse_special_tokens,
+      text, /*normalized_pass=*/false, options.parse_special_tokens, &options.literal_spans,
       [&](absl::string_view raw) -> absl::Status {
         auto normalized = m.Normalize(raw);
         if (!normalized.ok()) return normalized.status();
-        return m.SplitAdded(*normalized, /*normalized_pass=*/true, options.parse_special_tokens,
+        // Offsets into normalized pieces are not the input's: a literal span anywhere turns
+        // off special tokens matched on normalized text.
+        return m.SplitAdded(*normalized, /*normalized_pass=*/true,
+                            options.parse_special_tokens && options.literal_spans.empty(), nullptr,
                             [&](absl::string_view plain) { return m.EncodePlain(plain, &ids); }, &ids);
       },
       &ids);
@@ -716,6 +729,13 @@ const std::string& HfTokenizer::eos_token() const { return impl_->eos_text; }
 bool HfTokenizer::IsSpecial(int id) const {
   auto it = impl_->added_by_id.find(id);
   return it != impl_->added_by_id.end() && impl_->added[it->second].special;
+}
+
+absl::StatusOr<std::string> HfTokenizer::Normalize(absl::string_view text) const {
+  if (size_t bad = FirstInvalidUtf8(text); bad != absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("text[", bad, "]: invalid UTF-8"));
+  }
+  return impl_->Normalize(text);
 }
 
 }  // namespace grail::tokenizer

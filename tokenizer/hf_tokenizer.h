@@ -21,6 +21,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -37,6 +38,11 @@ struct EncodeOptions {
   // message cannot forge a turn boundary. Non-special added tokens (Qwen3's <think>) are
   // always matched, as the reference does.
   bool parse_special_tokens = false;
+  // With parse_special_tokens: byte ranges of the input where special-token text stays text
+  // (the messages' content inside a rendered chat, so that a message cannot forge a turn
+  // boundary while the template's own tokens are parsed). Sorted, not overlapping. Applies
+  // to special tokens matched on the raw text (`normalized: false`, as every chat token is).
+  std::vector<std::pair<size_t, size_t>> literal_spans;
 };
 
 class HfTokenizer : public Tokenizer {
@@ -76,6 +82,9 @@ class HfTokenizer : public Tokenizer {
   const std::string& bos_token() const;
   const std::string& eos_token() const;
   bool IsSpecial(int id) const;
+  // `text` as the normalizer leaves it (NFC, or unchanged when tokenizer.json has none):
+  // the text the tokens' TokenBytes spell.
+  absl::StatusOr<std::string> Normalize(absl::string_view text) const;
 
   class Impl;
 

@@ -5,8 +5,9 @@ tool calls and tool lists, whitespace and Unicode at the edges, special-token te
   - the text equals Debian's python3-jinja2 rendering with transformers' environment
     (trim_blocks, lstrip_blocks, loopcontrols, raise_exception, json.dumps tojson);
   - the ids equal Hugging Face's tokenizers (npm) on that text;
-  - the assistant mask covers every assistant turn's content and end token, and nothing of a
-    user or system turn.
+  - the assistant mask covers every assistant turn's content and end token (after the
+    generation prompt, which with enable_thinking false holds Qwen3's empty think block), and
+    nothing of a user or system turn.
 Exits non-zero on any disagreement, printing the first ones.
 
     chat_test.py GRAIL_TOKENIZE CACHE_DIR N      (run with /usr/bin/python3)
@@ -53,7 +54,7 @@ def conversation(r):
             msgs.append(a)
     if r.random() < 0.3:  # end on a user turn
         msgs.append({"role": "user", "content": r.choice(TEXTS)})
-    row = {"messages": msgs, "add_generation_prompt": r.random() < 0.5}
+    row = {"messages": msgs, "add_generation_prompt": r.random() < 0.5, "parse_special_in_content": True}
     k = r.random()
     if k < 0.3:
         row["enable_thinking"] = False
@@ -131,6 +132,11 @@ def main():
                 e = text.find(end, s)
                 if e < 0:
                     break
+                # With enable_thinking false, Qwen3's generation prompt holds the empty think
+                # block: the reply the model learns starts after it.
+                empty_think = "<think>\n\n</think>\n\n"
+                if row.get("enable_thinking") is False and text.startswith(empty_think, s):
+                    s += len(empty_think)
                 # The tokens spell the normalized text (Qwen3's tokenizer normalizes to NFC).
                 regions.append(unicodedata.normalize("NFC", text[s:e + len(end)]) if name == "qwen3" else text[s:e + len(end)])
                 pos = e + len(end)
