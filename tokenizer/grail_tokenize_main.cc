@@ -1,7 +1,8 @@
 // grail-tokenize --tokenizer=DIR encode|decode|chat: the command-line face of grail's
 // tokenizers. Reads JSONL on stdin, writes exactly one JSONL line per input line:
 //   encode: {"text", "add_special_tokens"?} -> {"ids"}
-//   decode: {"ids", "skip_special_tokens"?} -> {"text"}
+//   decode: {"ids", "skip_special_tokens"?, "stream"?} -> {"text", "pieces"?}: with stream,
+//           also the text each token completes (tokenizer::DecodeStream), one per id
 //   chat:   {"messages", "add_generation_prompt"?, "enable_thinking"?, "tools"?,
 //            "parse_special_in_content"?}
 //           -> {"text", "ids", "assistant_mask"}: tokenizer_config.json's chat_template
@@ -58,12 +59,22 @@ json Decode(const grail::tokenizer::HfTokenizer& tok, const json& in) {
     }
     ids.push_back(v.get<int>());
   }
-  if (in.contains("skip_special_tokens") && !in["skip_special_tokens"].is_boolean()) {
-    return Error("skip_special_tokens: not a boolean");
+  for (const char* flag : {"skip_special_tokens", "stream"}) {
+    if (in.contains(flag) && !in[flag].is_boolean()) return Error(std::string(flag) + ": not a boolean");
   }
-  auto text = tok.Decode(ids, in.value("skip_special_tokens", false));
+  const bool skip = in.value("skip_special_tokens", false);
+  auto text = tok.Decode(ids, skip);
   if (!text.ok()) return Error(std::string(text.status().message()));
-  return json{{"text", *text}};
+  if (!in.value("stream", false)) return json{{"text", *text}};
+  // The pieces a streaming client would show, one per token.
+  grail::tokenizer::DecodeStream stream(tok, skip);
+  json pieces = json::array();
+  for (int id : ids) {
+    auto piece = stream.Next(id);
+    if (!piece.ok()) return Error(std::string(piece.status().message()));
+    pieces.push_back(*piece);
+  }
+  return json{{"text", *text}, {"pieces", pieces}};
 }
 
 json Chat(const grail::tokenizer::ChatEncoder& encoder, const json& in) {

@@ -19,6 +19,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 
@@ -228,6 +229,70 @@ struct AddedToken {
   bool special, lstrip, rstrip, single_word, normalized;
 };
 
+// One step of a decoder Sequence (the reference library's decode_chain).
+struct DecodeStep {
+  std::string type;  // Replace, ByteFallback, Fuse, Strip, Metaspace
+  std::string from, to;  // Replace; Strip's content; Metaspace's replacement
+  int start = 0, stop = 0;  // Strip
+  bool prepend = true;      // Metaspace: prepend_scheme is not "never"
+};
+
+// The reference library's decode_chain for each step, then the tokens joined.
+std::string DecodeChain(const std::vector<DecodeStep>& steps, std::vector<std::string> tokens) {
+  for (const DecodeStep& step : steps) {
+    if (step.type == "Replace") {
+      for (auto& t : tokens) t = absl::StrReplaceAll(t, {{step.from, step.to}});
+    } else if (step.type == "Fuse") {
+      std::string all;
+      for (const auto& t : tokens) all += t;
+      tokens = {std::move(all)};
+    } else if (step.type == "ByteFallback") {
+      std::vector<std::string> out;
+      std::string pending;  // bytes of consecutive <0xXX> tokens
+      auto flush = [&] {
+        if (pending.empty()) return;
+        if (FirstInvalidUtf8(pending) == absl::string_view::npos) {
+          out.push_back(pending);
+        } else {
+          for (size_t i = 0; i < pending.size(); ++i) out.push_back("\xEF\xBF\xBD");
+        }
+        pending.clear();
+      };
+      for (auto& t : tokens) {
+        if (t.size() == 6 && absl::StartsWith(t, "<0x") && t[5] == '>' && std::isxdigit(static_cast<unsigned char>(t[3])) &&
+            std::isxdigit(static_cast<unsigned char>(t[4]))) {
+          pending.push_back(static_cast<char>(std::stoi(t.substr(3, 2), nullptr, 16)));
+          continue;
+        }
+        flush();
+        out.push_back(std::move(t));
+      }
+      flush();
+      tokens = std::move(out);
+    } else if (step.type == "Strip") {
+      for (auto& t : tokens) {
+        size_t b = 0, e = t.size();
+        for (int i = 0; i < step.start && b < e && absl::string_view(t).substr(b, step.from.size()) == step.from; ++i) {
+          b += step.from.size();
+        }
+        for (int i = 0; i < step.stop && e >= b + step.from.size() &&
+                        absl::string_view(t).substr(e - step.from.size(), step.from.size()) == step.from;
+             ++i) {
+          e -= step.from.size();
+        }
+        t = t.substr(b, e - b);
+      }
+    } else if (step.type == "Metaspace") {
+      for (size_t i = 0; i < tokens.size(); ++i) {
+        tokens[i] = absl::StrReplaceAll(tokens[i], {{step.from, i == 0 && step.prepend ? "" : " "}});
+      }
+    }
+  }
+  std::string text;
+  for (const auto& t : tokens) text += t;
+  return text;
+}
+
 struct TemplatePiece {
   bool is_sequence;  // $A, else a special token's ids
   std::vector<int> ids;
@@ -255,6 +320,14 @@ class HfTokenizer::Impl {
   absl::flat_hash_map<uint64_t, std::pair<int, int>> merges;  // (left id, right id) -> (rank, merged id)
   bool ignore_merges = false;
   bool nfc = false;
+  // SentencePiece-style files (Llama-2, Mistral): normalizer steps after NFC, the Metaspace
+  // pre-tokenizer, unknown characters as byte tokens <0xXX> (byte_fallback) or <unk>.
+  std::vector<std::pair<std::string, std::string>> norm_steps;  // {"prepend", s} or {from, to}
+  bool byte_fallback = false, fuse_unk = false;
+  int unk = -1;
+  bool metaspace = false, metaspace_split = true;
+  std::string metaspace_char = "\xE2\x96\x81", metaspace_scheme = "always";
+  std::vector<DecodeStep> decoders;  // the decoder Sequence, when it is not ByteLevel
   std::vector<PreTokenizerStep> pre;
   std::vector<AddedToken> added;  // longest first
   std::vector<int> added_by_first_byte[256];  // indices into `added`, longest first
@@ -271,6 +344,19 @@ class HfTokenizer::Impl {
   static uint64_t Key(int a, int b) { return (static_cast<uint64_t>(a) << 32) | static_cast<uint32_t>(b); }
 
   absl::StatusOr<std::string> Normalize(absl::string_view text) const {
+    auto s = NormalizeNfc(text);
+    if (!s.ok() || norm_steps.empty()) return s;
+    for (const auto& [from, to] : norm_steps) {
+      if (from == "prepend") {
+        if (!s->empty()) s->insert(0, to);
+      } else {
+        *s = absl::StrReplaceAll(*s, {{from, to}});
+      }
+    }
+    return s;
+  }
+
+  absl::StatusOr<std::string> NormalizeNfc(absl::string_view text) const {
     if (!nfc || std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; })) {
       return std::string(text);
     }
@@ -284,9 +370,10 @@ class HfTokenizer::Impl {
     return s;
   }
 
-  // BPE of one byte-level piece.
+  // BPE of one piece (byte-level characters, or text for SentencePiece-style files).
   void Bpe(const std::string& piece, std::vector<int>* out) const {
-    {
+    const bool cacheable = piece.size() <= 256;
+    if (cacheable) {
       absl::MutexLock lock(&cache_mu);
       auto it = cache.find(piece);
       if (it != cache.end()) {
@@ -301,9 +388,30 @@ class HfTokenizer::Impl {
     } else {
       // Symbols as a linked list; a heap of candidate merges ordered by (rank, position).
       std::vector<int> sym;
+      bool last_unknown = false;
       for (absl::string_view ch : Chars(piece)) {
         auto it = vocab.find(std::string(ch));
-        sym.push_back(it == vocab.end() ? -1 : it->second);
+        if (it != vocab.end()) {
+          sym.push_back(it->second);
+          last_unknown = false;
+          continue;
+        }
+        if (byte_fallback) {
+          std::vector<int> bytes;
+          for (unsigned char c : ch) {
+            auto b = vocab.find(absl::StrFormat("<0x%02X>", c));
+            if (b == vocab.end()) break;
+            bytes.push_back(b->second);
+          }
+          if (bytes.size() == ch.size()) {
+            sym.insert(sym.end(), bytes.begin(), bytes.end());
+            last_unknown = false;
+            continue;
+          }
+        }
+        if (unk >= 0 && fuse_unk && last_unknown) continue;  // consecutive unknowns: one <unk>
+        sym.push_back(unk);  // -1 (dropped) without an unk token
+        last_unknown = true;
       }
       const int n = static_cast<int>(sym.size());
       std::vector<int> prev(n), next(n);
@@ -333,14 +441,33 @@ class HfTokenizer::Impl {
       }
     }
     out->insert(out->end(), ids.begin(), ids.end());
+    if (!cacheable) return;
     absl::MutexLock lock(&cache_mu);
     if (cache.size() > 200000) cache.clear();
     cache.emplace(piece, std::move(ids));
   }
 
-  // Pre-tokenizes and encodes text between added tokens.
-  absl::Status EncodePlain(absl::string_view raw, std::vector<int>* out) const {
+  // Pre-tokenizes and encodes text between added tokens; `first`: it starts the input.
+  absl::Status EncodePlain(absl::string_view raw, bool first, std::vector<int>* out) const {
     std::vector<std::string> pieces = {std::string(raw)};
+    if (metaspace) {
+      std::string p = absl::StrReplaceAll(raw, {{" ", metaspace_char}});
+      if (!absl::StartsWith(p, metaspace_char) &&
+          (metaspace_scheme == "always" || (metaspace_scheme == "first" && first))) {
+        p.insert(0, metaspace_char);
+      }
+      pieces.clear();
+      if (!metaspace_split) {
+        pieces.push_back(std::move(p));
+      } else {  // each replacement character starts a piece
+        size_t b = 0;
+        for (size_t at = p.find(metaspace_char, 1); at != std::string::npos; at = p.find(metaspace_char, at + 1)) {
+          pieces.push_back(p.substr(b, at - b));
+          b = at;
+        }
+        pieces.push_back(p.substr(b));
+      }
+    }
     bool mapped = false;  // byte-level mapping done
     for (const auto& step : pre) {
       std::vector<std::string> next_pieces;
@@ -364,7 +491,7 @@ class HfTokenizer::Impl {
         mapped = true;
       }
     }
-    if (!mapped) return absl::FailedPreconditionError("tokenizer.json: a pre_tokenizer without ByteLevel is not supported");
+    (void)mapped;  // without ByteLevel, pieces are text (SentencePiece-style vocabularies)
     for (const auto& p : pieces) {
       if (!p.empty()) Bpe(p, out);
     }
@@ -456,13 +583,29 @@ absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::FromDir(const std::str
 
 absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::FromJson(absl::string_view tokenizer_json,
                                                                    absl::string_view config_json) {
+  // A field of an unexpected JSON type anywhere is an error, not a crash.
+  try {
+    return FromJsonUnchecked(tokenizer_json, config_json);
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer.json or tokenizer_config.json: ", e.what()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::FromJsonUnchecked(absl::string_view tokenizer_json,
+                                                                            absl::string_view config_json) {
   const json t = json::parse(tokenizer_json, nullptr, /*allow_exceptions=*/false);
   if (!t.is_object()) return absl::InvalidArgumentError("tokenizer.json: not a JSON object");
   auto bad = [](const std::string& what) { return absl::InvalidArgumentError(absl::StrCat("tokenizer.json: ", what)); };
   auto impl = std::make_unique<Impl>();
   const json& model = t.value("model", json::object());
   if (model.value("type", "") != "BPE") return bad(absl::StrCat("model.type '", model.value("type", ""), "' is not supported (BPE)"));
-  if (model.value("byte_fallback", false)) return bad("model.byte_fallback is not supported yet");
+  for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+    if (model.contains(key) && !model[key].is_null() && !(model[key].is_string() && model[key].get<std::string>().empty())) {
+      return bad(absl::StrCat("model.", key, " is not supported"));
+    }
+  }
+  impl->byte_fallback = model.value("byte_fallback", false);
+  impl->fuse_unk = model.value("fuse_unk", false);
   if (!model.contains("vocab") || !model["vocab"].is_object()) return bad("model.vocab is missing");
   int max_id = -1;
   for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) {
@@ -471,6 +614,11 @@ absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::FromJson(absl::string_
     max_id = std::max(max_id, it.value().get<int>());
   }
   impl->ignore_merges = model.value("ignore_merges", false);
+  if (model.contains("unk_token") && model["unk_token"].is_string()) {
+    auto u = impl->vocab.find(model["unk_token"].get<std::string>());
+    if (u == impl->vocab.end()) return bad("model.unk_token is not in the vocabulary");
+    impl->unk = u->second;
+  }
   const json& merges = model.value("merges", json::array());
   for (size_t r = 0; r < merges.size(); ++r) {
     std::string a, b;
@@ -508,16 +656,32 @@ absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::FromJson(absl::string_
   }
 
   const json& norm = t.value("normalizer", json());
-  if (!norm.is_null()) {
-    if (norm.value("type", "") == "NFC") {
+  std::vector<json> norms;
+  if (norm.is_object() && norm.value("type", "") == "Sequence") {
+    for (const auto& n : norm.value("normalizers", json::array())) norms.push_back(n);
+  } else if (!norm.is_null()) {
+    norms.push_back(norm);
+  }
+  for (const auto& n : norms) {
+    const std::string type = n.value("type", "");
+    if (type == "NFC") {
+      if (!impl->norm_steps.empty()) return bad("normalizer: NFC after Prepend or Replace is not supported");
       impl->nfc = true;
+    } else if (type == "Prepend") {
+      impl->norm_steps.push_back({"prepend", n.value("prepend", "")});
+    } else if (type == "Replace" && n.contains("pattern") && n["pattern"].contains("String")) {
+      impl->norm_steps.push_back({n["pattern"]["String"].get<std::string>(), n.value("content", "")});
+      if (impl->norm_steps.back().first.empty() || impl->norm_steps.back().first == "prepend") {
+        return bad("normalizer Replace: an empty pattern");
+      }
     } else {
-      return bad(absl::StrCat("normalizer.type '", norm.value("type", ""), "' is not supported (NFC or none)"));
+      return bad(absl::StrCat("normalizer type '", type,
+                              "' is not supported (NFC, Prepend, Replace with a String pattern, Sequence)"));
     }
   }
   const json& pre = t.value("pre_tokenizer", json());
   std::vector<json> steps;
-  if (pre.value("type", "") == "Sequence") {
+  if (pre.is_object() && pre.value("type", "") == "Sequence") {
     for (const auto& s : pre.value("pretokenizers", json::array())) steps.push_back(s);
   } else if (!pre.is_null()) {
     steps.push_back(pre);
@@ -542,14 +706,22 @@ absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::FromJson(absl::string_
         if (!re.ok()) return re.status();
         step.split = std::move(*re);
       }
+    } else if (type == "Metaspace" && steps.size() == 1) {
+      impl->metaspace = true;
+      impl->metaspace_char = s.value("replacement", impl->metaspace_char);
+      impl->metaspace_split = s.value("split", true);
+      impl->metaspace_scheme = s.contains("prepend_scheme") ? s.value("prepend_scheme", "always")
+                               : s.value("add_prefix_space", true) ? "always" : "never";
+      if (impl->metaspace_char.empty()) return bad("pre_tokenizer Metaspace: an empty replacement");
+      continue;
     } else {
-      return bad(absl::StrCat("pre_tokenizer type '", type, "' is not supported (Split, ByteLevel)"));
+      return bad(absl::StrCat("pre_tokenizer type '", type, "' is not supported (Split, ByteLevel, Metaspace)"));
     }
     impl->pre.push_back(std::move(step));
   }
   const json& post = t.value("post_processor", json());
   std::vector<json> posts;
-  if (post.value("type", "") == "Sequence") {
+  if (post.is_object() && post.value("type", "") == "Sequence") {
     for (const auto& p : post.value("processors", json::array())) posts.push_back(p);
   } else if (!post.is_null()) {
     posts.push_back(post);
@@ -570,10 +742,42 @@ absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::FromJson(absl::string_
     }
   }
   const json& dec = t.value("decoder", json());
-  if (dec.value("type", "") != "ByteLevel") {
-    return bad(absl::StrCat("decoder type '", dec.value("type", ""), "' is not supported (ByteLevel)"));
+  if (dec.is_object() && dec.value("type", "") == "ByteLevel") {
+    impl->decoder_byte_level = true;
+  } else {
+    std::vector<json> decs;
+    if (dec.is_object() && dec.value("type", "") == "Sequence") {
+      for (const auto& d : dec.value("decoders", json::array())) decs.push_back(d);
+    } else if (!dec.is_null()) {
+      decs.push_back(dec);
+    }
+    for (const auto& d : decs) {
+      DecodeStep step;
+      step.type = d.value("type", "");
+      if (step.type == "Replace" && d.contains("pattern") && d["pattern"].contains("String")) {
+        step.from = d["pattern"]["String"].get<std::string>();
+        step.to = d.value("content", "");
+        if (step.from.empty()) return bad("decoder Replace: an empty pattern");
+      } else if (step.type == "Strip") {
+        step.from = d.value("content", " ");
+        step.start = d.value("start", 0);
+        step.stop = d.value("stop", 0);
+      } else if (step.type == "Metaspace") {
+        step.from = d.value("replacement", "\xE2\x96\x81");
+        step.prepend = d.contains("prepend_scheme") ? d.value("prepend_scheme", "always") != "never"
+                                                    : d.value("add_prefix_space", true);
+      } else if (step.type != "ByteFallback" && step.type != "Fuse") {
+        return bad(absl::StrCat("decoder type '", step.type,
+                                "' is not supported (ByteLevel, or a Sequence of Replace, ByteFallback, Fuse, Strip, "
+                                "Metaspace)"));
+      }
+      impl->decoders.push_back(std::move(step));
+    }
+    if (impl->pre.empty() == false && std::any_of(impl->pre.begin(), impl->pre.end(),
+                                                   [](const PreTokenizerStep& p) { return p.byte_level; })) {
+      return bad("a ByteLevel pre_tokenizer needs the ByteLevel decoder");
+    }
   }
-  impl->decoder_byte_level = true;
 
   if (!config_json.empty()) {
     const json c = json::parse(config_json, nullptr, false);
@@ -620,13 +824,17 @@ absl::StatusOr<std::vector<int>> HfTokenizer::Encode(absl::string_view text, con
   absl::Status s = m.SplitAdded(
       text, /*normalized_pass=*/false, options.parse_special_tokens, &options.literal_spans,
       [&](absl::string_view raw) -> absl::Status {
+        const bool first = raw.data() == text.data();
         auto normalized = m.Normalize(raw);
         if (!normalized.ok()) return normalized.status();
         // Offsets into normalized pieces are not the input's: a literal span anywhere turns
         // off special tokens matched on normalized text.
         return m.SplitAdded(*normalized, /*normalized_pass=*/true,
                             options.parse_special_tokens && options.literal_spans.empty(), nullptr,
-                            [&](absl::string_view plain) { return m.EncodePlain(plain, &ids); }, &ids);
+                            [&](absl::string_view plain) {
+                              return m.EncodePlain(plain, first && plain.data() == normalized->data(), &ids);
+                            },
+                            &ids);
       },
       &ids);
   if (!s.ok()) return s;
@@ -651,6 +859,7 @@ absl::StatusOr<std::string> HfTokenizer::Decode(const std::vector<int>& ids, boo
   const Impl& m = *impl_;
   const auto& map = ByteLevel();
   std::string bytes;
+  std::vector<std::string> tokens;  // decoders other than ByteLevel work on token strings
   for (size_t k = 0; k < ids.size(); ++k) {
     const int id = ids[k];
     if (id < 0 || id >= static_cast<int>(m.id_to_token.size()) || m.id_to_token[id].empty()) {
@@ -658,6 +867,10 @@ absl::StatusOr<std::string> HfTokenizer::Decode(const std::vector<int>& ids, boo
     }
     if (skip_special_tokens && IsSpecial(id)) continue;
     const std::string& token = m.id_to_token[id];
+    if (!m.decoder_byte_level) {
+      tokens.push_back(token);
+      continue;
+    }
     // Each token's characters map back to bytes; a token with a character outside the
     // byte-level alphabet (an added token's text) contributes its own UTF-8.
     std::string t;
@@ -672,7 +885,7 @@ absl::StatusOr<std::string> HfTokenizer::Decode(const std::vector<int>& ids, boo
     }
     bytes += all ? t : token;
   }
-  std::string text = Utf8Lossy(bytes);
+  std::string text = m.decoder_byte_level ? Utf8Lossy(bytes) : DecodeChain(m.decoders, std::move(tokens));
   if (m.cleanup_spaces) {
     // transformers' clean_up_tokenization: Python's str.replace, one pattern after another.
     for (const auto& [from, to] : std::vector<std::pair<const char*, const char*>>{
@@ -712,6 +925,12 @@ std::string HfTokenizer::TokenBytes(int id) const {
   if (id < 0 || id >= static_cast<int>(m.id_to_token.size())) return "";
   const std::string& token = m.id_to_token[id];
   if (m.added_by_id.count(id)) return token;
+  if (!m.decoder_byte_level) {
+    if (m.byte_fallback && token.size() == 6 && absl::StartsWith(token, "<0x") && token[5] == '>') {
+      return std::string(1, static_cast<char>(std::stoi(token.substr(3, 2), nullptr, 16)));
+    }
+    return token;  // the normalized text it spells (with the SentencePiece space mark)
+  }
   const auto& map = ByteLevel();
   std::string bytes;
   for (absl::string_view ch : Chars(token)) {
@@ -736,6 +955,29 @@ absl::StatusOr<std::string> HfTokenizer::Normalize(absl::string_view text) const
     return absl::InvalidArgumentError(absl::StrCat("text[", bad, "]: invalid UTF-8"));
   }
   return impl_->Normalize(text);
+}
+
+absl::StatusOr<std::string> DecodeStream::Next(int id) {
+  window_.push_back(id);
+  auto prefix = tokenizer_.Decode(std::vector<int>(window_.begin(), window_.begin() + context_), skip_special_tokens_);
+  if (!prefix.ok()) return prefix.status();
+  auto text = tokenizer_.Decode(window_, skip_special_tokens_);
+  if (!text.ok()) {
+    window_.pop_back();
+    return text.status();
+  }
+  // An incomplete character decodes to U+FFFD at the end: wait for the rest.
+  // (A character spans at most 4 byte tokens, after tokens that add nothing yet; a U+FFFD
+  // still there after 16 pending tokens is real and goes out.)
+  const size_t pending = window_.size() - context_;
+  if (absl::EndsWith(*text, "\xEF\xBF\xBD") && pending < 16) return std::string();
+  // A token that adds no text yet (a skipped special token, a space a decoder strips at the
+  // start) stays pending, so the context keeps what it decodes against.
+  if (text->size() <= prefix->size() && pending < 64) return std::string();
+  std::string out = absl::StartsWith(*text, *prefix) ? text->substr(prefix->size()) : *text;
+  window_.erase(window_.begin(), window_.begin() + context_);
+  context_ = window_.size();
+  return out;
 }
 
 }  // namespace grail::tokenizer

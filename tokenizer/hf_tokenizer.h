@@ -90,7 +90,28 @@ class HfTokenizer : public Tokenizer {
 
  private:
   explicit HfTokenizer(std::unique_ptr<Impl> impl);
+  static absl::StatusOr<std::unique_ptr<HfTokenizer>> FromJsonUnchecked(absl::string_view tokenizer_json,
+                                                                        absl::string_view config_json);
   std::unique_ptr<Impl> impl_;
+};
+
+// Decodes a token stream as it is generated: Next returns the text a new token completes,
+// and holds back tokens that end inside a UTF-8 character (byte-level and byte-fallback
+// tokens split characters) until a later token completes it. The pieces concatenate to
+// Decode of the whole stream. Keeps the previous piece's tokens as context so that
+// decoders that depend on a token's neighbours (SentencePiece's leading space) decode each
+// piece as they would the whole. Not thread-safe.
+class DecodeStream {
+ public:
+  DecodeStream(const HfTokenizer& tokenizer, bool skip_special_tokens)
+      : tokenizer_(tokenizer), skip_special_tokens_(skip_special_tokens) {}
+  absl::StatusOr<std::string> Next(int id);
+
+ private:
+  const HfTokenizer& tokenizer_;
+  const bool skip_special_tokens_;
+  std::vector<int> window_;  // context tokens, then tokens not yet emitted
+  size_t context_ = 0;
 };
 
 }  // namespace grail::tokenizer
