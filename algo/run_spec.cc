@@ -75,6 +75,8 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
       {"dataset.heldout_size", {d.heldout_size(), SpecLimits::kMaxDatasetRows}},
       {"dataset.train_size", {d.train_size(), SpecLimits::kMaxDatasetRows}},
       {"dataset.max_digits", {d.max_digits(), SpecLimits::kMaxDigits}},
+      {"dataset.max_prompt_tokens", {d.max_prompt_tokens(), SpecLimits::kMaxContext}},
+      {"dataset.max_response_tokens", {d.max_response_tokens(), SpecLimits::kMaxContext}},
       {"sampling.max_new_tokens", {s.max_new_tokens(), SpecLimits::kMaxContext}},
       {"sampling.top_k", {s.top_k(), SpecLimits::kMaxVocab}},
       {"algorithm.group_size", {a.group_size(), SpecLimits::kMaxGroupSize}},
@@ -127,6 +129,9 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
            {"model.tokenizer", &spec.model().tokenizer(), 4096},
            {"model.config.architecture", &spec.model().config().architecture(), 64},
            {"dataset.jsonl_path", &d.jsonl_path(), 4096},
+           {"dataset.sft_path", &d.sft_path(), 4096},
+           {"dataset.chat_template", &d.chat_template(), 4096},
+           {"dataset.overlong", &d.overlong(), 64},
            {"dataset.builtin", &d.builtin(), 64}}) {
     if (text->size() > limit) {
       return Bad(field, absl::StrCat("is ", text->size(), " bytes long, above the limit of ", limit));
@@ -173,6 +178,14 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
     return Bad("dataset.builtin", absl::StrCat("unknown task '", d.builtin(), "' (known: arithmetic)"));
   }
   if (d.heldout_size() < 0) return Bad("dataset.heldout_size", "must be >= 0");
+  if (d.max_prompt_tokens() < 0) return Bad("dataset.max_prompt_tokens", "must be >= 0");
+  if (d.max_response_tokens() < 0) return Bad("dataset.max_response_tokens", "must be >= 0");
+  if (!d.overlong().empty() && d.overlong() != "skip" && d.overlong() != "truncate") {
+    return Bad("dataset.overlong", absl::StrCat("'", d.overlong(), "' is not skip or truncate"));
+  }
+  if (!d.sft_path().empty() && spec.trainer().sft_steps() <= 0) {
+    return Bad("dataset.sft_path", "needs trainer.sft_steps > 0 (the warm-up that trains on it)");
+  }
 
   const auto& s = spec.sampling();
   if (s.temperature() < 0) return Bad("sampling.temperature", "must be >= 0");

@@ -76,8 +76,11 @@ void BatchCollector::Restore(const grail::v1::LoopState& state) {
 }
 
 absl::StatusOr<BatchCollector::Row> BatchCollector::NewRow(const Problem& problem, bool heldout) {
-  ASSIGN_OR_RETURN(std::vector<int> tokens, tokenizer_.Encode(problem.prompt));
-  if (tokenizer_.bos_id() >= 0) tokens.insert(tokens.begin(), tokenizer_.bos_id());
+  std::vector<int> tokens = problem.prompt_ids;
+  if (tokens.empty()) {  // a dataset not tokenized at load (the built-in task)
+    ASSIGN_OR_RETURN(tokens, tokenizer_.Encode(problem.prompt));
+    if (tokenizer_.bos_id() >= 0) tokens.insert(tokens.begin(), tokenizer_.bos_id());
+  }
   absl::MutexLock lock(&mu_);
   // Evaluation prompts use negative ids so they never collide with training samples.
   const int64_t id = next_prompt_id_++;

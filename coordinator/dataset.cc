@@ -1,12 +1,9 @@
 #include "coordinator/dataset.h"
 
 #include <algorithm>
-#include <fstream>
 #include <numeric>
 #include <random>
 #include <set>
-
-#include <nlohmann/json.hpp>
 
 #include "algo/run_spec.h"
 
@@ -59,62 +56,6 @@ absl::StatusOr<Splits> MakeArithmeticSplits(const ArithmeticOptions& o) {
   std::vector<Problem> h, t;
   for (int64_t i = 0; i < heldout; ++i) h.push_back(make(codes[i]));
   for (int64_t i = heldout; i < heldout + train; ++i) t.push_back(make(codes[i]));
-  return Splits{Dataset(std::move(t)), Dataset(std::move(h))};
-}
-
-absl::StatusOr<Splits> LoadJsonlSplits(const std::string& path, uint64_t seed, int heldout_size,
-                                       const std::string& display_path) {
-  std::ifstream in(path);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat("dataset.jsonl_path: cannot read '", display_path, "'"));
-  std::vector<Problem> rows;
-  std::string line;
-  int line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = absl::StrCat(display_path, ":", line_no);
-    if (static_cast<int64_t>(rows.size()) >= kMaxProblems) {
-      return absl::InvalidArgumentError(absl::StrCat("dataset.jsonl_path: '", display_path, "' has more than ",
-                                                     kMaxProblems, " rows"));
-    }
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": not a JSON object"));
-    }
-    Problem p;
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      const std::string& k = it.key();
-      if (k == "prompt" || k == "answer" || k == "verifier") {
-        if (!it.value().is_string()) {
-          return absl::InvalidArgumentError(absl::StrCat(where, ": field '", k, "' must be a string"));
-        }
-        (k == "prompt" ? p.prompt : k == "answer" ? p.answer : p.verifier) = it.value().get<std::string>();
-      } else if (k == "constraints") {
-        if (!it.value().is_object()) {
-          return absl::InvalidArgumentError(absl::StrCat(where, ": field 'constraints' must be an object"));
-        }
-        p.constraints_json = it.value().dump();
-        if (!j.contains("verifier")) p.verifier = "ifeval";
-      } else {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": unknown field '", k, "'"));
-      }
-    }
-    if (p.prompt.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ": missing field 'prompt'"));
-    if (p.answer.empty() && p.constraints_json.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": missing field 'answer'"));
-    }
-    rows.push_back(std::move(p));
-  }
-  if (rows.empty()) return absl::InvalidArgumentError(absl::StrCat("dataset.jsonl_path: '", display_path, "' has no rows"));
-  if (heldout_size == 0) heldout_size = static_cast<int>(algo::DefaultHeldoutSize(static_cast<int64_t>(rows.size())));
-  if (heldout_size >= static_cast<int>(rows.size())) {
-    return absl::InvalidArgumentError(absl::StrCat("dataset.heldout_size: ", heldout_size,
-                                                   " leaves no training rows of ", rows.size()));
-  }
-  std::mt19937_64 rng(seed);
-  std::shuffle(rows.begin(), rows.end(), rng);
-  std::vector<Problem> h(rows.begin(), rows.begin() + heldout_size);
-  std::vector<Problem> t(rows.begin() + heldout_size, rows.end());
   return Splits{Dataset(std::move(t)), Dataset(std::move(h))};
 }
 

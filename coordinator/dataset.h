@@ -16,6 +16,15 @@ struct Problem {
   std::string answer;
   std::string verifier;            // reward verifier that scores responses ("": the run's reward.verifier)
   std::string constraints_json;    // for the ifeval verifier
+  // The prompt's tokens, when the dataset was tokenized at load (BOS included); else
+  // `prompt` is encoded when sampled.
+  std::vector<int> prompt_ids;
+};
+
+// One supervised example: tokens and the loss mask over them.
+struct SupervisedRow {
+  std::vector<int> ids;
+  std::vector<uint8_t> loss_mask;  // 1 on the tokens the loss trains
 };
 
 // An immutable list of problems. Thread-safe.
@@ -46,16 +55,13 @@ inline constexpr int64_t kDefaultMaxTrain = 200000;
 struct Splits {
   Dataset train;
   Dataset heldout;
+  // The supervised warm-up's rows (dataset.sft_path); empty: the train split's prompt and answer.
+  std::vector<SupervisedRow> sft = {};
+  // Rows of the files over the token bounds (dataset.max_*_tokens, the model's context).
+  int64_t rows_skipped_too_long = 0;
+  int64_t rows_truncated = 0;
 };
 absl::StatusOr<Splits> MakeArithmeticSplits(const ArithmeticOptions& options);
-
-// Reads a JSONL file of {"prompt": str, "answer": str, "verifier"?: str,
-// "constraints"?: object}. Errors name the line and field. `heldout_size` rows (taken
-// after a seeded shuffle; 0: algo::DefaultHeldoutSize of the file's rows) form the held-out
-// split. Messages name the file as `display_path`
-// (the path relative to the data root, as the run spec gave it), never the resolved path.
-absl::StatusOr<Splits> LoadJsonlSplits(const std::string& path, uint64_t seed, int heldout_size,
-                                       const std::string& display_path);
 
 // Deterministic, resumable order over a dataset: each epoch is a fresh seeded permutation.
 // Not thread-safe.

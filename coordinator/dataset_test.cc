@@ -76,39 +76,5 @@ TEST(DatasetCursorTest, DeterministicEpochsAndResume) {
   for (int i = 13; i < 25; ++i) EXPECT_EQ(resumed.Next(), first[i]);
 }
 
-std::string WriteTemp(const std::string& text) {
-  std::string path = ::testing::TempDir() + "grail_ds_XXXXXX";
-  int fd = mkstemp(path.data());
-  close(fd);
-  std::ofstream(path) << text;
-  return path;
-}
-
-TEST(JsonlTest, LoadsRowsAndNamesBadFields) {
-  auto path = WriteTemp(R"({"prompt": "1+1=", "answer": "2"}
-{"prompt": "Say hi", "constraints": {"keyword": "hi"}}
-
-{"prompt": "2+2=", "answer": "4", "verifier": "math"}
-)");
-  auto s = LoadJsonlSplits(path, 1, 1, "data/rows.jsonl");
-  ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ(s->train.size() + s->heldout.size(), 3u);
-  bool found_ifeval = false;
-  for (const auto* d : {&s->train, &s->heldout}) {
-    for (const auto& p : d->problems()) found_ifeval |= p.verifier == "ifeval";
-  }
-  EXPECT_TRUE(found_ifeval);
-  const std::string bad_path = WriteTemp("{\"prompt\": \"x\", \"answr\": \"1\"}\n");
-  auto bad = LoadJsonlSplits(bad_path, 1, 0, "bad.jsonl");
-  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("bad.jsonl:1: unknown field 'answr'"));
-  // The server's own path never reaches the client.
-  EXPECT_THAT(std::string(bad.status().message()), ::testing::Not(HasSubstr(bad_path)));
-  auto typed = LoadJsonlSplits(WriteTemp("{\"prompt\": 3, \"answer\": \"1\"}\n"), 1, 0, "t.jsonl");
-  EXPECT_THAT(std::string(typed.status().message()), HasSubstr("'prompt' must be a string"));
-  EXPECT_THAT(std::string(LoadJsonlSplits("/nonexistent.jsonl", 1, 0, "nonexistent.jsonl").status().message()),
-              HasSubstr("dataset.jsonl_path"));
-  EXPECT_FALSE(LoadJsonlSplits(path, 1, 3, "rows.jsonl").ok());  // nothing left to train on
-}
-
 }  // namespace
 }  // namespace grail::coordinator

@@ -195,17 +195,17 @@ grail::v1::TrainStepRequest TrainStepRequest(int step, const SamplePtrs& samples
   return train;
 }
 
-grail::v1::SupervisedStepRequest SupervisedStepRequest(int step, const std::vector<SupervisedExample>& examples,
-                                                       int pad_id) {
+grail::v1::SupervisedStepRequest SupervisedStepRequest(int step, const std::vector<SupervisedRow>& rows, int pad_id) {
   size_t width = 0;
-  for (const auto& e : examples) width = std::max(width, e.prompt.size() + e.answer.size());
-  const size_t batch = examples.size();
+  for (const auto& r : rows) width = std::max(width, r.ids.size());
+  const size_t batch = rows.size();
   std::vector<int64_t> ids(batch * width, pad_id);
   std::vector<float> mask(batch * width, 0.0f);
   for (size_t b = 0; b < batch; ++b) {
-    size_t t = 0;
-    for (int id : examples[b].prompt) ids[b * width + t++] = id;
-    for (int id : examples[b].answer) ids[b * width + t] = id, mask[b * width + t++] = 1.0f;
+    for (size_t t = 0; t < rows[b].ids.size(); ++t) {
+      ids[b * width + t] = rows[b].ids[t];
+      mask[b * width + t] = t < rows[b].loss_mask.size() && rows[b].loss_mask[t] ? 1.0f : 0.0f;
+    }
   }
   grail::v1::SupervisedStepRequest req;
   req.set_step(step);

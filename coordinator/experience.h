@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "algo/advantages.h"
+#include "coordinator/dataset.h"
 #include "proto/grail/v1/coordinator.pb.h"
 #include "proto/grail/v1/learner.pb.h"
 #include "proto/grail/v1/reference.pb.h"
@@ -76,14 +77,8 @@ grail::v1::TrainStepRequest TrainStepRequest(int step, const SamplePtrs& samples
                                              const StepAdvantages& advantages, bool critic_only, bool mask_truncated,
                                              int pad_id);
 
-// A supervised step on (prompt, answer) token sequences: [bos] prompt answer [eos], loss on
-// the answer and eos.
-struct SupervisedExample {
-  std::vector<int> prompt;  // with the leading bos
-  std::vector<int> answer;  // with the trailing eos
-};
-grail::v1::SupervisedStepRequest SupervisedStepRequest(int step, const std::vector<SupervisedExample>& examples,
-                                                       int pad_id);
+// A supervised step on token sequences, each with its loss mask, right-padded with pad_id.
+grail::v1::SupervisedStepRequest SupervisedStepRequest(int step, const std::vector<SupervisedRow>& rows, int pad_id);
 
 }  // namespace grail::coordinator
 

@@ -122,8 +122,8 @@ TEST(ExperienceTest, TruncatedResponsesCanBeMaskedFromTheLoss) {
   EXPECT_THAT(Values<float>(masked.experience().response_mask()), ::testing::ElementsAre(0, 1, 1, 0, 0, 0));
 }
 
-TEST(ExperienceTest, SupervisedStepMasksThePrompt) {
-  const auto req = SupervisedStepRequest(3, {{{1, 5, 6}, {7, 2}}, {{1, 5}, {2}}}, /*pad_id=*/0);
+TEST(ExperienceTest, SupervisedStepPadsAndKeepsEachRowsMask) {
+  const auto req = SupervisedStepRequest(3, {{{1, 5, 6, 7, 2}, {0, 0, 0, 1, 1}}, {{1, 5, 2}, {0, 0, 1}}}, /*pad_id=*/0);
   EXPECT_EQ(req.step(), 3);
   EXPECT_THAT(req.input_ids().shape(), ::testing::ElementsAre(2, 5));
   EXPECT_THAT(Values<int64_t>(req.input_ids()), ::testing::ElementsAre(1, 5, 6, 7, 2, 1, 5, 2, 0, 0));

@@ -45,7 +45,7 @@ RlLoop::RlLoop(std::string run_id, grail::v1::RunSpec spec, Splits data, Service
       report_(std::move(report)),
       cancelled_(cancelled),
       tokenizer_(std::move(tokenizer)),
-      sft_cursor_(data_.train.size(), MixSeed(spec_.seed(), 2)),
+      sft_cursor_(data_.sft.empty() ? data_.train.size() : data_.sft.size(), MixSeed(spec_.seed(), 2)),
       kl_controller_(NewKlController(spec_.algorithm(), spec_.algorithm().kl_in_reward_coef())) {
   // Peers are called through retrying decorators: a few quick tries with backoff, and for
   // the stateless reward scorer a wait of up to recovery_timeout while it is away.
@@ -114,7 +114,11 @@ absl::Status RlLoop::Run() {
   weights_->ForgetActorVersions();
   ASSIGN_OR_RETURN(auto init, InitLearner(spec_));
   version_ = init.weights_version();
-  Report("init", 0, {{"num_parameters", static_cast<double>(init.num_parameters())}});
+  summary_["rows_skipped_too_long"] = static_cast<double>(data_.rows_skipped_too_long);
+  summary_["rows_truncated"] = static_cast<double>(data_.rows_truncated);
+  Report("init", 0, {{"num_parameters", static_cast<double>(init.num_parameters())},
+                     {"rows_skipped_too_long", static_cast<double>(data_.rows_skipped_too_long)},
+                     {"rows_truncated", static_cast<double>(data_.rows_truncated)}});
   int done = 0;  // RL steps already taken (a resumed run's checkpoint step)
   if (spec_.trainer().resume()) {
     ASSIGN_OR_RETURN(done, Resume(init));
@@ -244,16 +248,26 @@ absl::Status RlLoop::SupervisedWarmup() {
   bool close = false;  // the last evaluation reached half the target
   for (int s = 1; s <= steps; ++s) {
     RETURN_IF_ERROR(CheckCancelled());
-    std::vector<SupervisedExample> examples(batch);
-    for (auto& e : examples) {
+    std::vector<SupervisedRow> rows(batch);
+    for (auto& r : rows) {
+      if (!data_.sft.empty()) {
+        r = data_.sft[sft_cursor_.Next()];
+        continue;
+      }
+      // No dataset.sft_path: the RL rows' prompt and answer, loss on the answer and EOS.
       const Problem& p = data_.train.Get(sft_cursor_.Next());
-      ASSIGN_OR_RETURN(e.prompt, tokenizer_->Encode(p.prompt));
-      if (tokenizer_->bos_id() >= 0) e.prompt.insert(e.prompt.begin(), tokenizer_->bos_id());
-      ASSIGN_OR_RETURN(e.answer, tokenizer_->Encode(p.answer));
-      if (tokenizer_->eos_id() >= 0) e.answer.push_back(tokenizer_->eos_id());
+      r.ids = p.prompt_ids;
+      if (r.ids.empty()) {
+        ASSIGN_OR_RETURN(r.ids, tokenizer_->Encode(p.prompt));
+        if (tokenizer_->bos_id() >= 0) r.ids.insert(r.ids.begin(), tokenizer_->bos_id());
+      }
+      r.loss_mask.assign(r.ids.size(), 0);
+      ASSIGN_OR_RETURN(std::vector<int> answer, tokenizer_->Encode(p.answer));
+      if (tokenizer_->eos_id() >= 0) answer.push_back(tokenizer_->eos_id());
+      r.ids.insert(r.ids.end(), answer.begin(), answer.end());
+      r.loss_mask.resize(r.ids.size(), 1);
     }
-    ASSIGN_OR_RETURN(auto resp, clients_.learner->SupervisedStep(SupervisedStepRequest(s, examples,
-                                                                                       tokenizer_->pad_id())));
+    ASSIGN_OR_RETURN(auto resp, clients_.learner->SupervisedStep(SupervisedStepRequest(s, rows, tokenizer_->pad_id())));
     version_ = resp.weights_version();
     summary_["sft_steps_taken"] = s;
     if (s % 25 == 0 || s == steps) {

@@ -1,6 +1,8 @@
 #include "coordinator/run_manager.h"
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -9,6 +11,9 @@
 #include "common/paths.h"
 #include "common/status_macros.h"
 #include "algo/run_spec.h"
+#include "coordinator/jsonl_data.h"
+#include "tokenizer/chat_encoding.h"
+#include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace grail::coordinator {
@@ -31,11 +36,49 @@ bool LearnerGone(const absl::Status& s) {
   return (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) && absl::StartsWith(s.message(), "learner ");
 }
 
-// Loads the run's tokenizer and datasets and checks that every prompt fits the model.
+// The chat encoder for rows with "messages": the tokenizer's template, or the file
+// dataset.chat_template names. Null for a tokenizer without chat support (char) when the
+// spec names no template; rows with messages are then refused, naming the field.
+absl::StatusOr<std::shared_ptr<const tokenizer::ChatEncoder>> MakeChatEncoder(
+    const grail::v1::DatasetSpec& d, std::shared_ptr<const tokenizer::Tokenizer> tok, const std::string& data_root) {
+  auto hf = std::dynamic_pointer_cast<const tokenizer::HfTokenizer>(tok);
+  if (hf == nullptr) {
+    if (!d.chat_template().empty()) {
+      return absl::InvalidArgumentError("dataset.chat_template: needs a Hugging Face tokenizer (model.tokenizer)");
+    }
+    return nullptr;
+  }
+  std::string source;
+  if (!d.chat_template().empty()) {
+    ASSIGN_OR_RETURN(std::string path, ResolveUnderRoot(data_root, d.chat_template(), "dataset.chat_template"));
+    std::ifstream in(path);
+    if (!in) return absl::InvalidArgumentError(absl::StrCat("dataset.chat_template: cannot read '", d.chat_template(), "'"));
+    source.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (source.size() > (1 << 20)) return absl::InvalidArgumentError("dataset.chat_template: larger than 1 MiB");
+  } else if (hf->chat_template().empty()) {
+    return nullptr;
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::ChatEncoder> enc,
+                   tokenizer::ChatEncoder::Create(hf, source, d.chat_template().empty() ? "model.tokenizer chat_template"
+                                                                                       : "dataset.chat_template"));
+  return std::shared_ptr<const tokenizer::ChatEncoder>(std::move(enc));
+}
+
+// Loads the run's tokenizer and datasets, tokenized, and checks that every prompt fits the
+// model (rows over the bounds are skipped or truncated as dataset.overlong says).
 absl::StatusOr<RunData> LoadData(const grail::v1::RunSpec& spec, const std::string& data_root) {
   const auto& d = spec.dataset();
   Splits splits{Dataset({}), Dataset({})};
-  ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok, tokenizer::NewTokenizer(spec.model().tokenizer(), data_root));
+  ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> made, tokenizer::NewTokenizer(spec.model().tokenizer(), data_root));
+  std::shared_ptr<const tokenizer::Tokenizer> tok = std::move(made);
+  int64_t context = 0;
+  if (spec.model().has_config()) {
+    context = algo::ContextLength(spec.model().config());
+    if (spec.model().config().vocab_size() > 0 && tok->vocab_size() > spec.model().config().vocab_size()) {
+      return absl::InvalidArgumentError(absl::StrCat("model.config.vocab_size: ", spec.model().config().vocab_size(),
+                                                     " is smaller than the tokenizer's vocabulary of ", tok->vocab_size()));
+    }
+  }
   if (!d.builtin().empty()) {
     ArithmeticOptions o;
     o.seed = d.seed();
@@ -43,32 +86,44 @@ absl::StatusOr<RunData> LoadData(const grail::v1::RunSpec& spec, const std::stri
     o.train_size = d.train_size();
     o.heldout_size = d.heldout_size();
     ASSIGN_OR_RETURN(splits, MakeArithmeticSplits(o));
-  } else {
-    ASSIGN_OR_RETURN(std::string path, ResolveUnderRoot(data_root, d.jsonl_path(), "dataset.jsonl_path"));
-    ASSIGN_OR_RETURN(splits, LoadJsonlSplits(path, d.seed(), d.heldout_size(), d.jsonl_path()));
-  }
-  if (spec.model().has_config()) {
-    const int64_t context = algo::ContextLength(spec.model().config());
-    if (spec.model().config().vocab_size() > 0 && tok->vocab_size() > spec.model().config().vocab_size()) {
-      return absl::InvalidArgumentError(absl::StrCat("model.config.vocab_size: ", spec.model().config().vocab_size(),
-                                                     " is smaller than the tokenizer's vocabulary of ", tok->vocab_size()));
-    }
     for (const Dataset* ds : {&splits.train, &splits.heldout}) {
-      for (size_t i = 0; i < ds->size(); ++i) {
-        const auto& p = ds->Get(i);
-        auto ids = tok->Encode(p.prompt);
-        if (!ids.ok()) {
-          return absl::InvalidArgumentError(absl::StrCat("dataset: prompt ", i, ": ", ids.status().message()));
-        }
+      for (size_t i = 0; i < ds->size() && context > 0; ++i) {
+        auto ids = tok->Encode(ds->Get(i).prompt);
+        if (!ids.ok()) return absl::InvalidArgumentError(absl::StrCat("dataset: prompt ", i, ": ", ids.status().message()));
         // BOS + prompt, plus room for at least one generated token.
         if (static_cast<int64_t>(ids->size()) + 2 > context) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "dataset: prompt ", i, " has ", ids->size(),
-              " tokens, longer than model.config.max_position_embeddings ", context, " allows"));
+          return absl::InvalidArgumentError(absl::StrCat("dataset: prompt ", i, " has ", ids->size(),
+                                                         " tokens, longer than model.config.max_position_embeddings ",
+                                                         context, " allows"));
         }
       }
     }
   }
+  ASSIGN_OR_RETURN(std::shared_ptr<const tokenizer::ChatEncoder> chat, MakeChatEncoder(d, tok, data_root));
+  tokenizer::ChatOptions chat_options;
+  if (d.has_enable_thinking()) chat_options.enable_thinking = d.enable_thinking();
+  const RowEncoder encoder(tok, chat, chat_options);
+  LengthLimits limits;
+  limits.max_prompt = d.max_prompt_tokens();
+  limits.max_response = d.max_response_tokens();
+  limits.context = context;
+  limits.truncate = d.overlong() == "truncate";
+  LoadCounts counts;
+  if (d.builtin().empty()) {
+    ASSIGN_OR_RETURN(std::string path, ResolveUnderRoot(data_root, d.jsonl_path(), "dataset.jsonl_path"));
+    ASSIGN_OR_RETURN(splits, LoadRlRows(JsonlFile{path, d.jsonl_path(), "dataset.jsonl_path"}, d.seed(),
+                                        d.heldout_size(), &encoder, limits, &counts));
+  }
+  if (!d.sft_path().empty()) {
+    ASSIGN_OR_RETURN(std::string path, ResolveUnderRoot(data_root, d.sft_path(), "dataset.sft_path"));
+    LoadCounts sft_counts;
+    ASSIGN_OR_RETURN(splits.sft, LoadSupervisedRows(JsonlFile{path, d.sft_path(), "dataset.sft_path"}, encoder,
+                                                    limits, &sft_counts));
+    counts.skipped_too_long += sft_counts.skipped_too_long;
+    counts.truncated += sft_counts.truncated;
+  }
+  splits.rows_skipped_too_long = counts.skipped_too_long;
+  splits.rows_truncated = counts.truncated;
   return RunData{std::move(splits), std::move(tok)};
 }
 

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <set>
 
+#include "algo/run_spec.h"
+#include "common/config.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
@@ -88,6 +90,26 @@ TEST(DeployTest, KubernetesManifestsAreConsistent) {
     }
   }
   EXPECT_EQ(services["grail-learner"]["clusterIP"].as<std::string>(""), "None");  // headless: rank names
+}
+
+// The demo and example run specs load strictly and pass the coordinator's validation.
+TEST(DeployTest, RunSpecsLoadAndValidate) {
+  int specs = 0;
+  for (const char* dir : {"deploy/demo", "deploy/examples"}) {
+    for (const auto& entry : std::filesystem::directory_iterator(Source(dir))) {
+      if (entry.path().extension() != ".yaml") continue;
+      ++specs;
+      std::ifstream in(entry.path());
+      const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      grail::v1::RunSpec spec;
+      absl::Status s = ParseConfig(text, ConfigFormat::kYaml, &spec);
+      ASSERT_TRUE(s.ok()) << entry.path() << ": " << s;
+      algo::ResolveDefaults(&spec);
+      s = algo::ValidateRunSpec(spec);
+      EXPECT_TRUE(s.ok()) << entry.path() << ": " << s;
+    }
+  }
+  EXPECT_GE(specs, 2);
 }
 
 TEST(DeployTest, GrafanaDashboardHasTheRequiredShape) {
