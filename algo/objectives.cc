@@ -82,6 +82,10 @@ std::string SpecName(grail::v1::AdvantageEstimator v) { return NameOf(grail::v1:
 std::string SpecName(grail::v1::PolicyLoss v) { return NameOf(grail::v1::PolicyLoss_descriptor(), v); }
 std::string SpecName(grail::v1::LossAggMode v) { return NameOf(grail::v1::LossAggMode_descriptor(), v); }
 std::string SpecName(grail::v1::KlEstimator v) { return NameOf(grail::v1::KlEstimator_descriptor(), v); }
+std::string SpecName(grail::v1::PreferenceObjective v) {
+  return NameOf(grail::v1::PreferenceObjective_descriptor(), v);
+}
+std::string SpecName(grail::v1::DpoLossType v) { return NameOf(grail::v1::DpoLossType_descriptor(), v); }
 
 std::string SpecNames(const google::protobuf::EnumDescriptor* type) {
   std::vector<std::string> names;

@@ -127,6 +127,7 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
            {"checkpoint_dir", &spec.checkpoint_dir(), 1024},
            {"model.path", &spec.model().path(), 4096},
            {"model.tokenizer", &spec.model().tokenizer(), 4096},
+           {"model.dtype", &spec.model().dtype(), 64},
            {"model.config.architecture", &spec.model().config().architecture(), 64},
            {"dataset.jsonl_path", &d.jsonl_path(), 4096},
            {"dataset.sft_path", &d.sft_path(), 4096},
@@ -164,6 +165,9 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   }
   if (!m.path().empty() && m.has_config()) {
     return Bad("model", "set only one of model.path and model.config");
+  }
+  if (!m.dtype().empty() && m.dtype() != "float32" && m.dtype() != "bfloat16") {
+    return Bad("model.dtype", absl::StrCat("'", m.dtype(), "' is not float32 or bfloat16"));
   }
   if (m.has_config()) {
     absl::Status s = model::ModelConfigFromProto(m.config()).Validate();
@@ -251,6 +255,29 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
     return Bad("algorithm.kl_estimator", absl::StrCat(a.kl_estimator(), " is not one of ",
                                                       SpecNames(grail::v1::KlEstimator_descriptor())));
   }
+  const auto& pref = spec.preference();
+  if (SpecName(pref.objective()).empty() && pref.objective() != grail::v1::PREFERENCE_OBJECTIVE_UNSPECIFIED) {
+    return Bad("preference.objective", absl::StrCat(pref.objective(), " is not one of ",
+                                                    SpecNames(grail::v1::PreferenceObjective_descriptor())));
+  }
+  if (SpecName(pref.loss_type()).empty() && pref.loss_type() != grail::v1::DPO_LOSS_TYPE_UNSPECIFIED) {
+    return Bad("preference.loss_type", absl::StrCat(pref.loss_type(), " is not one of ",
+                                                    SpecNames(grail::v1::DpoLossType_descriptor())));
+  }
+  if (pref.loss_type() != grail::v1::DPO_LOSS_TYPE_UNSPECIFIED &&
+      pref.objective() != grail::v1::PREFERENCE_OBJECTIVE_DPO) {
+    return Bad("preference.loss_type", "applies to preference.objective dpo only");
+  }
+  if (pref.beta() < 0) return Bad("preference.beta", "must be > 0");
+  if (pref.label_smoothing() < 0 || pref.label_smoothing() >= 0.5) {
+    return Bad("preference.label_smoothing", "must be in [0, 0.5)");
+  }
+  for (auto [field, v] : {std::pair<const char*, float>{"preference.gamma", pref.gamma()},
+                          {"preference.lambda", pref.lambda()},
+                          {"preference.desirable_weight", pref.desirable_weight()},
+                          {"preference.undesirable_weight", pref.undesirable_weight()}}) {
+    if (v < 0) return Bad(field, "must be >= 0");
+  }
   if (a.clip_ratio_low() < 0 || a.clip_ratio_high() < 0 || a.clip_ratio_c() < 0) {
     return Bad(a.clip_ratio_low() < 0 ? "algorithm.clip_ratio_low"
                : a.clip_ratio_high() < 0 ? "algorithm.clip_ratio_high" : "algorithm.clip_ratio_c",
@@ -324,6 +351,20 @@ void ResolveDefaults(grail::v1::RunSpec* spec) {
   }
   // Truncated importance sampling is on for pipelined runs (their samples are off-policy).
   if (a->tis_cap() == 0 && spec->trainer().max_staleness() > 0) a->set_tis_cap(2.0f);
+
+  auto* p = spec->mutable_preference();
+  if (p->objective() != grail::v1::PREFERENCE_OBJECTIVE_UNSPECIFIED) {
+    if (p->objective() == grail::v1::PREFERENCE_OBJECTIVE_DPO && p->loss_type() == grail::v1::DPO_LOSS_TYPE_UNSPECIFIED) {
+      p->set_loss_type(grail::v1::DPO_LOSS_TYPE_SIGMOID);
+    }
+    if (p->beta() == 0) p->set_beta(p->objective() == grail::v1::PREFERENCE_OBJECTIVE_SIMPO ? 2.0f : 0.1f);
+    if (p->objective() == grail::v1::PREFERENCE_OBJECTIVE_SIMPO && p->gamma() == 0) p->set_gamma(0.5f);
+    if (p->objective() == grail::v1::PREFERENCE_OBJECTIVE_ORPO && p->lambda() == 0) p->set_lambda(0.1f);
+    if (p->objective() == grail::v1::PREFERENCE_OBJECTIVE_KTO) {
+      if (p->desirable_weight() == 0) p->set_desirable_weight(1.0f);
+      if (p->undesirable_weight() == 0) p->set_undesirable_weight(1.0f);
+    }
+  }
 
   auto* t = spec->mutable_trainer();
   if (t->learning_rate() == 0) t->set_learning_rate(1e-4f);

@@ -8,7 +8,7 @@
 //   grail-bench async_step_time   mean RL step time with max_staleness 1 against the
 //                                 synchronous loop, on the demo run (same seed, same steps).
 //   grail-bench tokenize          bytes of mixed text (tests/tokenizer/make_corpus.py) encoded
-//                                 per second on one thread with the real Qwen3 and Llama-3
+//                                 per second on one thread with the real Qwen3, Llama-3 and Llama-2
 //                                 tokenizers, against Hugging Face's tokenizers library on one
 //                                 thread on the same strings (bench/tokenize_reference.js).
 //
@@ -214,7 +214,7 @@ int Tokenize() {
   }
   double bytes = 0;
   for (const auto& t : texts) bytes += t.size();
-  for (const char* name : {"qwen3", "llama3"}) {
+  for (const char* name : {"qwen3", "llama3", "llama2"}) {
     const std::string dir = absl::StrCat(root, "/.cache/npm/models/", name);
     auto tok = tokenizer::HfTokenizer::FromDir(dir);
     if (!tok.ok()) return Fail(absl::StrCat("load ", dir, " (make deps fetches it)"), tok.status());

@@ -29,7 +29,7 @@ struct ShardWeights {
 double ShareOf(double local, double global);
 
 // Step kinds in the collective step header.
-enum class StepKind { kInit = 1, kSupervised = 2, kRl = 3, kCritic = 4 };
+enum class StepKind { kInit = 1, kSupervised = 2, kRl = 3, kCritic = 4, kPreference = 5 };
 
 // Not thread-safe: the trainer calls it under its own lock.
 class GroupStep {

@@ -61,6 +61,14 @@ int main(int argc, char** argv) {
         {"value_loss", "grail_learner_value_loss"},
         {"vf_clipfrac", "grail_learner_vf_clipfrac_ratio"},
         {"explained_variance", "grail_learner_explained_variance"},
+        // Preference steps (dpo, simpo, orpo, kto).
+        {"chosen_rewards", "grail_learner_chosen_rewards"},
+        {"rejected_rewards", "grail_learner_rejected_rewards"},
+        {"reward_margin", "grail_learner_reward_margin"},
+        {"preference_accuracy", "grail_learner_preference_accuracy_ratio"},
+        {"logp_chosen", "grail_learner_logp_chosen"},
+        {"logp_rejected", "grail_learner_logp_rejected"},
+        {"log_odds_ratio", "grail_learner_log_odds_ratio"},
     };
     auto gauges = std::make_shared<std::map<std::string, prometheus::Gauge*>>();
     for (const auto& g : kGauges) {
@@ -77,11 +85,11 @@ int main(int argc, char** argv) {
                         .Add({});
     auto& step_time = prometheus::BuildHistogram()
                           .Name("grail_learner_step_duration_seconds")
-                          .Help("Time of each training step by kind: sft, rl, critic.")
+                          .Help("Time of each training step by kind: sft, rl, critic, preference.")
                           .Register(registry);
     auto& steps = prometheus::BuildCounter()
                       .Name("grail_learner_steps_total")
-                      .Help("Training steps by kind: sft, rl, critic.")
+                      .Help("Training steps by kind: sft, rl, critic, preference.")
                       .Register(registry);
     auto& allreduce = prometheus::BuildHistogram()
                           .Name("grail_learner_allreduce_seconds")

@@ -42,6 +42,18 @@ grpc::Status LearnerServiceImpl::TrainStep(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status LearnerServiceImpl::PreferenceStep(grpc::ServerContext* context,
+                                                const grail::v1::PreferenceStepRequest* request,
+                                                grail::v1::TrainStepResponse* response) {
+  GRAIL_AUTHORIZE(auth_, context);
+  const absl::Time start = absl::Now();
+  auto result = trainer_->PreferenceStep(*request);
+  if (!result.ok()) return Reply(result.status());
+  if (on_step_ && !request->eval_only()) on_step_("preference", *result, absl::ToDoubleSeconds(absl::Now() - start));
+  *response = std::move(*result);
+  return grpc::Status::OK;
+}
+
 grpc::Status LearnerServiceImpl::ComputeValues(grpc::ServerContext* context,
                                                const grail::v1::ComputeValuesRequest* request,
                                                grail::v1::ComputeValuesResponse* response) {

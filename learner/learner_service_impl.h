@@ -32,6 +32,8 @@ class LearnerServiceImpl final : public grail::v1::LearnerService::Service {
                               grail::v1::TrainStepResponse* response) override;
   grpc::Status TrainStep(grpc::ServerContext* context, const grail::v1::TrainStepRequest* request,
                          grail::v1::TrainStepResponse* response) override;
+  grpc::Status PreferenceStep(grpc::ServerContext* context, const grail::v1::PreferenceStepRequest* request,
+                              grail::v1::TrainStepResponse* response) override;
   grpc::Status ComputeValues(grpc::ServerContext* context, const grail::v1::ComputeValuesRequest* request,
                              grail::v1::ComputeValuesResponse* response) override;
   grpc::Status SaveCheckpoint(grpc::ServerContext* context, const grail::v1::SaveCheckpointRequest* request,

@@ -17,6 +17,11 @@ absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& receive
   grail::v1::RunSpec spec = received;
   algo::ResolveDefaults(&spec);
   TrainSettings s;
+  if (!spec.model().dtype().empty() && spec.model().dtype() != "float32" && spec.model().dtype() != "bfloat16") {
+    return absl::InvalidArgumentError(absl::StrCat("model.dtype: '", spec.model().dtype(), "' is not float32 or bfloat16"));
+  }
+  s.bf16_weights = spec.model().dtype() == "bfloat16";
+  s.preference = spec.preference();
   const auto& t = spec.trainer();
   const auto& a = spec.algorithm();
   s.learning_rate = t.learning_rate();

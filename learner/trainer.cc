@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <exception>
 #include <filesystem>
+#include <optional>
 #include <type_traits>
 
 #include "absl/base/thread_annotations.h"
@@ -18,6 +19,7 @@
 #include "learner/experience_tensors.h"
 #include "learner/group_step.h"
 #include "learner/policy_update.h"
+#include "learner/preference_step.h"
 #include "learner/train_settings.h"
 #include "learner/training_checkpoint.h"
 #include "model/checkpoint.h"
@@ -56,13 +58,17 @@ class TorchTrainer : public Trainer {
       absl::MutexLock lock(&mu_);
       RETURN_IF_ERROR(ReadyLocked());
       Weights w;
-      ASSIGN_OR_RETURN(w.blob, model::ModelToSafetensors(*model_));
+      ASSIGN_OR_RETURN(w.blob, model::ModelToSafetensors(*model_, settings_.bf16_weights ? torch::kBFloat16
+                                                                                         : torch::kFloat32));
       w.version = version_;
       return w;
     });
   }
   absl::StatusOr<grail::v1::TrainStepResponse> SupervisedStep(const grail::v1::SupervisedStepRequest& request) override {
     return Guarded("supervised step", [&] { return SupervisedStepImpl(request); });
+  }
+  absl::StatusOr<grail::v1::TrainStepResponse> PreferenceStep(const grail::v1::PreferenceStepRequest& request) override {
+    return Guarded("preference step", [&] { return PreferenceStepImpl(request); });
   }
   absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir, const std::string& run_state) override {
     return Guarded("checkpoint", [&] { return SaveCheckpointImpl(dir, run_state); });
@@ -127,6 +133,8 @@ class TorchTrainer : public Trainer {
     auto params = (*model_)->parameters();
     sft_optimizer_ = std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(settings_.sft_learning_rate).weight_decay(0.0));
+    preference_optimizer_ = std::make_unique<torch::optim::AdamW>(
+        params, torch::optim::AdamWOptions(settings_.learning_rate).weight_decay(settings_.weight_decay));
     rl_optimizer_ = std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(settings_.learning_rate).weight_decay(settings_.weight_decay));
     // The critic is built when it is first used (after any supervised warm-up), so that
@@ -183,6 +191,56 @@ class TorchTrainer : public Trainer {
     metrics["sft_loss"] = summed[0];
     metrics["grad_norm"] = grad_norm;
     metrics["allreduce_seconds"] = allreduce_seconds;
+    return response;
+  }
+
+  absl::StatusOr<grail::v1::TrainStepResponse> PreferenceStepImpl(const grail::v1::PreferenceStepRequest& request) {
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(ReadyLocked());
+    const auto& pref = settings_.preference;
+    if (pref.objective() == grail::v1::PREFERENCE_OBJECTIVE_UNSPECIFIED) {
+      return absl::FailedPreconditionError("preference step: the run spec names no preference.objective");
+    }
+    auto& m = *model_;
+    ASSIGN_OR_RETURN(torch::Tensor ids, TokenIds(request.input_ids(), "input_ids", m->config().vocab_size,
+                                                 m->config().max_position_embeddings));
+    ASSIGN_OR_RETURN(torch::Tensor mask, FloatMatrixLike(request.completion_mask(), "completion_mask", ids));
+    ASSIGN_OR_RETURN(PreferenceBatch batch, DecodePreferenceBatch(request, pref.objective(), ids, mask));
+    ASSIGN_OR_RETURN(std::vector<double> global,
+                     group_.AgreeAndSum(StepKind::kPreference, request.step(), version_,
+                                        {static_cast<double>(batch.pairs)}));
+    const double weight = ShareOf(batch.pairs, global[0]);
+    const bool train = !request.eval_only();
+    train ? m->train() : m->eval();
+    std::optional<torch::NoGradGuard> no_grad;
+    if (!train) no_grad.emplace();
+    // One forward pass over chosen and rejected: summed completion log-probs per row.
+    const torch::Tensor seq = (AlignedLogProbs(m, ids) * mask).sum(1);
+    ASSIGN_OR_RETURN(PreferenceObjectiveResult r, PreferenceObjective(pref, seq, batch));
+    double allreduce_seconds = 0, grad_norm = 0;
+    if (train) {
+      preference_optimizer_->zero_grad();
+      (r.loss * weight).backward();
+      RETURN_IF_ERROR(group_.Check(
+          AllReduceGradients(group_.collective(), m->parameters(), options_.bucket_bytes, &allreduce_seconds)));
+      grad_norm = torch::nn::utils::clip_grad_norm_(m->parameters(), settings_.grad_clip);
+      preference_optimizer_->step();
+      ++version_;
+    }
+    r.metrics["loss"] = r.loss.item<double>();
+    // Every metric is a mean over pairs: the group's is the pair-weighted sum of the ranks'.
+    std::vector<std::string> names;
+    std::vector<double> local;
+    for (const auto& [k, v] : r.metrics) names.push_back(k), local.push_back(v * weight);
+    ASSIGN_OR_RETURN(std::vector<double> summed, group_.Sum(local));
+    grail::v1::TrainStepResponse response;
+    response.set_weights_version(version_);
+    auto& metrics = *response.mutable_metrics();
+    for (size_t i = 0; i < names.size(); ++i) metrics[names[i]] = summed[i];
+    if (train) {
+      metrics["grad_norm"] = grad_norm;
+      metrics["allreduce_seconds"] = allreduce_seconds;
+    }
     return response;
   }
 
@@ -286,6 +344,7 @@ class TorchTrainer : public Trainer {
   std::shared_ptr<model::CausalLm> model_ ABSL_GUARDED_BY(mu_);
   TrainSettings settings_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<torch::optim::AdamW> sft_optimizer_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<torch::optim::AdamW> preference_optimizer_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<torch::optim::AdamW> rl_optimizer_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Critic> critic_ ABSL_GUARDED_BY(mu_);
   int64_t rl_steps_ ABSL_GUARDED_BY(mu_) = 0;

@@ -68,6 +68,15 @@ class Trainer {
   virtual absl::StatusOr<grail::v1::TrainStepResponse> SupervisedStep(
       const grail::v1::SupervisedStepRequest& request) = 0;
 
+  // One optimizer step of the run's preference objective (spec.preference: dpo, simpo,
+  // orpo, kto) at trainer.learning_rate, or with eval_only its metrics alone: loss,
+  // chosen_rewards / rejected_rewards (means), reward_margin, preference_accuracy,
+  // logp_chosen / logp_rejected (mean summed completion log-probs), and per objective
+  // log_odds_ratio and nll (orpo) or kl (kto). FAILED_PRECONDITION when the run has no
+  // preference objective.
+  virtual absl::StatusOr<grail::v1::TrainStepResponse> PreferenceStep(
+      const grail::v1::PreferenceStepRequest& request) = 0;
+
   // One RL step on a batch of experience with the run's objective (ppo_epochs passes over
   // mini_batches mini-batches), then publishes a new weights version. With a critic and
   // experience.returns/values, the critic takes a clipped value-loss step too (metrics

@@ -71,6 +71,148 @@ class TrainerTest : public ::testing::Test {
   grail::v1::RunSpec spec_;
 };
 
+// model.dtype bfloat16: the weights leave the learner as bf16 (half the bytes), rounded from
+// the float32 masters, which keep training in float32.
+TEST_F(TrainerTest, Bf16WeightsAreRoundedMastersStayFloat32) {
+  ASSERT_TRUE(trainer_->InitModel(spec_).ok());
+  auto full = trainer_->GetWeights();
+  ASSERT_TRUE(full.ok());
+  grail::v1::RunSpec bf16 = spec_;
+  bf16.mutable_model()->set_dtype("bfloat16");
+  ASSERT_TRUE(trainer_->InitModel(bf16).ok());  // the same seeded model
+  auto half = trainer_->GetWeights();
+  ASSERT_TRUE(half.ok());
+  EXPECT_LT(half->blob.size(), full->blob.size() * 0.55);
+  auto f = model::SafetensorsFile::Parse(full->blob);
+  auto h = model::SafetensorsFile::Parse(half->blob);
+  ASSERT_TRUE(f.ok() && h.ok());
+  for (const auto& [name, t] : h->tensors()) {
+    EXPECT_EQ(t.dtype, "BF16") << name;
+    // Each value is the float32 master rounded to bf16.
+    const auto& m = f->tensors().at(name);
+    ASSERT_EQ(m.dtype, "F32");
+    auto master = torch::from_blob(const_cast<char*>(m.data.data()), m.shape, torch::kFloat32).clone();
+    auto sent = torch::from_blob(const_cast<char*>(t.data.data()), t.shape, torch::kBFloat16).clone();
+    EXPECT_TRUE(torch::equal(master.to(torch::kBFloat16), sent)) << name;
+  }
+  // The blob rebuilds a model (in float32) whose parameters are the rounded values.
+  auto rebuilt = model::ModelFromSafetensors(*h);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_EQ((*rebuilt)->parameters()[0].scalar_type(), torch::kFloat32);
+  EXPECT_EQ(trainer_->InitModel([&] {
+    grail::v1::RunSpec bad = spec_;
+    bad.mutable_model()->set_dtype("int4");
+    return bad;
+  }()).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Pairs "prompt 3 4, chosen 5 6" vs "prompt 3 4, rejected 7 8 9" (B of each): rows 0..B-1
+// chosen, B..2B-1 rejected; `ref` the summed reference log-probs of each row.
+// With `kto`, rows 0..B/2-1 are chosen (label 1), B/2..B-1 rejected (label 0), and the
+// mismatched rows B..2B-1 the other way round.
+grail::v1::PreferenceStepRequest PreferenceBatch(int64_t step, double ref_chosen, double ref_rejected,
+                                                 bool eval_only = false, bool kto = false) {
+  const int64_t B = 4, T = 5;
+  std::vector<int64_t> ids(2 * B * T, 0);
+  std::vector<float> mask(2 * B * T, 0), ref(2 * B), labels(B);
+  for (int64_t r = 0; r < 2 * B; ++r) {
+    const bool chosen = kto ? (r % B) < B / 2 : r < B;
+    const std::vector<int64_t> row = chosen ? std::vector<int64_t>{3, 4, 5, 6, 0} : std::vector<int64_t>{3, 4, 7, 8, 9};
+    for (int64_t t = 0; t < T; ++t) {
+      ids[r * T + t] = row[t];
+      mask[r * T + t] = t >= 2 && (chosen ? t < 4 : true) ? 1 : 0;
+    }
+    ref[r] = static_cast<float>(chosen ? ref_chosen : ref_rejected);
+  }
+  for (int64_t b = 0; b < B; ++b) labels[b] = b < B / 2 ? 1 : 0;
+  grail::v1::PreferenceStepRequest req;
+  req.set_step(step);
+  req.set_eval_only(eval_only);
+  *req.mutable_input_ids() = Matrix(grail::v1::DTYPE_INT64, 2 * B, T, ids.data(), 8);
+  *req.mutable_completion_mask() = Matrix(grail::v1::DTYPE_FLOAT32, 2 * B, T, mask.data(), 4);
+  *req.mutable_ref_log_probs() = Matrix(grail::v1::DTYPE_FLOAT32, 2 * B, 1, ref.data(), 4);
+  *req.mutable_labels() = Matrix(grail::v1::DTYPE_FLOAT32, B, 1, labels.data(), 4);
+  return req;
+}
+
+// Every preference objective, from the same seeded model, widens the gap between the
+// chosen and the rejected completion's log-prob; the reference is the starting policy.
+TEST_F(TrainerTest, PreferenceObjectivesWidenTheChosenRejectedGap) {
+  struct Case {
+    grail::v1::PreferenceObjective objective;
+    grail::v1::DpoLossType loss_type;
+  };
+  const Case cases[] = {{grail::v1::PREFERENCE_OBJECTIVE_DPO, grail::v1::DPO_LOSS_TYPE_SIGMOID},
+                        {grail::v1::PREFERENCE_OBJECTIVE_DPO, grail::v1::DPO_LOSS_TYPE_IPO},
+                        {grail::v1::PREFERENCE_OBJECTIVE_DPO, grail::v1::DPO_LOSS_TYPE_HINGE},
+                        {grail::v1::PREFERENCE_OBJECTIVE_DPO, grail::v1::DPO_LOSS_TYPE_SIGMOID_NORM},
+                        {grail::v1::PREFERENCE_OBJECTIVE_SIMPO, grail::v1::DPO_LOSS_TYPE_UNSPECIFIED},
+                        {grail::v1::PREFERENCE_OBJECTIVE_ORPO, grail::v1::DPO_LOSS_TYPE_UNSPECIFIED}};
+  for (const Case& c : cases) {
+    grail::v1::RunSpec spec = spec_;
+    spec.mutable_preference()->set_objective(c.objective);
+    spec.mutable_preference()->set_loss_type(c.loss_type);
+    ASSERT_TRUE(trainer_->InitModel(spec).ok());
+    auto before = trainer_->PreferenceStep(PreferenceBatch(0, 0, 0, /*eval_only=*/true));
+    ASSERT_TRUE(before.ok()) << before.status();
+    const double ref_c = before->metrics().at("logp_chosen"), ref_r = before->metrics().at("logp_rejected");
+    const int64_t version = before->weights_version();
+    for (int s = 1; s <= 15; ++s) {
+      auto r = trainer_->PreferenceStep(PreferenceBatch(s, ref_c, ref_r));
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_EQ(r->weights_version(), version + s);
+      EXPECT_TRUE(std::isfinite(r->metrics().at("loss")));
+    }
+    auto after = trainer_->PreferenceStep(PreferenceBatch(16, ref_c, ref_r, /*eval_only=*/true));
+    ASSERT_TRUE(after.ok());
+    EXPECT_EQ(after->weights_version(), version + 15);  // evaluation does not move the weights
+    const double gap_before = ref_c - ref_r;
+    const double gap_after = after->metrics().at("logp_chosen") - after->metrics().at("logp_rejected");
+    EXPECT_GT(gap_after, gap_before + 1.0) << c.objective << "/" << c.loss_type;
+    EXPECT_EQ(after->metrics().at("preference_accuracy"), 1.0) << c.objective << "/" << c.loss_type;
+    if (c.objective == grail::v1::PREFERENCE_OBJECTIVE_DPO) {
+      EXPECT_LT(after->metrics().at("logp_rejected"), ref_r);  // the rejected response's log-prob falls
+      EXPECT_GT(after->metrics().at("reward_margin"), 0);
+    }
+  }
+}
+
+TEST_F(TrainerTest, KtoSeparatesDesirableFromUndesirableRows) {
+  grail::v1::RunSpec spec = spec_;
+  spec.mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_KTO);
+  ASSERT_TRUE(trainer_->InitModel(spec).ok());
+  double first_loss = 0, last_loss = 0;
+  for (int s = 1; s <= 15; ++s) {
+    auto r = trainer_->PreferenceStep(PreferenceBatch(s, -8, -8, /*eval_only=*/false, /*kto=*/true));
+    ASSERT_TRUE(r.ok()) << r.status();
+    (s == 1 ? first_loss : last_loss) = r->metrics().at("loss");
+    EXPECT_GE(r->metrics().at("kl"), 0);
+  }
+  EXPECT_LT(last_loss, first_loss - 0.05);
+  auto after = trainer_->PreferenceStep(PreferenceBatch(16, -8, -8, /*eval_only=*/true, /*kto=*/true));
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->metrics().at("preference_accuracy"), 1.0);
+}
+
+TEST_F(TrainerTest, PreferenceStepRefusesBadInputNamingTheField) {
+  // An RL run has no preference objective.
+  ASSERT_TRUE(trainer_->InitModel(spec_).ok());
+  EXPECT_EQ(trainer_->PreferenceStep(PreferenceBatch(1, 0, 0)).status().code(), absl::StatusCode::kFailedPrecondition);
+  grail::v1::RunSpec spec = spec_;
+  spec.mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_DPO);
+  ASSERT_TRUE(trainer_->InitModel(spec).ok());
+  auto no_ref = PreferenceBatch(1, 0, 0);
+  no_ref.clear_ref_log_probs();
+  auto s = trainer_->PreferenceStep(no_ref);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.status().message()), ::testing::HasSubstr("ref_log_probs"));
+  auto empty = PreferenceBatch(1, 0, 0);
+  std::vector<float> zeros(8 * 5, 0);
+  *empty.mutable_completion_mask() = Matrix(grail::v1::DTYPE_FLOAT32, 8, 5, zeros.data(), 4);
+  s = trainer_->PreferenceStep(empty);
+  EXPECT_THAT(std::string(s.status().message()), ::testing::HasSubstr("completion_mask: row 0 has no completion token"));
+}
+
 TEST_F(TrainerTest, PositiveAdvantageRaisesTheResponseLikelihood) {
   ASSERT_TRUE(trainer_->InitModel(spec_).ok());
   auto first = trainer_->TrainStep(Batch(1.0f));

@@ -44,11 +44,11 @@ std::string SafetensorsDType(torch::ScalarType type) {
   }
 }
 
-absl::StatusOr<std::string> ModelToSafetensors(CausalLm& model) {
+absl::StatusOr<std::string> ModelToSafetensors(CausalLm& model, torch::ScalarType dtype) {
   std::map<std::string, SafetensorsTensor> tensors;
   std::vector<torch::Tensor> keep;  // contiguous CPU copies the views point into
   for (const auto& item : model->named_parameters()) {
-    torch::Tensor t = item.value().detach().to(torch::kCPU).contiguous();
+    torch::Tensor t = item.value().detach().to(torch::kCPU).to(dtype).contiguous();
     keep.push_back(t);
     SafetensorsTensor st;
     st.dtype = SafetensorsDType(t.scalar_type());

@@ -14,8 +14,9 @@ namespace grail::model {
 inline constexpr char kConfigMetadataKey[] = "grail_config_json";
 
 // Serializes every parameter under its HF name (float32 stays float32, bit for bit) and
-// the model config as metadata, so that the blob alone rebuilds the model.
-absl::StatusOr<std::string> ModelToSafetensors(CausalLm& model);
+// the model config as metadata, so that the blob alone rebuilds the model. `dtype`
+// kBFloat16 rounds each parameter to bfloat16 (to nearest even) on the way out.
+absl::StatusOr<std::string> ModelToSafetensors(CausalLm& model, torch::ScalarType dtype = torch::kFloat32);
 
 // Copies tensors into `model`'s parameters by name. Every parameter must be present with
 // its exact shape; F32, F16, BF16 and F64 are converted to the parameter's dtype. Unexpected

@@ -20,9 +20,10 @@ namespace {
 using nlohmann::json;
 
 // Functions computed today; the others must be reported as errors, not guessed.
-const std::set<std::string> kSupported = {"gae",          "grpo",        "rloo",       "reinforce_pp",
-                                          "gfpo",         "group_filter", "overlong_penalty",
-                                          "policy_loss",  "value_loss",  "kl"};
+const std::set<std::string> kSupported = {"gae",         "grpo",         "rloo",  "reinforce_pp", "gfpo",
+                                          "group_filter", "overlong_penalty", "policy_loss", "value_loss",
+                                          "kl",          "dpo",          "simpo", "orpo",        "kto",
+                                          "bt_reward"};
 
 void Compare(const json& got, const json& want, const std::string& where, int* compared) {
   if (want.is_array()) {
@@ -37,10 +38,9 @@ void Compare(const json& got, const json& want, const std::string& where, int* c
   ++*compared;
 }
 
-TEST(ConformanceTest, PublicCases) {
-  // The cases are part of the repository (tests/conformance, a copy of the shared reference
-  // vectors), so the test is hermetic: missing cases are a failure, never a skip.
-  const std::filesystem::path cases = GRAIL_CONFORMANCE_CASES;
+// The cases are part of the repository (tests/conformance, a copy of the shared reference
+// vectors), so the test is hermetic: missing cases are a failure, never a skip.
+void CheckCases(const std::filesystem::path& cases) {
   ASSERT_TRUE(std::filesystem::exists(cases)) << "conformance cases missing: " << cases;
 
   CommandResult r = RunCommand(BinDir() + "/grail-algo eval " + cases.string() + " 2>/dev/null");
@@ -69,8 +69,16 @@ TEST(ConformanceTest, PublicCases) {
   }
   EXPECT_GT(cases_checked, 0);
   EXPECT_EQ(r.exit_code, unsupported > 0 ? 1 : 0);  // non-zero exactly when a case failed
-  std::cout << "conformance: " << cases_checked << " cases (" << values << " values) checked, "
-            << unsupported << " reported unsupported" << std::endl;
+  std::cout << "conformance " << cases.filename() << ": " << cases_checked << " cases (" << values
+            << " values) checked, " << unsupported << " reported unsupported" << std::endl;
+}
+
+TEST(ConformanceTest, PublicCases) { CheckCases(std::string(GRAIL_CONFORMANCE_DIR) + "/public_cases.jsonl"); }
+
+// The preference objectives (DPO family, SimPO, ORPO, KTO, Bradley-Terry), including the
+// extreme margins where a naive log σ overflows.
+TEST(ConformanceTest, PreferenceCases) {
+  CheckCases(std::string(GRAIL_CONFORMANCE_DIR) + "/preference_cases.jsonl");
 }
 
 }  // namespace

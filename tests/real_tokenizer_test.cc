@@ -4,8 +4,10 @@
 // renders chat rows with the tokenizer's template and encodes them with the BPE, the actors
 // stop at its EOS (<|im_end|>), the reward scorer gets decoded text, the learner trains the
 // Qwen3 layers (q_norm/k_norm), and the export reads back elsewhere.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 
 #include <nlohmann/json.hpp>
 
@@ -169,9 +171,13 @@ TEST(RealTokenizerTest, AQwen3RunWithTheRealTokenizerTrainsExportsAndReloads) {
   const auto reference = nlohmann::json::parse(lp.output)["log_probs"];
   ASSERT_EQ(reference.size(), ids.size() - 1);
   const size_t first = sample.prompt_token_ids_size() - 1;  // predicts the first response token
+  double worst = 0;
   for (int t = 0; t < sample.token_ids_size(); ++t) {
     EXPECT_NEAR(sample.behavior_log_probs(t), reference[first + t].get<double>(), 2e-3) << "response token " << t;
+    worst = std::max(worst, std::fabs(sample.behavior_log_probs(t) - reference[first + t].get<double>()));
   }
+  std::cout << "reload: " << sample.token_ids_size() << " response tokens, largest |log-prob difference| " << worst
+            << std::endl;
   std::filesystem::remove_all(root);
 }
 

@@ -1,9 +1,10 @@
 // grail-algo: runs the project's RL math on conformance cases (shared/conformance/FORMAT.md)
 // with the same library functions the coordinator and learner call.
 //
-// Estimators come from coordinator/advantages, overlong_penalty from reward/verifiers, and
-// policy_loss, value_loss and kl from learner/losses (evaluated in float64 with autograd for
-// the gradients).
+// Estimators come from algo/advantages, overlong_penalty from reward/verifiers, policy_loss,
+// value_loss and kl from learner/losses, and the preference objectives (dpo, simpo, orpo,
+// kto, bt_reward) from learner/preference_losses (evaluated in float64 with autograd for the
+// gradients).
 
 #include <fstream>
 #include <iostream>
@@ -19,6 +20,7 @@
 #include "algo/advantages.h"
 #include "algo/objectives.h"
 #include "learner/losses.h"
+#include "learner/preference_losses.h"
 #include "reward/verifiers.h"
 
 namespace {
@@ -99,6 +101,92 @@ json FromTensor(const torch::Tensor& t) {
     for (int64_t k = 0; k < c.size(1); ++k) row.push_back(c[r][k].item<double>());
     out.push_back(row);
   }
+  return out;
+}
+
+absl::StatusOr<torch::Tensor> VectorTensor(const json& in, const char* name, bool requires_grad = false) {
+  ASSIGN_OR_RETURN(std::vector<double> v, ToVector<double>(in, name));
+  return torch::tensor(v, torch::kFloat64).clone().set_requires_grad(requires_grad);
+}
+
+json FromVector(const torch::Tensor& t) {
+  auto c = t.detach().to(torch::kFloat64).contiguous();
+  json out = json::array();
+  for (int64_t i = 0; i < c.size(0); ++i) out.push_back(c[i].item<double>());
+  return out;
+}
+
+// The preference objectives (learner/preference_losses), float64 with autograd.
+absl::StatusOr<json> EvaluatePreferenceFn(const std::string& fn, const json& params, const json& in) {
+  namespace learner = grail::learner;
+  json out;
+  if (fn == "kto") {
+    ASSIGN_OR_RETURN(torch::Tensor policy, VectorTensor(in, "policy_logps", true));
+    ASSIGN_OR_RETURN(torch::Tensor ref, VectorTensor(in, "ref_logps"));
+    ASSIGN_OR_RETURN(torch::Tensor label, VectorTensor(in, "label"));
+    ASSIGN_OR_RETURN(torch::Tensor kl_policy, VectorTensor(in, "kl_policy_logps"));
+    ASSIGN_OR_RETURN(torch::Tensor kl_ref, VectorTensor(in, "kl_ref_logps"));
+    ASSIGN_OR_RETURN(double beta, Param(params, "beta"));
+    ASSIGN_OR_RETURN(double wd, Param(params, "desirable_weight"));
+    ASSIGN_OR_RETURN(double wu, Param(params, "undesirable_weight"));
+    auto r = learner::KtoLoss(beta, wd, wu, policy, ref, label, kl_policy, kl_ref);
+    r.loss.backward();
+    out["loss"] = r.loss.item<double>();
+    out["grad_policy_logps"] = FromVector(policy.grad());
+    out["kl"] = r.kl;
+    return out;
+  }
+  if (fn == "bt_reward") {
+    ASSIGN_OR_RETURN(torch::Tensor chosen, VectorTensor(in, "chosen_scores", true));
+    ASSIGN_OR_RETURN(torch::Tensor rejected, VectorTensor(in, "rejected_scores", true));
+    torch::Tensor margin;
+    if (params.value("margin_from_input", false)) {
+      ASSIGN_OR_RETURN(margin, VectorTensor(in, "margin"));
+    }
+    ASSIGN_OR_RETURN(double center, Param(params, "center_coef"));
+    auto r = learner::BtRewardLoss(chosen, rejected, margin, center);
+    r.loss.backward();
+    out["loss"] = r.loss.item<double>();
+    out["grad_chosen_scores"] = FromVector(chosen.grad());
+    out["grad_rejected_scores"] = FromVector(rejected.grad());
+    out["accuracy"] = r.accuracy;
+    return out;
+  }
+  learner::PairLogps pair;
+  ASSIGN_OR_RETURN(pair.policy_chosen, VectorTensor(in, "policy_chosen_logps", true));
+  ASSIGN_OR_RETURN(pair.policy_rejected, VectorTensor(in, "policy_rejected_logps", true));
+  ASSIGN_OR_RETURN(pair.chosen_lengths, VectorTensor(in, "chosen_lengths"));
+  ASSIGN_OR_RETURN(pair.rejected_lengths, VectorTensor(in, "rejected_lengths"));
+  auto grads = [&](const torch::Tensor& loss) {
+    loss.backward();
+    out["loss"] = loss.item<double>();
+    out["grad_policy_chosen_logps"] = FromVector(pair.policy_chosen.grad());
+    out["grad_policy_rejected_logps"] = FromVector(pair.policy_rejected.grad());
+  };
+  if (fn == "orpo") {
+    ASSIGN_OR_RETURN(double lambda, Param(params, "lambda"));
+    auto r = learner::OrpoLoss(lambda, pair);
+    grads(r.loss);
+    out["log_odds_ratio"] = r.log_odds_ratio;
+    out["nll"] = r.nll;
+    return out;
+  }
+  ASSIGN_OR_RETURN(double beta, Param(params, "beta"));
+  learner::PreferenceLossResult r;
+  if (fn == "simpo") {
+    ASSIGN_OR_RETURN(double gamma, Param(params, "gamma"));
+    r = learner::SimpoLoss(beta, gamma, pair);
+  } else {
+    ASSIGN_OR_RETURN(pair.ref_chosen, VectorTensor(in, "ref_chosen_logps"));
+    ASSIGN_OR_RETURN(pair.ref_rejected, VectorTensor(in, "ref_rejected_logps"));
+    ASSIGN_OR_RETURN(learner::DpoLossType type, learner::ParseDpoLossType(params.value("loss_type", "")));
+    ASSIGN_OR_RETURN(double smoothing, Param(params, "label_smoothing"));
+    r = learner::DpoLoss(type, beta, smoothing, pair);
+  }
+  grads(r.loss);
+  out["chosen_rewards"] = FromVector(r.chosen_rewards);
+  out["rejected_rewards"] = FromVector(r.rejected_rewards);
+  out["reward_accuracy"] = r.reward_accuracy;
   return out;
 }
 
@@ -232,6 +320,12 @@ absl::StatusOr<json> Evaluate(const json& c) {
   } else if (fn == "policy_loss" || fn == "value_loss" || fn == "kl") {
     try {
       return EvaluateLearnerFn(fn, params, in);
+    } catch (const c10::Error& e) {
+      return absl::InvalidArgumentError(e.what_without_backtrace());
+    }
+  } else if (fn == "dpo" || fn == "simpo" || fn == "orpo" || fn == "kto" || fn == "bt_reward") {
+    try {
+      return EvaluatePreferenceFn(fn, params, in);
     } catch (const c10::Error& e) {
       return absl::InvalidArgumentError(e.what_without_backtrace());
     }
