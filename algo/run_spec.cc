@@ -132,6 +132,7 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
            {"dataset.jsonl_path", &d.jsonl_path(), 4096},
            {"dataset.sft_path", &d.sft_path(), 4096},
            {"dataset.chat_template", &d.chat_template(), 4096},
+           {"dataset.pairs_path", &d.pairs_path(), 4096},
            {"dataset.overlong", &d.overlong(), 64},
            {"dataset.builtin", &d.builtin(), 64}}) {
     if (text->size() > limit) {
@@ -302,10 +303,16 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
       return Bad("algorithm.gfpo_metric", "must be length or token_efficiency");
     }
   }
-  if (estimator->group_relative && a.group_size() < 2) {
+  const bool preference = spec.preference().objective() != grail::v1::PREFERENCE_OBJECTIVE_UNSPECIFIED;
+  if (preference && a.group_size() == 0) {
+    // Preference runs sample no groups; evaluation is greedy.
+  } else if (estimator->group_relative && a.group_size() < 2) {
     return Bad("algorithm.group_size", absl::StrCat("must be >= 2 for ", name, ", got ", a.group_size()));
   }
-  if (a.group_size() < 1) return Bad("algorithm.group_size", "must be >= 1");
+  if (a.group_size() < 1 && !preference) return Bad("algorithm.group_size", "must be >= 1");
+  if (!d.pairs_path().empty() && !preference) {
+    return Bad("dataset.pairs_path", "needs preference.objective (a preference run)");
+  }
 
   const auto& t = spec.trainer();
   if (t.total_steps() <= 0) return Bad("trainer.total_steps", "must be > 0");

@@ -21,6 +21,13 @@ struct Problem {
   std::vector<int> prompt_ids;
 };
 
+// One preference pair: the prompt's tokens and each completion's (through its EOS or
+// end-of-turn token).
+struct PreferenceRow {
+  std::vector<int> prompt, chosen, rejected;
+  double margin = 0;
+};
+
 // One supervised example: tokens and the loss mask over them.
 struct SupervisedRow {
   std::vector<int> ids;
@@ -57,6 +64,9 @@ struct Splits {
   Dataset heldout;
   // The supervised warm-up's rows (dataset.sft_path); empty: the train split's prompt and answer.
   std::vector<SupervisedRow> sft = {};
+  // Preference runs: training and held-out pairs.
+  std::vector<PreferenceRow> pairs = {};
+  std::vector<PreferenceRow> heldout_pairs = {};
   // Rows of the files over the token bounds (dataset.max_*_tokens, the model's context).
   int64_t rows_skipped_too_long = 0;
   int64_t rows_truncated = 0;

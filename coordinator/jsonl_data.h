@@ -30,11 +30,6 @@
 
 namespace grail::coordinator {
 
-struct PreferenceRow {
-  std::vector<int> prompt, chosen, rejected;
-  double margin = 0;
-};
-
 struct UnpairedRow {
   std::vector<int> prompt, completion;
   bool desirable = false;

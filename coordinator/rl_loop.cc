@@ -46,6 +46,7 @@ RlLoop::RlLoop(std::string run_id, grail::v1::RunSpec spec, Splits data, Service
       cancelled_(cancelled),
       tokenizer_(std::move(tokenizer)),
       sft_cursor_(data_.sft.empty() ? data_.train.size() : data_.sft.size(), MixSeed(spec_.seed(), 2)),
+      preference_cursor_(std::max<size_t>(data_.pairs.size(), 1), MixSeed(spec_.seed(), 3)),
       kl_controller_(NewKlController(spec_.algorithm(), spec_.algorithm().kl_in_reward_coef())) {
   // Peers are called through retrying decorators: a few quick tries with backoff, and for
   // the stateless reward scorer a wait of up to recovery_timeout while it is away.
@@ -138,15 +139,25 @@ absl::Status RlLoop::Run() {
   }
   ASSIGN_OR_RETURN(double before, collector_->Evaluate());
   summary_["heldout_accuracy_before"] = before;
-  Report("eval", done, {{"heldout_accuracy", before}});
+  std::map<std::string, double> eval = {{"heldout_accuracy", before}};
+  if (preference()) {
+    ASSIGN_OR_RETURN(auto pref, EvaluatePreference());
+    for (const auto& [k, v] : pref) eval[k] = v, summary_[k + "_before"] = v;
+  }
+  Report("eval", done, eval);
   last_step_end_ = std::chrono::steady_clock::now();
   const int k = spec_.trainer().max_staleness();
-  RETURN_IF_ERROR(k > 0 ? RunPipelined(k, done + 1) : RunSynchronous(done + 1));
+  RETURN_IF_ERROR(preference() ? RunPreference(done + 1) : k > 0 ? RunPipelined(k, done + 1) : RunSynchronous(done + 1));
   RETURN_IF_ERROR(SyncActorsTo(spec_.trainer().total_steps()));
   ASSIGN_OR_RETURN(double after, collector_->Evaluate());
   summary_["heldout_accuracy_after"] = after;
+  eval = {{"heldout_accuracy", after}};
+  if (preference()) {
+    ASSIGN_OR_RETURN(auto pref, EvaluatePreference());
+    for (const auto& [k, v] : pref) eval[k] = v, summary_[k + "_after"] = v;
+  }
   summary_["wall_seconds"] = Seconds(start);
-  Report("eval", spec_.trainer().total_steps(), {{"heldout_accuracy", after}});
+  Report("eval", spec_.trainer().total_steps(), eval);
   return absl::OkStatus();
 }
 
@@ -309,6 +320,10 @@ absl::Status RlLoop::SaveCheckpoint(int step) {
   const std::string dir = absl::StrFormat("%s/step-%06d", root, step);
   if (step == 0) reference_checkpoint_ = dir;
   grail::v1::LoopState state = collector_->StateBefore(step + 1);
+  if (preference()) {  // the pairs' order instead of the prompts'
+    state.mutable_train_cursor()->set_epoch(preference_cursor_.state().epoch);
+    state.mutable_train_cursor()->set_offset(preference_cursor_.state().offset);
+  }
   state.set_step(step);
   state.set_kl_in_reward_coef(kl_controller_.value());
   state.set_reference_checkpoint(reference_checkpoint_);
@@ -347,6 +362,10 @@ absl::StatusOr<int> RlLoop::Resume(const grail::v1::InitModelResponse& init) {
   ASSIGN_OR_RETURN(auto resumed, InitLearner(spec_));
   version_ = resumed.weights_version();
   collector_->Restore(state);
+  if (preference()) {
+    preference_cursor_ = DatasetCursor(std::max<size_t>(data_.pairs.size(), 1), MixSeed(spec_.seed(), 3),
+                                       DatasetCursor::State{state.train_cursor().epoch(), state.train_cursor().offset()});
+  }
   kl_controller_ = NewKlController(spec_.algorithm(), state.kl_in_reward_coef());
   return step;
 }

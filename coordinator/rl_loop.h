@@ -81,6 +81,16 @@ class RlLoop {
   absl::Status SupervisedWarmup();
   absl::Status RunSynchronous(int first_step);
   absl::Status RunPipelined(int max_staleness, int first_step);
+  // Preference runs (spec.preference; preference_loop.cc): the objective's steps on
+  // data_.pairs, with the reference's log-probs of every completion, instead of RL.
+  bool preference() const {
+    return spec_.preference().objective() != grail::v1::PREFERENCE_OBJECTIVE_UNSPECIFIED;
+  }
+  absl::Status RunPreference(int first_step);
+  // Over data_.heldout_pairs: heldout_preference_accuracy (the policy's summed log-prob
+  // ranks the chosen response first) and, for paired objectives, heldout_reward_accuracy
+  // (the objective's implicit reward does).
+  absl::StatusOr<std::map<std::string, double>> EvaluatePreference();
   absl::Status TrainOnBatch(int step, CollectedBatch collected);
   // Keeps the new weights, then checkpoints and evaluates when the run asks for it.
   absl::Status AfterStep(int step, bool final_weights_on_actors);
@@ -111,6 +121,7 @@ class RlLoop {
 
   // The training thread's.
   DatasetCursor sft_cursor_;
+  DatasetCursor preference_cursor_;
   algo::KlController kl_controller_;
   std::string reference_checkpoint_;  // the checkpoint holding the weights RL started from
   int64_t version_ = -1;

@@ -11,7 +11,9 @@
 #include "common/paths.h"
 #include "common/status_macros.h"
 #include "algo/run_spec.h"
+#include "coordinator/batch_collector.h"
 #include "coordinator/jsonl_data.h"
+#include "coordinator/preference_batch.h"
 #include "tokenizer/chat_encoding.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -121,6 +123,25 @@ absl::StatusOr<RunData> LoadData(const grail::v1::RunSpec& spec, const std::stri
                                                     limits, &sft_counts));
     counts.skipped_too_long += sft_counts.skipped_too_long;
     counts.truncated += sft_counts.truncated;
+  }
+  if (spec.preference().objective() != grail::v1::PREFERENCE_OBJECTIVE_UNSPECIFIED) {
+    if (!d.pairs_path().empty()) {
+      ASSIGN_OR_RETURN(std::string path, ResolveUnderRoot(data_root, d.pairs_path(), "dataset.pairs_path"));
+      LoadCounts pair_counts;
+      ASSIGN_OR_RETURN(std::vector<PreferenceRow> pairs,
+                       LoadPreferenceRows(JsonlFile{path, d.pairs_path(), "dataset.pairs_path"}, encoder, limits,
+                                          &pair_counts));
+      counts.skipped_too_long += pair_counts.skipped_too_long;
+      counts.truncated += pair_counts.truncated;
+      RETURN_IF_ERROR(SplitPairs(std::move(pairs), d.seed(), d.heldout_size(), &splits));
+    } else if (!d.builtin().empty()) {
+      // The built-in task's own pairs: training pairs from the training problems, held-out
+      // pairs from the held-out ones.
+      ASSIGN_OR_RETURN(splits.pairs, ArithmeticPairs(splits.train, *tok, MixSeed(d.seed(), 11)));
+      ASSIGN_OR_RETURN(splits.heldout_pairs, ArithmeticPairs(splits.heldout, *tok, MixSeed(d.seed(), 12)));
+    } else {
+      return absl::InvalidArgumentError("dataset.pairs_path: a preference run over a JSONL dataset needs its pairs");
+    }
   }
   splits.rows_skipped_too_long = counts.skipped_too_long;
   splits.rows_truncated = counts.truncated;

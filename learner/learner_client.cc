@@ -39,6 +39,16 @@ class GrpcLearnerClient : public LearnerClient {
     return response;
   }
 
+  absl::StatusOr<grail::v1::TrainStepResponse> PreferenceStep(
+      const grail::v1::PreferenceStepRequest& request) override {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.timeout);
+    grail::v1::TrainStepResponse response;
+    absl::Status status = FromGrpcStatus(stub_->PreferenceStep(&context, request, &response), "learner", options_.target);
+    if (!status.ok()) return status;
+    return response;
+  }
+
   absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(
       const grail::v1::TrainStepRequest& request) override {
     grpc::ClientContext context;

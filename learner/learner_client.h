@@ -31,6 +31,8 @@ class LearnerClient {
       const grail::v1::SupervisedStepRequest& request) = 0;
   virtual absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(
       const grail::v1::TrainStepRequest& request) = 0;
+  virtual absl::StatusOr<grail::v1::TrainStepResponse> PreferenceStep(
+      const grail::v1::PreferenceStepRequest& request) = 0;
   virtual absl::StatusOr<Weights> GetWeights(int64_t min_version) = 0;
   virtual absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(
       const grail::v1::ComputeValuesRequest& request) = 0;

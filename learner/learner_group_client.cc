@@ -111,6 +111,41 @@ class LearnerGroupClient : public LearnerClient {
     return OnEveryRank<grail::v1::TrainStepResponse>([&](size_t r) { return ranks_[r]->TrainStep(parts[r]); });
   }
 
+  // Pairs are split across ranks whole: rank r gets pairs shards[r], i.e. those chosen rows
+  // and the matching rejected rows (B + i), chosen first.
+  absl::StatusOr<grail::v1::TrainStepResponse> PreferenceStep(
+      const grail::v1::PreferenceStepRequest& request) override {
+    if (ranks_.size() == 1) return ranks_[0]->PreferenceStep(request);
+    ASSIGN_OR_RETURN(std::vector<int64_t> lengths, RowLengths(request.completion_mask(), "completion_mask"));
+    const int64_t rows = static_cast<int64_t>(lengths.size());
+    if (rows % 2 != 0) return absl::InvalidArgumentError("input_ids.shape: need 2B rows (chosen, then rejected)");
+    const int64_t B = rows / 2;
+    RETURN_IF_ERROR(NeedRows(B, ranks_.size(), "input_ids (pairs)"));
+    std::vector<int64_t> pair_lengths(B);
+    for (int64_t i = 0; i < B; ++i) pair_lengths[i] = lengths[i] + lengths[B + i];
+    const auto shards = ShardRowsByTokens(pair_lengths, static_cast<int>(ranks_.size()));
+    std::vector<grail::v1::PreferenceStepRequest> parts(ranks_.size());
+    for (size_t r = 0; r < ranks_.size(); ++r) {
+      std::vector<int64_t> pair_rows = shards[r];
+      for (int64_t i : shards[r]) pair_rows.push_back(B + i);
+      auto& p = parts[r];
+      p.set_step(request.step());
+      p.set_eval_only(request.eval_only());
+      ASSIGN_OR_RETURN(*p.mutable_input_ids(), SliceRows(request.input_ids(), pair_rows, rows, "input_ids"));
+      ASSIGN_OR_RETURN(*p.mutable_completion_mask(),
+                       SliceRows(request.completion_mask(), pair_rows, rows, "completion_mask"));
+      if (request.has_ref_log_probs()) {
+        ASSIGN_OR_RETURN(*p.mutable_ref_log_probs(),
+                         SliceRows(request.ref_log_probs(), pair_rows, rows, "ref_log_probs"));
+      }
+      if (request.has_labels()) {
+        ASSIGN_OR_RETURN(*p.mutable_labels(), SliceRows(request.labels(), shards[r], B, "labels"));
+      }
+    }
+    return OnEveryRank<grail::v1::TrainStepResponse>(
+        [&](size_t r) { return ranks_[r]->PreferenceStep(parts[r]); });
+  }
+
   absl::StatusOr<Weights> GetWeights(int64_t min_version) override { return ranks_[0]->GetWeights(min_version); }
 
   absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(

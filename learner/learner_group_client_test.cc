@@ -60,6 +60,13 @@ class RecordingRank : public LearnerClient {
     r.set_weights_version(version);
     return r;
   }
+  absl::StatusOr<grail::v1::TrainStepResponse> PreferenceStep(const grail::v1::PreferenceStepRequest& request) override {
+    std::lock_guard<std::mutex> lock(mu);
+    preference.push_back(request);
+    grail::v1::TrainStepResponse r;
+    r.set_weights_version(version);
+    return r;
+  }
   absl::StatusOr<Weights> GetWeights(int64_t) override { return absl::UnimplementedError(""); }
   absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(const grail::v1::ComputeValuesRequest&) override {
     return absl::UnimplementedError("");
@@ -70,6 +77,7 @@ class RecordingRank : public LearnerClient {
 
   std::mutex mu;
   std::vector<grail::v1::TrainStepRequest> received;
+  std::vector<grail::v1::PreferenceStepRequest> preference;
   int64_t version = 3;
 };
 
@@ -120,6 +128,46 @@ TEST(LearnerGroupClientTest, SendsEachRankWholeRowsOfEveryTensorAtFullWidth) {
   auto bad = group->TrainStep(request);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("experience.advantages"));
+}
+
+// Preference batches are split by pairs: each rank gets whole pairs, its chosen rows first
+// and their rejected rows after them in the same order, with the matching reference log-probs.
+TEST(LearnerGroupClientTest, SplitsPreferenceBatchesIntoWholePairs) {
+  auto r0 = std::make_shared<RecordingRank>(), r1 = std::make_shared<RecordingRank>();
+  auto group = NewLearnerGroupClient({r0, r1});
+  const int B = 3, T = 3;
+  std::vector<int64_t> ids(2 * B * T);
+  std::vector<float> mask(2 * B * T, 1), ref(2 * B);
+  for (int r = 0; r < 2 * B; ++r) {
+    for (int t = 0; t < T; ++t) ids[r * T + t] = r;  // the row's original index
+    ref[r] = static_cast<float>(r);
+  }
+  grail::v1::PreferenceStepRequest request;
+  request.set_step(2);
+  *request.mutable_input_ids() = Matrix(grail::v1::DTYPE_INT64, 2 * B, T, ids.data());
+  *request.mutable_completion_mask() = Matrix(grail::v1::DTYPE_FLOAT32, 2 * B, T, mask.data());
+  *request.mutable_ref_log_probs() = Matrix(grail::v1::DTYPE_FLOAT32, 2 * B, 1, ref.data());
+  ASSERT_TRUE(group->PreferenceStep(request).ok());
+  int pairs = 0;
+  for (auto* rank : {r0.get(), r1.get()}) {
+    ASSERT_EQ(rank->preference.size(), 1u);
+    const auto& got = rank->preference[0];
+    const int64_t rows = got.input_ids().shape(0);
+    ASSERT_EQ(rows % 2, 0);
+    EXPECT_FALSE(got.has_labels());
+    for (int64_t k = 0; k < rows / 2; ++k) {
+      int64_t chosen, rejected;
+      std::memcpy(&chosen, got.input_ids().data().data() + k * T * 8, 8);
+      std::memcpy(&rejected, got.input_ids().data().data() + (rows / 2 + k) * T * 8, 8);
+      EXPECT_LT(chosen, B);
+      EXPECT_EQ(rejected, chosen + B);  // its own pair's rejected row
+      float ref_rejected;
+      std::memcpy(&ref_rejected, got.ref_log_probs().data().data() + (rows / 2 + k) * 4, 4);
+      EXPECT_EQ(ref_rejected, static_cast<float>(chosen + B));
+      ++pairs;
+    }
+  }
+  EXPECT_EQ(pairs, B);
 }
 
 }  // namespace

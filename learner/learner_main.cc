@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
         {"rejected_rewards", "grail_learner_rejected_rewards"},
         {"reward_margin", "grail_learner_reward_margin"},
         {"preference_accuracy", "grail_learner_preference_accuracy_ratio"},
+        {"reward_accuracy", "grail_learner_reward_accuracy_ratio"},
         {"logp_chosen", "grail_learner_logp_chosen"},
         {"logp_rejected", "grail_learner_logp_rejected"},
         {"log_odds_ratio", "grail_learner_log_odds_ratio"},

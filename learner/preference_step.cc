@@ -46,10 +46,10 @@ absl::StatusOr<PreferenceBatch> DecodePreferenceBatch(const grail::v1::Preferenc
   }
   const bool needs_ref = objective == grail::v1::PREFERENCE_OBJECTIVE_DPO ||
                          objective == grail::v1::PREFERENCE_OBJECTIVE_KTO;
-  if (needs_ref) {
+  if ((needs_ref && !request.eval_only()) || request.has_ref_log_probs()) {
     ASSIGN_OR_RETURN(b.ref, Column(request.ref_log_probs(), "ref_log_probs", rows));
   }
-  if (objective == grail::v1::PREFERENCE_OBJECTIVE_KTO) {
+  if (objective == grail::v1::PREFERENCE_OBJECTIVE_KTO && !request.eval_only()) {
     ASSIGN_OR_RETURN(b.labels, Column(request.labels(), "labels", b.pairs));
     if (!(b.labels.eq(0) | b.labels.eq(1)).all().item<bool>()) {
       return absl::InvalidArgumentError("labels: values must be 0 (undesirable) or 1 (desirable)");
@@ -59,12 +59,14 @@ absl::StatusOr<PreferenceBatch> DecodePreferenceBatch(const grail::v1::Preferenc
 }
 
 absl::StatusOr<PreferenceObjectiveResult> PreferenceObjective(const grail::v1::PreferenceSpec& spec,
-                                                             const torch::Tensor& seq, const PreferenceBatch& batch) {
+                                                             const torch::Tensor& seq, const PreferenceBatch& batch,
+                                                             bool evaluation) {
   const int64_t B = batch.pairs;
   PreferenceObjectiveResult out;
   auto& m = out.metrics;
   const torch::Tensor first = seq.slice(0, 0, B), second = seq.slice(0, B, 2 * B);
-  if (spec.objective() == grail::v1::PREFERENCE_OBJECTIVE_KTO) {
+  const bool kto = spec.objective() == grail::v1::PREFERENCE_OBJECTIVE_KTO;
+  if (kto && !evaluation) {
     auto r = KtoLoss(spec.beta(), spec.desirable_weight(), spec.undesirable_weight(), first,
                      batch.ref.slice(0, 0, B), batch.labels, second.detach(), batch.ref.slice(0, B, 2 * B));
     out.loss = r.loss;
@@ -72,10 +74,11 @@ absl::StatusOr<PreferenceObjectiveResult> PreferenceObjective(const grail::v1::P
     const auto x = (first - batch.ref.slice(0, 0, B)).detach();
     const auto desirable = batch.labels.gt(0.5);
     // The implicit reward's sign agrees with the label.
-    m["preference_accuracy"] = Mean(torch::where(desirable, x.gt(r.kl), x.lt(r.kl)).to(torch::kFloat64));
+    m["reward_accuracy"] = Mean(torch::where(desirable, x.gt(r.kl), x.lt(r.kl)).to(torch::kFloat64));
     m["logp"] = Mean(first);
     return out;
   }
+  m["preference_accuracy"] = Mean(first.gt(second).to(torch::kFloat64));
   PairLogps pair;
   pair.policy_chosen = first;
   pair.policy_rejected = second;
@@ -83,12 +86,13 @@ absl::StatusOr<PreferenceObjectiveResult> PreferenceObjective(const grail::v1::P
   pair.rejected_lengths = batch.lengths.slice(0, B, 2 * B).to(seq.scalar_type());
   m["logp_chosen"] = Mean(first);
   m["logp_rejected"] = Mean(second);
+  if (kto || (spec.objective() == grail::v1::PREFERENCE_OBJECTIVE_DPO && !batch.ref.defined())) return out;
   if (spec.objective() == grail::v1::PREFERENCE_OBJECTIVE_ORPO) {
     auto r = OrpoLoss(spec.lambda(), pair);
     out.loss = r.loss;
     m["log_odds_ratio"] = r.log_odds_ratio;
     m["nll"] = r.nll;
-    m["preference_accuracy"] = r.reward_accuracy;
+    m["reward_accuracy"] = r.reward_accuracy;
     return out;
   }
   PreferenceLossResult r;
@@ -112,7 +116,7 @@ absl::StatusOr<PreferenceObjectiveResult> PreferenceObjective(const grail::v1::P
   m["chosen_rewards"] = Mean(r.chosen_rewards);
   m["rejected_rewards"] = Mean(r.rejected_rewards);
   m["reward_margin"] = Mean(r.chosen_rewards - r.rejected_rewards);
-  m["preference_accuracy"] = r.reward_accuracy;
+  m["reward_accuracy"] = r.reward_accuracy;
   return out;
 }
 

@@ -22,20 +22,27 @@ struct PreferenceBatch {
 };
 
 // `ids` [2B, T] and `mask` [2B, T] are already validated; checks the rest against them,
-// naming the field.
+// naming the field. An evaluation (eval_only) is always B pairs, chosen rows then rejected,
+// whatever the objective; reference log-probs are optional there.
 absl::StatusOr<PreferenceBatch> DecodePreferenceBatch(const grail::v1::PreferenceStepRequest& request,
                                                       grail::v1::PreferenceObjective objective,
                                                       const torch::Tensor& ids, const torch::Tensor& mask);
 
 struct PreferenceObjectiveResult {
-  torch::Tensor loss;                      // differentiable in `seq`
+  torch::Tensor loss;                      // differentiable in `seq`; undefined when not computed
   std::map<std::string, double> metrics;   // means over the pairs (rows for kto)
 };
 
 // The objective of `spec` on `seq` [2B] (summed completion log-probs: chosen rows, then
-// rejected, or kto's rows then its mismatched rows).
+// rejected, or kto's rows then its mismatched rows). On pairs it reports the policy's own
+// ranking, preference_accuracy = mean(logp chosen > logp rejected), and the objective's
+// implicit-reward ranking, reward_accuracy (kto: its reward's sign agrees with the label).
+// `evaluation`: pairs whatever the objective; the objective's loss and rewards only where
+// its inputs are there (kto and a dpo batch without reference log-probs report the
+// ranking alone).
 absl::StatusOr<PreferenceObjectiveResult> PreferenceObjective(const grail::v1::PreferenceSpec& spec,
-                                                             const torch::Tensor& seq, const PreferenceBatch& batch);
+                                                             const torch::Tensor& seq, const PreferenceBatch& batch,
+                                                             bool evaluation);
 
 }  // namespace grail::learner
 

@@ -133,8 +133,6 @@ class TorchTrainer : public Trainer {
     auto params = (*model_)->parameters();
     sft_optimizer_ = std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(settings_.sft_learning_rate).weight_decay(0.0));
-    preference_optimizer_ = std::make_unique<torch::optim::AdamW>(
-        params, torch::optim::AdamWOptions(settings_.learning_rate).weight_decay(settings_.weight_decay));
     rl_optimizer_ = std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(settings_.learning_rate).weight_decay(settings_.weight_decay));
     // The critic is built when it is first used (after any supervised warm-up), so that
@@ -216,18 +214,23 @@ class TorchTrainer : public Trainer {
     if (!train) no_grad.emplace();
     // One forward pass over chosen and rejected: summed completion log-probs per row.
     const torch::Tensor seq = (AlignedLogProbs(m, ids) * mask).sum(1);
-    ASSIGN_OR_RETURN(PreferenceObjectiveResult r, PreferenceObjective(pref, seq, batch));
+    ASSIGN_OR_RETURN(PreferenceObjectiveResult r, PreferenceObjective(pref, seq, batch, !train));
     double allreduce_seconds = 0, grad_norm = 0;
     if (train) {
-      preference_optimizer_->zero_grad();
+      // A preference step is the run's policy update: the RL optimizer (checkpointed with
+      // the run), its warm-up and schedule, and its step count.
+      const double lr = RlLearningRate(settings_, ++rl_steps_);
+      for (auto& g : rl_optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+      rl_optimizer_->zero_grad();
       (r.loss * weight).backward();
       RETURN_IF_ERROR(group_.Check(
           AllReduceGradients(group_.collective(), m->parameters(), options_.bucket_bytes, &allreduce_seconds)));
       grad_norm = torch::nn::utils::clip_grad_norm_(m->parameters(), settings_.grad_clip);
-      preference_optimizer_->step();
+      rl_optimizer_->step();
       ++version_;
+      r.metrics["learning_rate"] = lr;
     }
-    r.metrics["loss"] = r.loss.item<double>();
+    if (r.loss.defined()) r.metrics["loss"] = r.loss.item<double>();
     // Every metric is a mean over pairs: the group's is the pair-weighted sum of the ranks'.
     std::vector<std::string> names;
     std::vector<double> local;
@@ -344,7 +347,6 @@ class TorchTrainer : public Trainer {
   std::shared_ptr<model::CausalLm> model_ ABSL_GUARDED_BY(mu_);
   TrainSettings settings_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<torch::optim::AdamW> sft_optimizer_ ABSL_GUARDED_BY(mu_);
-  std::unique_ptr<torch::optim::AdamW> preference_optimizer_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<torch::optim::AdamW> rl_optimizer_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Critic> critic_ ABSL_GUARDED_BY(mu_);
   int64_t rl_steps_ ABSL_GUARDED_BY(mu_) = 0;

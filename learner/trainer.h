@@ -69,11 +69,12 @@ class Trainer {
       const grail::v1::SupervisedStepRequest& request) = 0;
 
   // One optimizer step of the run's preference objective (spec.preference: dpo, simpo,
-  // orpo, kto) at trainer.learning_rate, or with eval_only its metrics alone: loss,
-  // chosen_rewards / rejected_rewards (means), reward_margin, preference_accuracy,
-  // logp_chosen / logp_rejected (mean summed completion log-probs), and per objective
-  // log_odds_ratio and nll (orpo) or kl (kto). FAILED_PRECONDITION when the run has no
-  // preference objective.
+  // orpo, kto) with the RL optimizer and rate schedule (trainer.learning_rate, warmup_steps,
+  // lr_schedule), or with eval_only its metrics alone on B pairs:
+  // loss, chosen_rewards / rejected_rewards (means), reward_margin, reward_accuracy (the
+  // objective's implicit reward ranks chosen first), preference_accuracy (the policy's
+  // summed log-prob does), logp_chosen / logp_rejected, and per objective log_odds_ratio
+  // and nll (orpo) or kl (kto). FAILED_PRECONDITION when the run has no preference objective.
   virtual absl::StatusOr<grail::v1::TrainStepResponse> PreferenceStep(
       const grail::v1::PreferenceStepRequest& request) = 0;
 

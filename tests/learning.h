@@ -11,6 +11,9 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "common/config.h"
+#include "coordinator/run_client.h"
+#include "gtest/gtest.h"
 
 namespace grail::testing {
 
@@ -42,6 +45,28 @@ trainer: {sft_steps: 1500, sft_target_accuracy: %g, sft_eval_every: 10, sft_batc
           sft_learning_rate: 0.001, total_steps: 1, prompts_per_step: 32, learning_rate: 0.0003,
           warmup_steps: 3}
 )", seed, seed, target);
+}
+
+// A learning spec from YAML; a parse failure fails the test, showing the YAML.
+inline grail::v1::RunSpec ParseLearningSpec(const std::string& yaml) {
+  grail::v1::RunSpec spec;
+  absl::Status s = ParseConfig(yaml, ConfigFormat::kYaml, &spec);
+  EXPECT_TRUE(s.ok()) << s << "\n" << yaml;
+  return spec;
+}
+
+// Submits `spec` and watches the run to its end; returns the final ("done") report, whose
+// state the caller checks.
+inline grail::v1::StepReport RunToEnd(coordinator::RunClient& client, const grail::v1::RunSpec& spec) {
+  grail::v1::StepReport done;
+  auto id = client.Submit(spec);
+  EXPECT_TRUE(id.ok()) << id.status();
+  if (!id.ok()) return done;
+  absl::Status watched = client.Watch(*id, [&](const grail::v1::StepReport& r) {
+    if (r.phase() == "done") done = r;
+  });
+  EXPECT_TRUE(watched.ok()) << watched;
+  return done;
 }
 
 struct MeanSe {

@@ -44,13 +44,7 @@ class ObjectivesTest : public ::testing::TestWithParam<Objective> {
                                     "checkpoint_dir: objectives-warm-up\n");
     spec.mutable_trainer()->set_checkpoint_every(1);
     spec.mutable_trainer()->set_learning_rate(1e-9);
-    auto client = cluster_->NewRunClient();
-    auto id = client->Submit(spec);
-    ASSERT_TRUE(id.ok()) << id.status();
-    grail::v1::StepReport done;
-    ASSERT_TRUE(client->Watch(*id, [&](const grail::v1::StepReport& r) {
-      if (r.phase() == "done") done = r;
-    }).ok());
+    const grail::v1::StepReport done = RunToEnd(*cluster_->NewRunClient(), spec);
     ASSERT_EQ(done.state(), grail::v1::RUN_STATE_SUCCEEDED) << done.message();
   }
   static void TearDownTestSuite() {
@@ -58,12 +52,7 @@ class ObjectivesTest : public ::testing::TestWithParam<Objective> {
     cluster_ = nullptr;
   }
 
-  static grail::v1::RunSpec Parse(const std::string& yaml) {
-    grail::v1::RunSpec spec;
-    absl::Status s = ParseConfig(yaml, ConfigFormat::kYaml, &spec);
-    EXPECT_TRUE(s.ok()) << s << "\n" << yaml;
-    return spec;
-  }
+  static grail::v1::RunSpec Parse(const std::string& yaml) { return ParseLearningSpec(yaml); }
 
   static LocalCluster* cluster_;
 };

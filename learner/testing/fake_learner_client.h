@@ -43,6 +43,16 @@ class FakeLearnerClient : public ::grail::learner::LearnerClient {
     (*r.mutable_metrics())["sft_loss"] = 1.0;
     return r;
   }
+  absl::StatusOr<grail::v1::TrainStepResponse> PreferenceStep(const grail::v1::PreferenceStepRequest& request) override {
+    absl::MutexLock lock(&mu_);
+    preference_requests_.push_back(request);
+    grail::v1::TrainStepResponse r;
+    if (!request.eval_only()) ++version_;
+    r.set_weights_version(version_);
+    (*r.mutable_metrics())["loss"] = 0.5;
+    (*r.mutable_metrics())["preference_accuracy"] = request.eval_only() ? 0.5 : 1.0;
+    return r;
+  }
   absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(const grail::v1::TrainStepRequest& request) override {
     absl::MutexLock lock(&mu_);
     if (request.step() == fail_at_step) {
@@ -92,6 +102,10 @@ class FakeLearnerClient : public ::grail::learner::LearnerClient {
     absl::MutexLock lock(&mu_);
     return checkpoints_;
   }
+  std::vector<grail::v1::PreferenceStepRequest> preference_requests() {
+    absl::MutexLock lock(&mu_);
+    return preference_requests_;
+  }
   std::vector<grail::v1::TrainStepRequest> steps() {
     absl::MutexLock lock(&mu_);
     return steps_;
@@ -104,6 +118,7 @@ class FakeLearnerClient : public ::grail::learner::LearnerClient {
   std::vector<std::string> checkpoints_;
   std::map<std::string, std::pair<std::string, int64_t>> saved_states_;  // dir -> run state, version
   std::vector<grail::v1::InitModelRequest> init_requests_;
+  std::vector<grail::v1::PreferenceStepRequest> preference_requests_;
 };
 
 }  // namespace grail::learner::testing

@@ -1,0 +1,94 @@
+#include "coordinator/preference_batch.h"
+
+#include <cstring>
+#include <set>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace grail::coordinator {
+namespace {
+
+std::vector<float> Floats(const grail::v1::Tensor& t) {
+  std::vector<float> out(t.data().size() / 4);
+  std::memcpy(out.data(), t.data().data(), t.data().size());
+  return out;
+}
+
+TEST(PreferenceBatchTest, ArithmeticPairsPreferTheCorrectSum) {
+  auto tok = std::move(*tokenizer::NewTokenizer("char"));
+  Dataset problems({Problem{"12+30=", "42", "math", ""}, Problem{"0+1=", "1", "math", ""}});
+  auto pairs = ArithmeticPairs(problems, *tok, 3);
+  ASSERT_TRUE(pairs.ok()) << pairs.status();
+  ASSERT_EQ(pairs->size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const auto& p = (*pairs)[i];
+    EXPECT_EQ(p.prompt.front(), tok->bos_id());
+    EXPECT_EQ(tok->Decode(p.prompt), problems.Get(i).prompt);
+    EXPECT_EQ(p.chosen.back(), tok->eos_id());
+    EXPECT_EQ(tok->Decode(p.chosen), problems.Get(i).answer);
+    const int64_t wrong = std::stoll(tok->Decode(p.rejected));
+    const int64_t right = std::stoll(problems.Get(i).answer);
+    EXPECT_NE(wrong, right);
+    EXPECT_GE(wrong, 0);
+    EXPECT_LE(std::abs(wrong - right), 9);
+  }
+}
+
+TEST(PreferenceBatchTest, RequestsPutChosenThenRejectedWithCompletionMasks) {
+  PreferenceRow a{{1, 10, 11}, {20, 2}, {21, 22, 2}}, b{{1, 12}, {23, 2}, {24, 2}};
+  const auto seqs = BuildPreferenceSequences({&a, &b}, /*kto=*/false);
+  ASSERT_EQ(seqs.rows.size(), 4u);
+  EXPECT_THAT(seqs.rows[1].token_ids(), ::testing::ElementsAre(23, 2));   // b chosen
+  EXPECT_THAT(seqs.rows[2].token_ids(), ::testing::ElementsAre(21, 22, 2));  // a rejected
+  // Aligned log-probs: column t holds token t's; the completion's columns are summed.
+  std::vector<std::vector<float>> aligned = {{0, -1, -1, -0.5f, -0.25f, 0},
+                                             {0, -1, -2, -3, 0, 0},
+                                             {0, -1, -1, -1, -2, -4},
+                                             {0, -1, -0.5f, -0.5f, 0, 0}};
+  EXPECT_THAT(SummedCompletionLogProbs(seqs, aligned), ::testing::ElementsAre(-0.75f, -5.0f, -7.0f, -1.0f));
+  const auto req = PreferenceStepRequest(4, seqs, {-1, -2, -3, -4}, /*eval_only=*/false, /*pad_id=*/0);
+  EXPECT_EQ(req.step(), 4);
+  EXPECT_THAT(req.input_ids().shape(), ::testing::ElementsAre(4, 6));
+  EXPECT_THAT(Floats(req.completion_mask()),
+              ::testing::ElementsAre(0, 0, 0, 1, 1, 0,  //
+                                     0, 0, 1, 1, 0, 0,  //
+                                     0, 0, 0, 1, 1, 1,  //
+                                     0, 0, 1, 1, 0, 0));
+  EXPECT_THAT(req.ref_log_probs().shape(), ::testing::ElementsAre(4, 1));
+  EXPECT_FALSE(req.has_labels());
+  // Reference-free objectives send no reference log-probs.
+  EXPECT_FALSE(PreferenceStepRequest(4, seqs, {}, false, 0).has_ref_log_probs());
+}
+
+TEST(PreferenceBatchTest, KtoRowsAreLabelledAndMismatchedAcrossPairs) {
+  PreferenceRow a{{1, 10}, {20, 2}, {21, 2}}, b{{1, 12}, {23, 2}, {24, 2}};
+  const auto seqs = BuildPreferenceSequences({&a, &b}, /*kto=*/true);
+  ASSERT_EQ(seqs.rows.size(), 8u);
+  EXPECT_THAT(seqs.labels, ::testing::ElementsAre(1, 0, 1, 0));
+  // Mismatched twins: a's prompt with b's completions, b's with a's.
+  EXPECT_THAT(seqs.rows[4].prompt_token_ids(), ::testing::ElementsAre(1, 10));
+  EXPECT_THAT(seqs.rows[4].token_ids(), ::testing::ElementsAre(23, 2));
+  EXPECT_THAT(seqs.rows[7].prompt_token_ids(), ::testing::ElementsAre(1, 12));
+  EXPECT_THAT(seqs.rows[7].token_ids(), ::testing::ElementsAre(21, 2));
+  const auto req = PreferenceStepRequest(1, seqs, std::vector<float>(8, -1), true, 0);
+  EXPECT_TRUE(req.eval_only());
+  EXPECT_THAT(req.labels().shape(), ::testing::ElementsAre(4, 1));
+}
+
+TEST(PreferenceBatchTest, SplitPairsKeepsHeldOutDisjoint) {
+  std::vector<PreferenceRow> all;
+  for (int i = 0; i < 20; ++i) all.push_back(PreferenceRow{{1, i}, {2}, {3}});
+  Splits s{Dataset({}), Dataset({})};
+  ASSERT_TRUE(SplitPairs(all, 5, 4, &s).ok());
+  EXPECT_EQ(s.pairs.size(), 16u);
+  EXPECT_EQ(s.heldout_pairs.size(), 4u);
+  std::set<int> seen;
+  for (const auto* v : {&s.pairs, &s.heldout_pairs}) {
+    for (const auto& p : *v) EXPECT_TRUE(seen.insert(p.prompt[1]).second);
+  }
+  EXPECT_FALSE(SplitPairs(all, 5, 20, &s).ok());
+}
+
+}  // namespace
+}  // namespace grail::coordinator

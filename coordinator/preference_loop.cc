@@ -1,0 +1,93 @@
+// RlLoop's preference mode (spec.preference): offline preference optimisation on pairs
+// instead of RL steps, after the same warm-up, reference freeze, checkpoints and held-out
+// generation evaluations as an RL run.
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "coordinator/preference_batch.h"
+#include "coordinator/rl_loop.h"
+
+namespace grail::coordinator {
+namespace {
+
+bool NeedsReference(const grail::v1::PreferenceSpec& p) {
+  return p.objective() == grail::v1::PREFERENCE_OBJECTIVE_DPO || p.objective() == grail::v1::PREFERENCE_OBJECTIVE_KTO;
+}
+
+}  // namespace
+
+absl::Status RlLoop::RunPreference(int first_step) {
+  const auto& t = spec_.trainer();
+  const bool kto = spec_.preference().objective() == grail::v1::PREFERENCE_OBJECTIVE_KTO;
+  if (data_.pairs.empty()) return absl::FailedPreconditionError("preference run: no training pairs");
+  for (int step = first_step; step <= t.total_steps(); ++step) {
+    RETURN_IF_ERROR(CheckCancelled());
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<const PreferenceRow*> pairs;
+    for (int i = 0; i < t.prompts_per_step(); ++i) pairs.push_back(&data_.pairs[preference_cursor_.Next()]);
+    const PreferenceSequences seqs = BuildPreferenceSequences(pairs, kto);
+    std::vector<float> ref;
+    if (NeedsReference(spec_.preference())) {
+      // The reference holds the weights the run started from (after the warm-up).
+      ASSIGN_OR_RETURN(auto aligned, reference_->LogProbs(seqs.Ptrs(), 1.0f, tokenizer_->pad_id()));
+      ref = SummedCompletionLogProbs(seqs, aligned);
+    }
+    const double reference_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ASSIGN_OR_RETURN(auto resp, clients_.learner->PreferenceStep(
+                                    PreferenceStepRequest(step, seqs, ref, /*eval_only=*/false, tokenizer_->pad_id())));
+    version_ = resp.weights_version();
+    std::map<std::string, double> m(resp.metrics().begin(), resp.metrics().end());
+    m["step"] = step;
+    m["pairs"] = static_cast<double>(pairs.size());
+    m["reference_seconds"] = reference_seconds;
+    m["step_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    Report("preference", step, m);
+    const int every = t.checkpoint_every();
+    if (every > 0 && (step % every == 0 || step == t.total_steps())) RETURN_IF_ERROR(SaveCheckpoint(step));
+    const int eval_every = t.eval_every();
+    if (step == t.total_steps() || (eval_every > 0 && step % eval_every == 0)) RETURN_IF_ERROR(KeepWeights(step));
+    if (eval_every > 0 && step % eval_every == 0 && step != t.total_steps()) {
+      RETURN_IF_ERROR(SyncActorsTo(step));
+      ASSIGN_OR_RETURN(double acc, collector_->Evaluate());
+      ASSIGN_OR_RETURN(auto eval, EvaluatePreference());
+      eval["heldout_accuracy"] = acc;
+      Report("eval", step, eval);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<std::string, double>> RlLoop::EvaluatePreference() {
+  const auto& held = data_.heldout_pairs;
+  std::map<std::string, double> out;
+  if (held.empty()) return out;
+  // Evaluations are pairs for every objective (kto too); dpo's implicit reward needs the
+  // reference's log-probs.
+  const bool with_ref = spec_.preference().objective() == grail::v1::PREFERENCE_OBJECTIVE_DPO;
+  constexpr size_t kBatch = 128;
+  for (size_t b = 0; b < held.size(); b += kBatch) {
+    std::vector<const PreferenceRow*> pairs;
+    for (size_t i = b; i < std::min(held.size(), b + kBatch); ++i) pairs.push_back(&held[i]);
+    const PreferenceSequences seqs = BuildPreferenceSequences(pairs, /*kto=*/false);
+    std::vector<float> ref;
+    if (with_ref) {
+      ASSIGN_OR_RETURN(auto aligned, reference_->LogProbs(seqs.Ptrs(), 1.0f, tokenizer_->pad_id()));
+      ref = SummedCompletionLogProbs(seqs, aligned);
+    }
+    ASSIGN_OR_RETURN(auto resp, clients_.learner->PreferenceStep(
+                                    PreferenceStepRequest(0, seqs, ref, /*eval_only=*/true, tokenizer_->pad_id())));
+    if (!resp.metrics().count("preference_accuracy")) {
+      return absl::InternalError("learner: no preference_accuracy in an evaluation");
+    }
+    const double weight = static_cast<double>(pairs.size()) / static_cast<double>(held.size());
+    for (const char* k : {"preference_accuracy", "reward_accuracy"}) {
+      auto it = resp.metrics().find(k);
+      if (it != resp.metrics().end()) out[absl::StrCat("heldout_", k)] += it->second * weight;
+    }
+  }
+  return out;
+}
+
+}  // namespace grail::coordinator
