@@ -4,6 +4,7 @@
 
 #include "algo/objectives.h"
 
+#include "coordinator/preference_batch.h"
 #include "coordinator/testing/fake_clients.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -67,6 +68,57 @@ std::multiset<std::string> TrainedRows(const std::vector<grail::v1::TrainStepReq
     for (int64_t b = 0; b < B; ++b) rows.insert(ids.data().substr(b * T * 8, T * 8));
   }
   return rows;
+}
+
+// A preference run: the warm-up, then trainer.total_steps preference steps of
+// prompts_per_step pairs (chosen rows, then rejected), with the reference's summed
+// log-probs where the objective needs them, and held-out preference evaluations.
+TEST_F(RlLoopUnitTest, PreferenceRunsTrainOnPairsWithTheReference) {
+  for (auto objective : {grail::v1::PREFERENCE_OBJECTIVE_DPO, grail::v1::PREFERENCE_OBJECTIVE_SIMPO,
+                         grail::v1::PREFERENCE_OBJECTIVE_KTO}) {
+    SetUp();
+    spec_.mutable_preference()->set_objective(objective);
+    ArithmeticOptions o;
+    o.heldout_size = 20;
+    auto splits = MakeArithmeticSplits(o);
+    ASSERT_TRUE(splits.ok());
+    auto tok = std::move(*tokenizer::NewTokenizer("char"));
+    splits->pairs = *ArithmeticPairs(splits->train, *tok, 1);
+    splits->heldout_pairs = *ArithmeticPairs(splits->heldout, *tok, 2);
+    std::vector<grail::v1::StepReport> reports;
+    RlLoop loop("run-pref", spec_, std::move(*splits), clients_, &metrics_,
+                [&](const grail::v1::StepReport& r) { reports.push_back(r); }, &cancelled_);
+    ASSERT_TRUE(loop.Run().ok()) << objective;
+    EXPECT_TRUE(learner_->steps().empty()) << "a preference run takes no RL steps";
+    const bool kto = objective == grail::v1::PREFERENCE_OBJECTIVE_KTO;
+    int train = 0, eval = 0;
+    for (const auto& r : learner_->preference_requests()) {
+      if (r.eval_only()) {
+        ++eval;
+        EXPECT_EQ(r.input_ids().shape(0), 2 * 20);  // every held-out pair, as pairs
+        EXPECT_FALSE(r.has_labels());
+        EXPECT_EQ(r.has_ref_log_probs(), objective == grail::v1::PREFERENCE_OBJECTIVE_DPO);
+        continue;
+      }
+      ++train;
+      EXPECT_EQ(r.step(), train);
+      EXPECT_EQ(r.input_ids().shape(0), (kto ? 4 : 2) * 6);  // kto: desirable, undesirable, mismatched twins
+      EXPECT_EQ(r.has_labels(), kto);
+      EXPECT_EQ(r.has_ref_log_probs(), objective != grail::v1::PREFERENCE_OBJECTIVE_SIMPO);
+    }
+    EXPECT_EQ(train, 3) << objective;
+    EXPECT_EQ(eval, 2) << objective;  // before and after
+    int preference_reports = 0;
+    for (const auto& r : reports) {
+      if (r.phase() == "preference") {
+        ++preference_reports;
+        EXPECT_TRUE(r.metrics().count("loss"));
+      }
+      if (r.phase() == "eval") EXPECT_TRUE(r.metrics().count("heldout_preference_accuracy"));
+    }
+    EXPECT_EQ(preference_reports, 3);
+    EXPECT_EQ(loop.summary().at("heldout_preference_accuracy_after"), 0.5);  // the fake's evaluation
+  }
 }
 
 TEST_F(RlLoopUnitTest, TrainsEveryStepWithFullBatchesAndEvaluates) {

@@ -44,7 +44,8 @@ std::string SafetensorsDType(torch::ScalarType type) {
   }
 }
 
-absl::StatusOr<std::string> ModelToSafetensors(CausalLm& model, torch::ScalarType dtype) {
+absl::StatusOr<std::string> ModelToSafetensors(CausalLm& model, torch::ScalarType dtype,
+                                               const std::map<std::string, std::string>& metadata) {
   std::map<std::string, SafetensorsTensor> tensors;
   std::vector<torch::Tensor> keep;  // contiguous CPU copies the views point into
   for (const auto& item : model->named_parameters()) {
@@ -57,8 +58,10 @@ absl::StatusOr<std::string> ModelToSafetensors(CausalLm& model, torch::ScalarTyp
     st.data = absl::string_view(static_cast<const char*>(t.data_ptr()), t.nbytes());
     tensors.emplace(item.key(), st);
   }
-  return SerializeSafetensors(tensors, {{kConfigMetadataKey, ToHfConfigJson(model->config())},
-                                        {"format", "pt"}});
+  std::map<std::string, std::string> meta = metadata;
+  meta[kConfigMetadataKey] = ToHfConfigJson(model->config());
+  meta["format"] = "pt";
+  return SerializeSafetensors(tensors, meta);
 }
 
 namespace {

@@ -1,10 +1,13 @@
 // grail-reward: verifiable rewards and reward-model scores.
 
+#include "absl/flags/flag.h"
 #include "common/service_main.h"
 #include "prometheus/counter.h"
 #include "reward/reward_model.h"
 #include "reward/reward_scorer.h"
 #include "reward/reward_service_impl.h"
+
+ABSL_FLAG(std::string, data_root, ".", "Tokenizer directories that reward models name resolve under this directory");
 
 int main(int argc, char** argv) {
   grail::ServiceMainSpec spec;
@@ -12,7 +15,7 @@ int main(int argc, char** argv) {
   spec.component = "reward";
   spec.usage =
       "grail-reward: reward scorer (verifiers and reward models).\n"
-      "Usage: grail-reward [--listen=HOST:PORT] [--metrics_listen=HOST:PORT]";
+      "Usage: grail-reward [--listen=HOST:PORT] [--metrics_listen=HOST:PORT] [--data_root=DIR]";
   spec.make_services = [](prometheus::Registry& registry, const grail::ServiceEnv& env) -> absl::StatusOr<grail::ServiceBundle> {
     auto& scores = prometheus::BuildCounter()
                        .Name("grail_reward_scores_total")
@@ -34,7 +37,7 @@ int main(int argc, char** argv) {
         if (s.failed()) failures.Add({{"verifier", v}}).Increment();
       }
     };
-    std::shared_ptr<grail::reward::RewardModel> rm = grail::reward::NewTorchRewardModel();
+    std::shared_ptr<grail::reward::RewardModel> rm = grail::reward::NewTorchRewardModel(absl::GetFlag(FLAGS_data_root));
     auto scorer = grail::reward::RewardScorer::Create({}, rm.get());
     if (!scorer.ok()) return scorer.status();
     std::shared_ptr<grail::reward::RewardScorer> shared = std::move(*scorer);

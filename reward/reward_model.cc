@@ -1,20 +1,57 @@
 #include "reward/reward_model.h"
 
+#include <map>
+
 #include "absl/strings/str_cat.h"
-#include "tokenizer/tokenizer.h"
+#include "absl/synchronization/mutex.h"
+#include "model/checkpoint.h"
+#include "model/model_config.h"
+#include "model/safetensors.h"
 #include "model/versioned_model.h"
+#include "tokenizer/tokenizer.h"
 
 namespace grail::reward {
 namespace {
 
 class TorchRewardModel : public RewardModel {
  public:
+  explicit TorchRewardModel(std::string data_root) : data_root_(std::move(data_root)) {}
+
   absl::Status Load(std::string blob, int64_t version) override {
-    absl::Status s = model_.Load(std::move(blob), version);
-    if (!s.ok()) return s;
-    if (!(*model_.Get().model)->config().value_head) {
+    // The config and the tokenizer the blob names, checked before the model is swapped in.
+    std::string name = "char";
+    model::ModelConfig config;
+    {
+      auto file = model::SafetensorsFile::Parse(blob);
+      if (!file.ok()) return file.status();
+      auto it = file->metadata().find(model::kTokenizerMetadataKey);
+      if (it != file->metadata().end()) name = it->second;
+      auto c = file->metadata().find(model::kConfigMetadataKey);
+      if (c == file->metadata().end()) return absl::InvalidArgumentError("reward model: the blob has no config");
+      auto parsed = model::ParseHfConfigJson(c->second);
+      if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("reward model: ", parsed.status().message()));
+      config = *parsed;
+    }
+    if (!config.value_head) {
       return absl::InvalidArgumentError("reward model: the model has no value head (grail_value_head)");
     }
+    auto tok = tokenizer::NewTokenizer(name, data_root_);
+    if (!tok.ok()) return absl::InvalidArgumentError(absl::StrCat("reward model: ", tok.status().message()));
+    if ((*tok)->vocab_size() > config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("reward model: tokenizer '", name, "' has ", (*tok)->vocab_size(),
+                                                     " tokens, more than the model's vocab_size ", config.vocab_size));
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      tokenizers_[version] = std::move(*tok);
+    }
+    absl::Status s = model_.Load(std::move(blob), version);
+    absl::MutexLock lock(&mu_);
+    if (!s.ok()) {
+      if (version != model_.Get().version) tokenizers_.erase(version);
+      return s;
+    }
+    while (tokenizers_.size() > 2) tokenizers_.erase(tokenizers_.begin());  // the serving and the previous
     return absl::OkStatus();
   }
 
@@ -24,6 +61,13 @@ class TorchRewardModel : public RewardModel {
       return absl::FailedPreconditionError("no reward model loaded (LoadRewardModel)");
     }
     auto& m = *snap.model;
+    std::shared_ptr<const tokenizer::Tokenizer> tokenizer_;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = tokenizers_.find(snap.version);
+      if (it == tokenizers_.end()) return absl::FailedPreconditionError("reward model: still loading");
+      tokenizer_ = it->second;
+    }
     const int64_t context = m->config().max_position_embeddings;
     std::vector<std::vector<int>> seqs;
     int64_t width = 1;
@@ -62,14 +106,17 @@ class TorchRewardModel : public RewardModel {
   }
 
  private:
+  const std::string data_root_;
   model::VersionedModel model_;
-  // The reward model reads text through the torch-free interface (the char tokenizer until
-  // models bring their own).
-  const std::unique_ptr<tokenizer::Tokenizer> tokenizer_ = *tokenizer::NewTokenizer("char");
+  absl::Mutex mu_;
+  // Each loaded version's tokenizer (read through the torch-free interface).
+  std::map<int64_t, std::shared_ptr<const tokenizer::Tokenizer>> tokenizers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
 
-std::unique_ptr<RewardModel> NewTorchRewardModel() { return std::make_unique<TorchRewardModel>(); }
+std::unique_ptr<RewardModel> NewTorchRewardModel(std::string data_root) {
+  return std::make_unique<TorchRewardModel>(std::move(data_root));
+}
 
 }  // namespace grail::reward

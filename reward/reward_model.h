@@ -14,15 +14,17 @@ namespace grail::reward {
 class RewardModel {
  public:
   virtual ~RewardModel() = default;
-  // Swaps in a new model (safetensors blob with its config; must have a value head).
+  // Swaps in a new model (safetensors blob with its config; must have a value head). The
+  // blob's metadata may name its tokenizer (model::kTokenizerMetadataKey: a directory under
+  // the scorer's data root, or "char", the default); its vocabulary must fit the model's.
   virtual absl::Status Load(std::string blob, int64_t version) = 0;
-  // One scalar per text: the value head at the text's last token (char tokenizer, BOS
-  // first). FAILED_PRECONDITION when no model is loaded.
+  // One scalar per text: the value head at the text's last token (the model's tokenizer,
+  // its BOS first when it has one). FAILED_PRECONDITION when no model is loaded.
   virtual absl::StatusOr<std::vector<double>> Score(const std::vector<std::string>& texts) = 0;
 };
 
-// A LibTorch reward model. Thread-safe.
-std::unique_ptr<RewardModel> NewTorchRewardModel();
+// A LibTorch reward model. Thread-safe. Tokenizer directories resolve under `data_root`.
+std::unique_ptr<RewardModel> NewTorchRewardModel(std::string data_root = "");
 
 }  // namespace grail::reward
 

@@ -9,9 +9,9 @@
 namespace grail::reward {
 namespace {
 
-model::CausalLm ValueModel(bool value_head) {
+model::CausalLm ValueModel(bool value_head, int vocab = 98) {
   model::ModelConfig c;
-  c.vocab_size = 98;
+  c.vocab_size = vocab;
   c.hidden_size = 32;
   c.intermediate_size = 48;
   c.num_attention_heads = 4;
@@ -45,6 +45,36 @@ TEST(RewardModelTest, ScoresTheValueHeadAtTheLastToken) {
     EXPECT_NEAR((*scores)[i], v[0][ids.size() - 1].item<double>(), 1e-4) << texts[i];
   }
   EXPECT_NE((*scores)[0], (*scores)[1]);
+}
+
+// A reward model over a real tokenizer: the blob names the tokenizer directory (under the
+// scorer's data root), and texts are scored through that tokenizer.
+TEST(RewardModelTest, ScoresThroughTheTokenizerItsBlobNames) {
+  const std::string root = std::string(GRAIL_SOURCE_DIR) + "/.cache/npm/models";
+  auto qwen = tokenizer::NewTokenizer("qwen3", root);
+  ASSERT_TRUE(qwen.ok()) << qwen.status() << " (run `make deps`)";
+  model::CausalLm m = ValueModel(true, (*qwen)->vocab_size());
+  auto rm = NewTorchRewardModel(root);
+  ASSERT_TRUE(rm->Load(*model::ModelToSafetensors(m, torch::kFloat32, {{model::kTokenizerMetadataKey, "qwen3"}}), 1).ok());
+  const std::vector<std::string> texts = {"The answer is 42.", "你好，世界 🙂"};
+  auto scores = rm->Score(texts);
+  ASSERT_TRUE(scores.ok()) << scores.status();
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    auto ids = *(*qwen)->Encode(texts[i]);  // Qwen3 has no BOS
+    auto t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0);
+    auto valid = torch::ones_like(t, torch::kBool);
+    auto v = m->Values(m->Hidden(t, model::PositionsFromValid(valid), valid));
+    EXPECT_NEAR((*scores)[i], v[0][ids.size() - 1].item<double>(), 1e-4) << texts[i];
+  }
+  // A tokenizer with more tokens than the model's vocabulary, or one that is not there, is
+  // refused before the model is swapped in; the loaded model keeps serving.
+  model::CausalLm small = ValueModel(true, 1000);
+  auto too_big = rm->Load(*model::ModelToSafetensors(small, torch::kFloat32, {{model::kTokenizerMetadataKey, "qwen3"}}), 2);
+  EXPECT_EQ(too_big.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(too_big.message()), ::testing::HasSubstr("vocab_size"));
+  EXPECT_FALSE(rm->Load(*model::ModelToSafetensors(m, torch::kFloat32, {{model::kTokenizerMetadataKey, "nope"}}), 3).ok());
+  EXPECT_TRUE(rm->Score(texts).ok());
 }
 
 TEST(RewardModelTest, RefusesModelsWithoutAValueHead) {

@@ -37,7 +37,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClu
     c->actors_.push_back(std::move(a));
   }
   const std::string threads = absl::StrCat("--threads=", options.learner_threads);
-  ASSIGN_OR_RETURN(c->reward_, ServiceProcess::Start("grail-reward", extra));
+  ASSIGN_OR_RETURN(c->reward_, ServiceProcess::Start("grail-reward", Concat({"--data_root=" + c->data_root_}, extra)));
   ASSIGN_OR_RETURN(c->reference_, ServiceProcess::Start("grail-reference", Concat({threads}, extra)));
   std::vector<std::string> learner_args = {threads};
   learner_args.push_back("--data_root=" + c->data_root_);

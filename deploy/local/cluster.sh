@@ -110,7 +110,7 @@ case $cmd in
     for i in $(seq 1 "$actors"); do
       start_service "actor-$i" grail-actor --threads="$threads"; actor_addrs+=("$ADDR")
     done
-    start_service reward grail-reward; reward=$ADDR
+    start_service reward grail-reward --data_root="$PWD"; reward=$ADDR
     start_service reference grail-reference --threads="$learner_threads"; reference=$ADDR
     if [ "$learner_ranks" -le 1 ]; then
       start_service learner grail-learner --threads="$learner_threads" --data_root="$PWD"; learner=$ADDR
