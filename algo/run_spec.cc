@@ -273,7 +273,9 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   if (pref.label_smoothing() < 0 || pref.label_smoothing() >= 0.5) {
     return Bad("preference.label_smoothing", "must be in [0, 0.5)");
   }
-  for (auto [field, v] : {std::pair<const char*, float>{"preference.gamma", pref.gamma()},
+  for (auto [field, v] : {std::pair<const char*, float>{"preference.center_rewards_coefficient",
+                                                       pref.center_rewards_coefficient()},
+                          {"preference.gamma", pref.gamma()},
                           {"preference.lambda", pref.lambda()},
                           {"preference.desirable_weight", pref.desirable_weight()},
                           {"preference.undesirable_weight", pref.undesirable_weight()}}) {

@@ -71,6 +71,7 @@ PreferenceSequences BuildPreferenceSequences(const std::vector<const PreferenceR
   if (!kto) {
     for (const auto* p : pairs) add(p->prompt, p->chosen);
     for (const auto* p : pairs) add(p->prompt, p->rejected);
+    for (const auto* p : pairs) out.margins.push_back(static_cast<float>(p->margin));
     return out;
   }
   for (const auto* p : pairs) {
@@ -118,6 +119,9 @@ grail::v1::PreferenceStepRequest PreferenceStepRequest(int64_t step, const Prefe
   *req.mutable_completion_mask() = FloatMatrix(rows, packed.width, mask);
   if (!ref_summed.empty()) *req.mutable_ref_log_probs() = FloatMatrix(rows, 1, ref_summed);
   if (!seqs.labels.empty()) *req.mutable_labels() = FloatMatrix(seqs.labels.size(), 1, seqs.labels);
+  if (std::any_of(seqs.margins.begin(), seqs.margins.end(), [](float m) { return m != 0; })) {
+    *req.mutable_margins() = FloatMatrix(seqs.margins.size(), 1, seqs.margins);
+  }
   return req;
 }
 

@@ -29,7 +29,8 @@ absl::Status SplitPairs(std::vector<PreferenceRow> all, uint64_t seed, int heldo
 // next pair's completion), which its KL reference point is taken on.
 struct PreferenceSequences {
   std::vector<grail::v1::Sample> rows;
-  std::vector<float> labels;  // kto: one per row of the first half
+  std::vector<float> labels;   // kto: one per row of the first half
+  std::vector<float> margins;  // pairs: each pair's margin (sent when one is not 0)
   SamplePtrs Ptrs() const;
 };
 PreferenceSequences BuildPreferenceSequences(const std::vector<const PreferenceRow*>& pairs, bool kto);
@@ -40,7 +41,7 @@ std::vector<float> SummedCompletionLogProbs(const PreferenceSequences& seqs,
                                             const std::vector<std::vector<float>>& aligned);
 
 // The learner's request: packed ids, the completion mask, the reference's summed log-probs
-// (empty: not sent) and kto's labels.
+// (empty: not sent), kto's labels and the pairs' margins.
 grail::v1::PreferenceStepRequest PreferenceStepRequest(int64_t step, const PreferenceSequences& seqs,
                                                        const std::vector<float>& ref_summed, bool eval_only,
                                                        int pad_id);

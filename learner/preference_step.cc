@@ -49,6 +49,9 @@ absl::StatusOr<PreferenceBatch> DecodePreferenceBatch(const grail::v1::Preferenc
   if ((needs_ref && !request.eval_only()) || request.has_ref_log_probs()) {
     ASSIGN_OR_RETURN(b.ref, Column(request.ref_log_probs(), "ref_log_probs", rows));
   }
+  if (request.has_margins()) {
+    ASSIGN_OR_RETURN(b.margins, Column(request.margins(), "margins", b.pairs));
+  }
   if (objective == grail::v1::PREFERENCE_OBJECTIVE_KTO && !request.eval_only()) {
     ASSIGN_OR_RETURN(b.labels, Column(request.labels(), "labels", b.pairs));
     if (!(b.labels.eq(0) | b.labels.eq(1)).all().item<bool>()) {
@@ -56,6 +59,16 @@ absl::StatusOr<PreferenceBatch> DecodePreferenceBatch(const grail::v1::Preferenc
     }
   }
   return b;
+}
+
+torch::Tensor LastTokenScores(model::CausalLm& model, const torch::Tensor& ids, const torch::Tensor& mask) {
+  const int64_t B = ids.size(0), T = ids.size(1);
+  auto valid = torch::ones({B, T}, torch::kBool);
+  auto positions = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
+  auto values = model->Values(model->Hidden(ids, positions, valid));  // [B, T]
+  // Right padding: the last completion token is the last column where the mask is 1.
+  auto last = (mask * torch::arange(T, mask.options())).argmax(1, /*keepdim=*/true);
+  return values.gather(1, last).squeeze(1);
 }
 
 absl::StatusOr<PreferenceObjectiveResult> PreferenceObjective(const grail::v1::PreferenceSpec& spec,
@@ -79,6 +92,16 @@ absl::StatusOr<PreferenceObjectiveResult> PreferenceObjective(const grail::v1::P
     return out;
   }
   m["preference_accuracy"] = Mean(first.gt(second).to(torch::kFloat64));
+  if (spec.objective() == grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL) {
+    // `seq` holds scores: Bradley-Terry on chosen minus rejected (minus the pair's margin).
+    auto r = BtRewardLoss(first, second, batch.margins, spec.center_rewards_coefficient());
+    out.loss = r.loss;
+    m["reward_accuracy"] = r.accuracy;
+    m["chosen_rewards"] = Mean(first);
+    m["rejected_rewards"] = Mean(second);
+    m["reward_margin"] = Mean(first - second);
+    return out;
+  }
   PairLogps pair;
   pair.policy_chosen = first;
   pair.policy_rejected = second;

@@ -10,12 +10,14 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "model/transformer.h"
 #include "proto/grail/v1/learner.pb.h"
 
 namespace grail::learner {
 
 struct PreferenceBatch {
   int64_t pairs = 0;      // B
+  torch::Tensor margins;  // [B] reward_model (optional)
   torch::Tensor lengths;  // [2B] completion tokens, each >= 1
   torch::Tensor ref;      // [2B] summed reference log-probs (dpo, kto); else undefined
   torch::Tensor labels;   // [B] kto: 1 desirable, 0 undesirable
@@ -27,6 +29,9 @@ struct PreferenceBatch {
 absl::StatusOr<PreferenceBatch> DecodePreferenceBatch(const grail::v1::PreferenceStepRequest& request,
                                                       grail::v1::PreferenceObjective objective,
                                                       const torch::Tensor& ids, const torch::Tensor& mask);
+
+// A value-head model's score at each row's last completion token [2B].
+torch::Tensor LastTokenScores(model::CausalLm& model, const torch::Tensor& ids, const torch::Tensor& mask);
 
 struct PreferenceObjectiveResult {
   torch::Tensor loss;                      // differentiable in `seq`; undefined when not computed

@@ -22,6 +22,7 @@ absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& receive
   }
   s.bf16_weights = spec.model().dtype() == "bfloat16";
   s.preference = spec.preference();
+  s.tokenizer = spec.model().tokenizer();
   const auto& t = spec.trainer();
   const auto& a = spec.algorithm();
   s.learning_rate = t.learning_rate();

@@ -12,6 +12,7 @@ namespace grail::learner {
 // What the trainer takes from a run spec, with the documented defaults filled in.
 struct TrainSettings {
   grail::v1::PreferenceSpec preference;  // objective UNSPECIFIED: an RL run
+  std::string tokenizer = "char";        // model.tokenizer
   bool bf16_weights = false;  // model.dtype bfloat16: weights leave the learner rounded to bf16
   double learning_rate = 1e-4;
   double sft_learning_rate = 1e-3;

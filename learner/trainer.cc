@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <exception>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <type_traits>
 
@@ -58,8 +59,9 @@ class TorchTrainer : public Trainer {
       absl::MutexLock lock(&mu_);
       RETURN_IF_ERROR(ReadyLocked());
       Weights w;
-      ASSIGN_OR_RETURN(w.blob, model::ModelToSafetensors(*model_, settings_.bf16_weights ? torch::kBFloat16
-                                                                                         : torch::kFloat32));
+      ASSIGN_OR_RETURN(w.blob, model::ModelToSafetensors(
+                                   *model_, settings_.bf16_weights ? torch::kBFloat16 : torch::kFloat32,
+                                   BlobMetadataLocked()));
       w.version = version_;
       return w;
     });
@@ -91,6 +93,13 @@ class TorchTrainer : public Trainer {
   }
 
  private:
+  // A reward model's weights and checkpoints name the run's tokenizer, so that the reward
+  // scorer reads texts the way the model was trained (model::kTokenizerMetadataKey).
+  std::map<std::string, std::string> BlobMetadataLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (settings_.preference.objective() != grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL) return {};
+    return {{model::kTokenizerMetadataKey, settings_.tokenizer}};
+  }
+
   absl::Status ReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     RETURN_IF_ERROR(group_.broken());
     if (model_ == nullptr) return absl::FailedPreconditionError("no model: call InitModel first");
@@ -115,6 +124,21 @@ class TorchTrainer : public Trainer {
       if (!valid.ok()) return absl::InvalidArgumentError(absl::StrCat("model.config.", valid.message()));
       built = std::make_shared<model::CausalLm>(config);
       (*built)->InitWeights(spec.model().init_seed());
+    }
+    if (settings.preference.objective() == grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL &&
+        !(*built)->config().value_head) {
+      // A reward-model run trains the model with a scalar head on top (a fresh head, the
+      // decoder's weights as given).
+      model::ModelConfig config = (*built)->config();
+      config.value_head = true;
+      auto rm = std::make_shared<model::CausalLm>(config);
+      (*rm)->InitWeights(spec.model().init_seed() + 1);
+      torch::NoGradGuard no_grad;
+      auto source = (*built)->named_parameters();
+      for (auto& item : (*rm)->named_parameters()) {
+        if (const torch::Tensor* from = source.find(item.key()); from != nullptr) item.value().copy_(*from);
+      }
+      built = std::move(rm);
     }
     grail::v1::InitModelResponse response;
     response.set_num_parameters((*built)->NumParameters());
@@ -212,8 +236,11 @@ class TorchTrainer : public Trainer {
     train ? m->train() : m->eval();
     std::optional<torch::NoGradGuard> no_grad;
     if (!train) no_grad.emplace();
-    // One forward pass over chosen and rejected: summed completion log-probs per row.
-    const torch::Tensor seq = (AlignedLogProbs(m, ids) * mask).sum(1);
+    // One forward pass over chosen and rejected: summed completion log-probs per row, or for
+    // a reward model the score (value head) at each row's last completion token.
+    const torch::Tensor seq = pref.objective() == grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL
+                                  ? LastTokenScores(m, ids, mask)
+                                  : (AlignedLogProbs(m, ids) * mask).sum(1);
     ASSIGN_OR_RETURN(PreferenceObjectiveResult r, PreferenceObjective(pref, seq, batch, !train));
     double allreduce_seconds = 0, grad_norm = 0;
     if (train) {
@@ -253,7 +280,7 @@ class TorchTrainer : public Trainer {
     RETURN_IF_ERROR(ReadyLocked());
     ASSIGN_OR_RETURN(std::string path, ResolveUnderRoot(options_.data_root, dir, "dir"));
     RETURN_IF_ERROR(WriteTrainingCheckpoint(path, dir, *model_, *rl_optimizer_,
-                                            TrainingState{version_, rl_steps_, run_state}));
+                                            TrainingState{version_, rl_steps_, run_state}, BlobMetadataLocked()));
     return path;
   }
 

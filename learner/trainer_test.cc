@@ -177,6 +177,33 @@ TEST_F(TrainerTest, PreferenceObjectivesWidenTheChosenRejectedGap) {
   }
 }
 
+// A reward-model run puts a value head on the model and trains Bradley-Terry on the pairs:
+// the chosen completion's score rises above the rejected one's; its weights carry the head.
+TEST_F(TrainerTest, RewardModelLearnsToScoreChosenAboveRejected) {
+  grail::v1::RunSpec spec = spec_;
+  spec.mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL);
+  spec.mutable_preference()->set_center_rewards_coefficient(0.01f);
+  ASSERT_TRUE(trainer_->InitModel(spec).ok());
+  auto before = trainer_->PreferenceStep(PreferenceBatch(0, 0, 0, /*eval_only=*/true));
+  ASSERT_TRUE(before.ok()) << before.status();
+  for (int s = 1; s <= 15; ++s) {
+    auto req = PreferenceBatch(s, 0, 0);
+    req.clear_ref_log_probs();  // a reward model needs no reference
+    auto r = trainer_->PreferenceStep(req);
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+  auto after = trainer_->PreferenceStep(PreferenceBatch(16, 0, 0, /*eval_only=*/true));
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->metrics().at("reward_accuracy"), 1.0);
+  EXPECT_GT(after->metrics().at("reward_margin"), before->metrics().at("reward_margin") + 1.0);
+  auto weights = trainer_->GetWeights();
+  ASSERT_TRUE(weights.ok());
+  auto file = model::SafetensorsFile::Parse(weights->blob);
+  ASSERT_TRUE(file.ok());
+  EXPECT_TRUE(file->tensors().count("score.weight"));
+  EXPECT_EQ(file->metadata().at(model::kTokenizerMetadataKey), "char");  // the reward scorer reads with it
+}
+
 TEST_F(TrainerTest, KtoSeparatesDesirableFromUndesirableRows) {
   grail::v1::RunSpec spec = spec_;
   spec.mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_KTO);

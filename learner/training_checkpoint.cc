@@ -78,7 +78,8 @@ absl::Status RestoreAdamW(const model::SafetensorsFile& file, model::CausalLm& m
 }  // namespace
 
 absl::Status WriteTrainingCheckpoint(const std::string& path, const std::string& display, model::CausalLm& model,
-                                     torch::optim::AdamW& rl_optimizer, const TrainingState& state) {
+                                     torch::optim::AdamW& rl_optimizer, const TrainingState& state,
+                                     const std::map<std::string, std::string>& metadata) {
   namespace fs = std::filesystem;
   if (fs::exists(fs::path(path) / "COMMITTED")) {
     return absl::AlreadyExistsError(absl::StrCat("dir: a checkpoint is already committed at ", display));
@@ -88,7 +89,7 @@ absl::Status WriteTrainingCheckpoint(const std::string& path, const std::string&
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", display, ".tmp: ", ec.message()));
-  ASSIGN_OR_RETURN(std::string model_blob, model::ModelToSafetensors(model));
+  ASSIGN_OR_RETURN(std::string model_blob, model::ModelToSafetensors(model, torch::kFloat32, metadata));
   ASSIGN_OR_RETURN(std::string optimizer_blob, AdamWToSafetensors(model, rl_optimizer));
   const std::string config = model::ToHfConfigJson(model->config());
   nlohmann::ordered_json manifest;

@@ -7,6 +7,7 @@
 // state, every file's SHA-256) and COMMITTED (the manifest's SHA-256), written last.
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include <torch/torch.h>
@@ -25,8 +26,10 @@ struct TrainingState {
 // Writes the checkpoint into a temporary sibling of `path` that is renamed into place, so a
 // crash never leaves a partial checkpoint under `path`. ALREADY_EXISTS when `path` holds a
 // committed checkpoint; `display` names it in errors (relative to the data root).
+// `metadata` goes into model.safetensors' header (a reward model's tokenizer).
 absl::Status WriteTrainingCheckpoint(const std::string& path, const std::string& display, model::CausalLm& model,
-                                     torch::optim::AdamW& rl_optimizer, const TrainingState& state);
+                                     torch::optim::AdamW& rl_optimizer, const TrainingState& state,
+                                     const std::map<std::string, std::string>& metadata = {});
 
 // Restores the RL optimizer's moments from a checkpoint directory written by
 // WriteTrainingCheckpoint (whose files were verified against the manifest) and returns the
