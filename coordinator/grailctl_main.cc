@@ -80,8 +80,18 @@ std::string ProgressLine(const grail::v1::StepReport& r, absl::Time* rl_start, i
     return absl::StrFormat("[sft] step %d/%d  loss %.4f", r.step(), static_cast<int64_t>(Metric(r, "sft_steps")),
                            Metric(r, "sft_loss"));
   }
+  if (phase == "preference") {
+    return absl::StrFormat("[preference] step %d/%d  loss %.4f  reward_acc %.3f  margin %.3f  logp c/r %.2f/%.2f",
+                           r.step(), r.total_steps(), Metric(r, "loss"), Metric(r, "reward_accuracy"),
+                           Metric(r, "reward_margin"), Metric(r, "logp_chosen"), Metric(r, "logp_rejected"));
+  }
   if (phase == "eval") {
-    return absl::StrFormat("[eval] after step %d  heldout_accuracy %.3f", r.step(), Metric(r, "heldout_accuracy"));
+    std::string line =
+        absl::StrFormat("[eval] after step %d  heldout_accuracy %.3f", r.step(), Metric(r, "heldout_accuracy"));
+    for (const char* k : {"heldout_preference_accuracy", "heldout_reward_accuracy"}) {
+      if (r.metrics().count(k)) absl::StrAppend(&line, absl::StrFormat("  %s %.3f", k, Metric(r, k)));
+    }
+    return line;
   }
   if (phase == "sft_eval") {
     return absl::StrFormat("[sft_eval] step %d  heldout_accuracy %.3f", r.step(), Metric(r, "heldout_accuracy"));
