@@ -86,6 +86,8 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
       {"trainer.warmup_steps", {t.warmup_steps(), SpecLimits::kMaxSteps}},
       {"trainer.prompts_per_step", {t.prompts_per_step(), SpecLimits::kMaxPromptsPerStep}},
       {"trainer.sft_batch_size", {t.sft_batch_size(), SpecLimits::kMaxSamplesPerStep}},
+      {"trainer.sft_warmup_steps", {t.sft_warmup_steps(), SpecLimits::kMaxSteps}},
+      {"trainer.sft_grad_accumulation", {t.sft_grad_accumulation(), SpecLimits::kMaxSamplesPerStep}},
       {"trainer.ppo_epochs", {t.ppo_epochs(), SpecLimits::kMaxEpochs}},
       {"trainer.mini_batches", {t.mini_batches(), SpecLimits::kMaxSamplesPerStep}},
       {"trainer.max_sampling_rounds", {t.max_sampling_rounds(), SpecLimits::kMaxSamplingRounds}},
@@ -151,6 +153,16 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
     return Bad("trainer.lr_schedule", absl::StrCat("'", t.lr_schedule().substr(0, 64), "' is not constant or cosine"));
   }
   if (t.min_lr_ratio() < 0 || t.min_lr_ratio() > 1) return Bad("trainer.min_lr_ratio", "must be in [0, 1]");
+  if (!t.sft_lr_schedule().empty() && t.sft_lr_schedule() != "constant" && t.sft_lr_schedule() != "linear" &&
+      t.sft_lr_schedule() != "cosine") {
+    return Bad("trainer.sft_lr_schedule",
+               absl::StrCat("'", t.sft_lr_schedule().substr(0, 64), "' is not constant, linear or cosine"));
+  }
+  if (t.sft_warmup_steps() < 0) return Bad("trainer.sft_warmup_steps", "must be >= 0");
+  if (t.sft_grad_accumulation() < 0) return Bad("trainer.sft_grad_accumulation", "must be >= 0");
+  if (t.sft_batch_size() > 0 && t.sft_grad_accumulation() > t.sft_batch_size()) {
+    return Bad("trainer.sft_grad_accumulation", "must be at most trainer.sft_batch_size");
+  }
   if (t.learning_rate() > 10) return Bad("trainer.learning_rate", "must be <= 10");
   if (t.sft_learning_rate() < 0 || t.sft_learning_rate() > 10) return Bad("trainer.sft_learning_rate", "must be in [0, 10]");
   if (t.weight_decay() < 0) return Bad("trainer.weight_decay", "must be >= 0");

@@ -64,6 +64,7 @@ struct Splits {
   Dataset heldout;
   // The supervised warm-up's rows (dataset.sft_path); empty: the train split's prompt and answer.
   std::vector<SupervisedRow> sft = {};
+  std::vector<SupervisedRow> sft_heldout = {};  // its held-out loss is reported (sft_heldout_loss)
   // Preference runs: training and held-out pairs.
   std::vector<PreferenceRow> pairs = {};
   std::vector<PreferenceRow> heldout_pairs = {};

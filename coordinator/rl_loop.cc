@@ -281,6 +281,12 @@ absl::Status RlLoop::SupervisedWarmup() {
     ASSIGN_OR_RETURN(auto resp, clients_.learner->SupervisedStep(SupervisedStepRequest(s, rows, tokenizer_->pad_id())));
     version_ = resp.weights_version();
     summary_["sft_steps_taken"] = s;
+    const int loss_every = eval_every > 0 ? eval_every : 25;
+    if (!data_.sft_heldout.empty() && (s % loss_every == 0 || s == steps)) {
+      ASSIGN_OR_RETURN(double heldout, SupervisedHeldoutLoss(s));
+      summary_["sft_heldout_loss"] = heldout;
+      Report("sft_eval", s, {{"sft_heldout_loss", heldout}, {"sft_loss", resp.metrics().at("sft_loss")}});
+    }
     if (s % 25 == 0 || s == steps) {
       Report("sft", s, {{"sft_loss", resp.metrics().at("sft_loss")}, {"sft_steps", static_cast<double>(steps)}});
     }
@@ -299,6 +305,23 @@ absl::Status RlLoop::SupervisedWarmup() {
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<double> RlLoop::SupervisedHeldoutLoss(int step) {
+  const auto& held = data_.sft_heldout;
+  const size_t batch = std::max(1, spec_.trainer().sft_batch_size());
+  double loss = 0, tokens = 0;
+  for (size_t b = 0; b < held.size(); b += batch) {
+    std::vector<SupervisedRow> rows(held.begin() + b, held.begin() + std::min(held.size(), b + batch));
+    double n = 0;
+    for (const auto& r : rows) n += std::count(r.loss_mask.begin(), r.loss_mask.end(), 1);
+    auto req = SupervisedStepRequest(step, rows, tokenizer_->pad_id());
+    req.set_eval_only(true);
+    ASSIGN_OR_RETURN(auto resp, clients_.learner->SupervisedStep(req));
+    loss += resp.metrics().at("sft_loss") * n;
+    tokens += n;
+  }
+  return tokens > 0 ? loss / tokens : 0.0;
 }
 
 absl::StatusOr<grail::v1::InitModelResponse> RlLoop::InitLearner(const grail::v1::RunSpec& spec) {

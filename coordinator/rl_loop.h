@@ -79,6 +79,8 @@ class RlLoop {
 
  private:
   absl::Status SupervisedWarmup();
+  // The warm-up's mean token loss over data_.sft_heldout (no update).
+  absl::StatusOr<double> SupervisedHeldoutLoss(int step);
   absl::Status RunSynchronous(int first_step);
   absl::Status RunPipelined(int max_staleness, int first_step);
   // Preference runs (spec.preference; preference_loop.cc): the objective's steps on

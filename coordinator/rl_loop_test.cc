@@ -121,6 +121,39 @@ TEST_F(RlLoopUnitTest, PreferenceRunsTrainOnPairsWithTheReference) {
   }
 }
 
+// With dataset.sft_path rows, the warm-up trains on them and reports the held-out rows'
+// loss (eval-only supervised steps) at its end.
+TEST_F(RlLoopUnitTest, WarmupTrainsOnSupervisedRowsAndReportsTheirHeldOutLoss) {
+  ArithmeticOptions o;
+  o.heldout_size = 20;
+  auto splits = MakeArithmeticSplits(o);
+  ASSERT_TRUE(splits.ok());
+  for (int i = 0; i < 10; ++i) splits->sft.push_back(SupervisedRow{{1, 10 + i, 2}, {0, 1, 1}});
+  for (int i = 0; i < 3; ++i) splits->sft_heldout.push_back(SupervisedRow{{1, 30 + i, 31, 2}, {0, 1, 1, 1}});
+  std::vector<grail::v1::StepReport> reports;
+  RlLoop loop("run-sft", spec_, std::move(*splits), clients_, &metrics_,
+              [&](const grail::v1::StepReport& r) { reports.push_back(r); }, &cancelled_);
+  ASSERT_TRUE(loop.Run().ok());
+  int train = 0, eval = 0;
+  for (const auto& r : learner_->supervised_requests()) {
+    const int64_t T = r.input_ids().shape(1);
+    if (r.eval_only()) {
+      ++eval;
+      EXPECT_EQ(r.input_ids().shape(0), 3);
+      EXPECT_EQ(T, 4);
+    } else {
+      ++train;
+      EXPECT_EQ(T, 3);  // the supervised rows, not prompt + answer of the RL rows
+    }
+  }
+  EXPECT_EQ(train, 2);  // trainer.sft_steps
+  EXPECT_EQ(eval, 1);   // after the last warm-up step
+  EXPECT_EQ(loop.summary().at("sft_heldout_loss"), 2.0);  // the fake's eval loss
+  bool reported = false;
+  for (const auto& r : reports) reported |= r.phase() == "sft_eval" && r.metrics().count("sft_heldout_loss");
+  EXPECT_TRUE(reported);
+}
+
 TEST_F(RlLoopUnitTest, TrainsEveryStepWithFullBatchesAndEvaluates) {
   std::vector<grail::v1::StepReport> reports;
   std::map<std::string, double> summary;

@@ -1,6 +1,8 @@
 #include "coordinator/run_manager.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <random>
 #include <fstream>
 #include <iterator>
 
@@ -119,8 +121,14 @@ absl::StatusOr<RunData> LoadData(const grail::v1::RunSpec& spec, const std::stri
   if (!d.sft_path().empty()) {
     ASSIGN_OR_RETURN(std::string path, ResolveUnderRoot(data_root, d.sft_path(), "dataset.sft_path"));
     LoadCounts sft_counts;
-    ASSIGN_OR_RETURN(splits.sft, LoadSupervisedRows(JsonlFile{path, d.sft_path(), "dataset.sft_path"}, encoder,
-                                                    limits, &sft_counts));
+    ASSIGN_OR_RETURN(std::vector<SupervisedRow> sft, LoadSupervisedRows(JsonlFile{path, d.sft_path(), "dataset.sft_path"},
+                                                                        encoder, limits, &sft_counts));
+    // Held out as the RL rows are: min(500, a tenth), after a seeded shuffle.
+    std::mt19937_64 rng(MixSeed(d.seed(), 13));
+    std::shuffle(sft.begin(), sft.end(), rng);
+    const size_t held = static_cast<size_t>(algo::DefaultHeldoutSize(static_cast<int64_t>(sft.size())));
+    splits.sft_heldout.assign(sft.begin(), sft.begin() + held);
+    splits.sft.assign(sft.begin() + held, sft.end());
     counts.skipped_too_long += sft_counts.skipped_too_long;
     counts.truncated += sft_counts.truncated;
   }

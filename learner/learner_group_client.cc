@@ -74,6 +74,7 @@ class LearnerGroupClient : public LearnerClient {
     std::vector<grail::v1::SupervisedStepRequest> parts(ranks_.size());
     for (size_t r = 0; r < ranks_.size(); ++r) {
       parts[r].set_step(request.step());
+      parts[r].set_eval_only(request.eval_only());
       ASSIGN_OR_RETURN(*parts[r].mutable_input_ids(), SliceRows(request.input_ids(), shards[r], B, "input_ids"));
       ASSIGN_OR_RETURN(*parts[r].mutable_loss_mask(), SliceRows(request.loss_mask(), shards[r], B, "loss_mask"));
     }

@@ -25,7 +25,7 @@ grpc::Status LearnerServiceImpl::SupervisedStep(grpc::ServerContext* context,
   const absl::Time start = absl::Now();
   auto result = trainer_->SupervisedStep(*request);
   if (!result.ok()) return Reply(result.status());
-  if (on_step_) on_step_("sft", *result, absl::ToDoubleSeconds(absl::Now() - start));
+  if (on_step_ && !request->eval_only()) on_step_("sft", *result, absl::ToDoubleSeconds(absl::Now() - start));
   *response = std::move(*result);
   return grpc::Status::OK;
 }

@@ -27,6 +27,10 @@ absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& receive
   const auto& a = spec.algorithm();
   s.learning_rate = t.learning_rate();
   s.sft_learning_rate = t.sft_learning_rate();
+  s.sft_steps = t.sft_steps();
+  s.sft_warmup_steps = t.sft_warmup_steps();
+  if (!t.sft_lr_schedule().empty()) s.sft_schedule = t.sft_lr_schedule();
+  s.sft_grad_accumulation = std::max(1, t.sft_grad_accumulation());
   s.weight_decay = t.weight_decay();
   s.grad_clip = t.grad_clip();
   s.warmup_steps = t.warmup_steps();
@@ -72,6 +76,18 @@ double RlLearningRate(const TrainSettings& s, int64_t rl_step) {
     decay = s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * progress));
   }
   return s.learning_rate * warm * decay;
+}
+
+double SftLearningRate(const TrainSettings& s, int64_t step) {
+  const double warm = s.sft_warmup_steps > 0 ? std::min(1.0, static_cast<double>(step) / s.sft_warmup_steps) : 1.0;
+  double decay = 1.0;
+  if (s.sft_schedule != "constant" && s.sft_steps > s.sft_warmup_steps && step > s.sft_warmup_steps) {
+    const double progress =
+        std::min(1.0, static_cast<double>(step - s.sft_warmup_steps) / (s.sft_steps - s.sft_warmup_steps));
+    decay = s.sft_schedule == "linear" ? 1.0 - progress
+                                       : s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * progress));
+  }
+  return s.sft_learning_rate * warm * decay;
 }
 
 }  // namespace grail::learner

@@ -16,6 +16,10 @@ struct TrainSettings {
   bool bf16_weights = false;  // model.dtype bfloat16: weights leave the learner rounded to bf16
   double learning_rate = 1e-4;
   double sft_learning_rate = 1e-3;
+  int sft_steps = 0;
+  int sft_warmup_steps = 0;
+  std::string sft_schedule = "constant";  // constant, linear, cosine
+  int sft_grad_accumulation = 1;
   double weight_decay = 0.0;
   double grad_clip = 1.0;
   int warmup_steps = 0;
@@ -46,6 +50,9 @@ absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& spec);
 // The RL learning rate of update `rl_step` (1-based): linear warm-up over warmup_steps, then
 // constant or a cosine decay to min_lr_ratio at total_steps.
 double RlLearningRate(const TrainSettings& settings, int64_t rl_step);
+// The supervised warm-up's rate at step `sft_step` (1-based): linear warm-up over
+// sft_warmup_steps, then constant, linear to 0 at sft_steps, or cosine to min_lr_ratio.
+double SftLearningRate(const TrainSettings& settings, int64_t sft_step);
 
 }  // namespace grail::learner
 

@@ -195,24 +195,45 @@ class TorchTrainer : public Trainer {
     ASSIGN_OR_RETURN(std::vector<double> global,
                      group_.AgreeAndSum(StepKind::kSupervised, request.step(), version_, {local_tokens}));
     const double weight = ShareOf(local_tokens, global[0]);
-    double allreduce_seconds = 0;
-    m->train();
-    sft_optimizer_->zero_grad();
-    auto lp = AlignedLogProbs(m, ids);
-    auto loss = -MaskedMean(lp, mask) * weight;
-    loss.backward();
-    RETURN_IF_ERROR(group_.Check(
-        AllReduceGradients(group_.collective(), m->parameters(), options_.bucket_bytes, &allreduce_seconds)));
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(m->parameters(), settings_.grad_clip);
-    sft_optimizer_->step();
-    ++version_;
-    ASSIGN_OR_RETURN(std::vector<double> summed, group_.Sum({loss.item<double>()}));
+    const bool train = !request.eval_only();
+    double allreduce_seconds = 0, grad_norm = 0, lr = 0;
+    train ? m->train() : m->eval();
+    std::optional<torch::NoGradGuard> no_grad;
+    if (!train) no_grad.emplace();
+    if (train) {
+      lr = SftLearningRate(settings_, request.step());
+      for (auto& g : sft_optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+      sft_optimizer_->zero_grad();
+    }
+    // The token-mean cross-entropy over the batch, accumulated over micro-batches of rows:
+    // each one's share is its masked sum over the batch's tokens, so the update is the same.
+    const int64_t B = ids.size(0);
+    const int64_t chunks = std::min<int64_t>(train ? settings_.sft_grad_accumulation : 1, B);
+    double loss_value = 0;
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t b0 = B * c / chunks, b1 = B * (c + 1) / chunks;
+      auto lp = AlignedLogProbs(m, ids.slice(0, b0, b1));
+      auto loss = -(lp * mask.slice(0, b0, b1)).sum() / (local_tokens + 1e-8) * weight;
+      if (train) loss.backward();
+      loss_value += loss.item<double>();
+    }
+    if (train) {
+      RETURN_IF_ERROR(group_.Check(
+          AllReduceGradients(group_.collective(), m->parameters(), options_.bucket_bytes, &allreduce_seconds)));
+      grad_norm = torch::nn::utils::clip_grad_norm_(m->parameters(), settings_.grad_clip);
+      sft_optimizer_->step();
+      ++version_;
+    }
+    ASSIGN_OR_RETURN(std::vector<double> summed, group_.Sum({loss_value}));
     grail::v1::TrainStepResponse response;
     response.set_weights_version(version_);
     auto& metrics = *response.mutable_metrics();
     metrics["sft_loss"] = summed[0];
-    metrics["grad_norm"] = grad_norm;
-    metrics["allreduce_seconds"] = allreduce_seconds;
+    if (train) {
+      metrics["grad_norm"] = grad_norm;
+      metrics["allreduce_seconds"] = allreduce_seconds;
+      metrics["learning_rate"] = lr;
+    }
     return response;
   }
 

@@ -64,7 +64,9 @@ class Trainer {
   };
   virtual absl::StatusOr<Weights> GetWeights() = 0;
 
-  // One optimizer step of cross-entropy on the masked tokens (supervised warm-up).
+  // One optimizer step of cross-entropy on the masked tokens (supervised warm-up), at the
+  // warm-up's scheduled rate (SftLearningRate of request.step), over
+  // trainer.sft_grad_accumulation micro-batches; with eval_only the loss alone.
   virtual absl::StatusOr<grail::v1::TrainStepResponse> SupervisedStep(
       const grail::v1::SupervisedStepRequest& request) = 0;
 

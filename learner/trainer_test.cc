@@ -345,6 +345,66 @@ TEST_F(TrainerTest, SupervisedStepsLowerTheLoss) {
   EXPECT_LT(last, first * 0.5);
 }
 
+// The warm-up's schedule (linear warm-up, then cosine or linear decay), micro-batch
+// accumulation that takes the same step, and held-out evaluation that takes none.
+TEST_F(TrainerTest, SupervisedScheduleAccumulationAndEvaluation) {
+  std::vector<int64_t> ids = {1, 3, 4, 5, 2, 1, 6, 7, 8, 2, 1, 4, 4, 9, 2, 1, 5, 6, 7, 2};
+  std::vector<float> mask = {0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0, 1};
+  auto request = [&](int step, bool eval_only = false) {
+    grail::v1::SupervisedStepRequest req;
+    req.set_step(step);
+    req.set_eval_only(eval_only);
+    *req.mutable_input_ids() = Matrix(grail::v1::DTYPE_INT64, 4, 5, ids.data(), 8);
+    *req.mutable_loss_mask() = Matrix(grail::v1::DTYPE_FLOAT32, 4, 5, mask.data(), 4);
+    return req;
+  };
+  auto params = [&]() {
+    auto file = model::SafetensorsFile::Parse(trainer_->GetWeights()->blob);
+    std::vector<float> out;
+    for (const auto& [name, t] : file->tensors()) {
+      const float* p = reinterpret_cast<const float*>(t.data.data());
+      out.insert(out.end(), p, p + t.data.size() / 4);
+    }
+    return out;
+  };
+  // Two micro-batches take the same step as one batch.
+  ASSERT_TRUE(trainer_->InitModel(spec_).ok());
+  ASSERT_TRUE(trainer_->SupervisedStep(request(1)).ok());
+  const std::vector<float> whole = params();
+  grail::v1::RunSpec accumulated = spec_;
+  accumulated.mutable_trainer()->set_sft_grad_accumulation(2);
+  auto init = trainer_->InitModel(accumulated);
+  ASSERT_TRUE(init.ok()) << init.status();
+  auto stepped = trainer_->SupervisedStep(request(1));
+  ASSERT_TRUE(stepped.ok()) << stepped.status();
+  const std::vector<float> split = params();
+  ASSERT_EQ(whole.size(), split.size());
+  double worst = 0;
+  for (size_t i = 0; i < whole.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(whole[i] - split[i])));
+  EXPECT_LT(worst, 1e-5);
+  // Evaluation: the loss, and neither the version nor the weights move.
+  auto eval = trainer_->SupervisedStep(request(1, /*eval_only=*/true));
+  ASSERT_TRUE(eval.ok());
+  EXPECT_EQ(eval->weights_version(), stepped->weights_version());
+  EXPECT_GT(eval->metrics().at("sft_loss"), 0);
+  EXPECT_FALSE(eval->metrics().count("learning_rate"));
+  EXPECT_EQ(params(), split);
+  // Cosine after a 2-step warm-up, over 10 steps, down to min_lr_ratio (0.1); and linear.
+  for (const char* schedule : {"cosine", "linear"}) {
+    grail::v1::RunSpec s = spec_;
+    s.mutable_trainer()->set_sft_lr_schedule(schedule);
+    s.mutable_trainer()->set_sft_warmup_steps(2);
+    s.mutable_trainer()->set_sft_steps(10);
+    ASSERT_TRUE(trainer_->InitModel(s).ok());
+    std::map<int, double> lr;
+    for (int step : {1, 2, 6, 10}) lr[step] = trainer_->SupervisedStep(request(step))->metrics().at("learning_rate");
+    EXPECT_NEAR(lr[1], 0.005, 1e-9) << schedule;  // half the rate of 0.01
+    EXPECT_NEAR(lr[2], 0.01, 1e-9) << schedule;
+    EXPECT_NEAR(lr[6], std::string(schedule) == "cosine" ? 0.01 * (0.1 + 0.9 * 0.5) : 0.005, 1e-7) << schedule;
+    EXPECT_NEAR(lr[10], std::string(schedule) == "cosine" ? 0.001 : 0.0, 1e-7) << schedule;
+  }
+}
+
 TEST_F(TrainerTest, MalformedExperienceNamesTheField) {
   ASSERT_TRUE(trainer_->InitModel(spec_).ok());
   auto bad = Batch(1.0f);

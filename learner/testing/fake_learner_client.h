@@ -36,11 +36,12 @@ class FakeLearnerClient : public ::grail::learner::LearnerClient {
     r.set_num_parameters(1);
     return r;
   }
-  absl::StatusOr<grail::v1::TrainStepResponse> SupervisedStep(const grail::v1::SupervisedStepRequest&) override {
+  absl::StatusOr<grail::v1::TrainStepResponse> SupervisedStep(const grail::v1::SupervisedStepRequest& request) override {
     absl::MutexLock lock(&mu_);
+    supervised_requests_.push_back(request);
     grail::v1::TrainStepResponse r;
-    r.set_weights_version(++version_);
-    (*r.mutable_metrics())["sft_loss"] = 1.0;
+    r.set_weights_version(request.eval_only() ? version_ : ++version_);
+    (*r.mutable_metrics())["sft_loss"] = request.eval_only() ? 2.0 : 1.0;
     return r;
   }
   absl::StatusOr<grail::v1::TrainStepResponse> PreferenceStep(const grail::v1::PreferenceStepRequest& request) override {
@@ -102,6 +103,10 @@ class FakeLearnerClient : public ::grail::learner::LearnerClient {
     absl::MutexLock lock(&mu_);
     return checkpoints_;
   }
+  std::vector<grail::v1::SupervisedStepRequest> supervised_requests() {
+    absl::MutexLock lock(&mu_);
+    return supervised_requests_;
+  }
   std::vector<grail::v1::PreferenceStepRequest> preference_requests() {
     absl::MutexLock lock(&mu_);
     return preference_requests_;
@@ -119,6 +124,7 @@ class FakeLearnerClient : public ::grail::learner::LearnerClient {
   std::map<std::string, std::pair<std::string, int64_t>> saved_states_;  // dir -> run state, version
   std::vector<grail::v1::InitModelRequest> init_requests_;
   std::vector<grail::v1::PreferenceStepRequest> preference_requests_;
+  std::vector<grail::v1::SupervisedStepRequest> supervised_requests_;
 };
 
 }  // namespace grail::learner::testing
