@@ -310,6 +310,48 @@ TEST_F(RlLoopUnitTest, CheckpointsEveryKStepsAndAtTheEnd) {
 
 // A run resumed from its step-2 checkpoint trains steps 3-5 on exactly the prompts, in the
 // same order, that the uninterrupted run trained; the reference gets the step-0 weights.
+// A resumed preference run continues with the same pairs, in the same order, after the
+// checkpoint's step.
+TEST_F(RlLoopUnitTest, AResumedPreferenceRunContinuesWithTheSamePairs) {
+  spec_.mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_DPO);
+  spec_.mutable_trainer()->set_total_steps(5);
+  spec_.mutable_trainer()->set_checkpoint_every(2);
+  auto run = [&]() {
+    ArithmeticOptions o;
+    o.heldout_size = 20;
+    auto splits = MakeArithmeticSplits(o);
+    auto tok = std::move(*tokenizer::NewTokenizer("char"));
+    splits->pairs = *ArithmeticPairs(splits->train, *tok, 1);
+    splits->heldout_pairs = *ArithmeticPairs(splits->heldout, *tok, 2);
+    std::vector<grail::v1::StepReport> reports;
+    RlLoop loop("run-pref", spec_, std::move(*splits), clients_, &metrics_,
+                [&](const grail::v1::StepReport& r) { reports.push_back(r); }, &cancelled_);
+    absl::Status s = loop.Run();
+    return std::make_pair(s, loop.summary());
+  };
+  auto trained = [&]() {
+    std::vector<grail::v1::PreferenceStepRequest> out;
+    for (const auto& r : learner_->preference_requests()) {
+      if (!r.eval_only()) out.push_back(r);
+    }
+    return out;
+  };
+  ASSERT_TRUE(run().first.ok());
+  const auto full = trained();
+  ASSERT_EQ(full.size(), 5u);
+  spec_.mutable_model()->set_path("run-pref/step-000002");
+  spec_.mutable_trainer()->set_resume(true);
+  auto [status, summary] = run();
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(summary["resumed_after_step"], 2);
+  const auto all = trained();
+  ASSERT_EQ(all.size(), 8u);  // 5 + steps 3, 4, 5 again
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(all[5 + i].step(), full[2 + i].step());
+    EXPECT_EQ(all[5 + i].input_ids().data(), full[2 + i].input_ids().data()) << "step " << full[2 + i].step();
+  }
+}
+
 TEST_F(RlLoopUnitTest, AResumedRunContinuesWithTheSameDataExactly) {
   spec_.mutable_trainer()->set_total_steps(5);
   spec_.mutable_trainer()->set_checkpoint_every(2);
