@@ -47,6 +47,17 @@ class RlLoopUnitTest : public ::testing::Test {
     return s;
   }
 
+  // The built-in task's splits with its own preference pairs (train and held-out).
+  static Splits PreferenceSplits() {
+    ArithmeticOptions o;
+    o.heldout_size = 20;
+    Splits splits = *MakeArithmeticSplits(o);
+    auto tok = std::move(*tokenizer::NewTokenizer("char"));
+    splits.pairs = *ArithmeticPairs(splits.train, *tok, 1);
+    splits.heldout_pairs = *ArithmeticPairs(splits.heldout, *tok, 2);
+    return splits;
+  }
+
   prometheus::Registry registry_;
   CoordinatorMetrics metrics_{registry_};
   std::atomic<bool> cancelled_{false};
@@ -78,15 +89,8 @@ TEST_F(RlLoopUnitTest, PreferenceRunsTrainOnPairsWithTheReference) {
                          grail::v1::PREFERENCE_OBJECTIVE_KTO}) {
     SetUp();
     spec_.mutable_preference()->set_objective(objective);
-    ArithmeticOptions o;
-    o.heldout_size = 20;
-    auto splits = MakeArithmeticSplits(o);
-    ASSERT_TRUE(splits.ok());
-    auto tok = std::move(*tokenizer::NewTokenizer("char"));
-    splits->pairs = *ArithmeticPairs(splits->train, *tok, 1);
-    splits->heldout_pairs = *ArithmeticPairs(splits->heldout, *tok, 2);
     std::vector<grail::v1::StepReport> reports;
-    RlLoop loop("run-pref", spec_, std::move(*splits), clients_, &metrics_,
+    RlLoop loop("run-pref", spec_, PreferenceSplits(), clients_, &metrics_,
                 [&](const grail::v1::StepReport& r) { reports.push_back(r); }, &cancelled_);
     ASSERT_TRUE(loop.Run().ok()) << objective;
     EXPECT_TRUE(learner_->steps().empty()) << "a preference run takes no RL steps";
@@ -317,14 +321,8 @@ TEST_F(RlLoopUnitTest, AResumedPreferenceRunContinuesWithTheSamePairs) {
   spec_.mutable_trainer()->set_total_steps(5);
   spec_.mutable_trainer()->set_checkpoint_every(2);
   auto run = [&]() {
-    ArithmeticOptions o;
-    o.heldout_size = 20;
-    auto splits = MakeArithmeticSplits(o);
-    auto tok = std::move(*tokenizer::NewTokenizer("char"));
-    splits->pairs = *ArithmeticPairs(splits->train, *tok, 1);
-    splits->heldout_pairs = *ArithmeticPairs(splits->heldout, *tok, 2);
     std::vector<grail::v1::StepReport> reports;
-    RlLoop loop("run-pref", spec_, std::move(*splits), clients_, &metrics_,
+    RlLoop loop("run-pref", spec_, PreferenceSplits(), clients_, &metrics_,
                 [&](const grail::v1::StepReport& r) { reports.push_back(r); }, &cancelled_);
     absl::Status s = loop.Run();
     return std::make_pair(s, loop.summary());
