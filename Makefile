@@ -7,6 +7,8 @@ PROMETHEUS_PORT ?=
 LEARNER_RANKS ?= 1
 # `make demo SEED=n`: the demo with run seed and model init seed n (default: the spec's, 1).
 SEED ?=
+# `make demo DEMO=pipeline`: the staged SFT -> DPO -> RLVR run (deploy/demo/pipeline.yaml).
+DEMO ?= arithmetic
 
 .PHONY: all deps configure build test demo clean
 
@@ -36,7 +38,7 @@ else
 endif
 
 demo: build
-	PROMETHEUS_PORT=$(PROMETHEUS_PORT) LEARNER_RANKS=$(LEARNER_RANKS) SEED=$(SEED) bash tools/demo.sh $(BUILD_DIR)
+	PROMETHEUS_PORT=$(PROMETHEUS_PORT) LEARNER_RANKS=$(LEARNER_RANKS) SEED=$(SEED) bash tools/demo.sh $(BUILD_DIR) deploy/demo/$(DEMO).yaml
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -86,6 +86,7 @@ std::string SpecName(grail::v1::PreferenceObjective v) {
   return NameOf(grail::v1::PreferenceObjective_descriptor(), v);
 }
 std::string SpecName(grail::v1::DpoLossType v) { return NameOf(grail::v1::DpoLossType_descriptor(), v); }
+std::string SpecName(grail::v1::StageKind v) { return NameOf(grail::v1::StageKind_descriptor(), v); }
 
 std::string SpecNames(const google::protobuf::EnumDescriptor* type) {
   std::vector<std::string> names;

@@ -1,6 +1,9 @@
 #include "algo/run_spec.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <map>
 #include <string>
 #include <tuple>
 
@@ -170,7 +173,112 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
   return absl::OkStatus();
 }
 
+namespace {
+
+bool StageNameOk(const std::string& name) {
+  if (name.empty() || name.size() > 64 || name == "." || name == "..") return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+  }
+  return true;
+}
+
+// The checks of a staged run's own fields: names, kinds, `from` and reward.model; every
+// stage's spec is then checked as a run of its own.
+absl::Status ValidateStages(const grail::v1::RunSpec& spec) {
+  constexpr int kMaxStages = 16;
+  if (spec.stages_size() > kMaxStages) {
+    return Bad("stages", absl::StrCat(spec.stages_size(), " stages, above the limit of ", kMaxStages));
+  }
+  if (spec.trainer().resume()) {
+    return Bad("trainer.resume", "a staged run resumes by itself (after a restart, at the stage and step it reached)");
+  }
+  std::map<std::string, int> index;
+  for (int i = 0; i < spec.stages_size(); ++i) {
+    const auto& stage = spec.stages(i);
+    const std::string at = absl::StrCat("stages[", i, "]");
+    if (!StageNameOk(stage.name())) {
+      return Bad(absl::StrCat(at, ".name"), "must be 1-64 characters of letters, digits, '_', '-' and '.'");
+    }
+    if (index.count(stage.name())) {
+      return Bad(absl::StrCat(at, ".name"), absl::StrCat("'", stage.name(), "' names an earlier stage too"));
+    }
+    if (SpecName(stage.kind()).empty()) {
+      return Bad(absl::StrCat(at, ".kind"), absl::StrCat("must be one of ", SpecNames(grail::v1::StageKind_descriptor())));
+    }
+    if (!stage.from().empty() && !index.count(stage.from())) {
+      return Bad(absl::StrCat(at, ".from"), absl::StrCat("'", stage.from().substr(0, 64), "' is not an earlier stage"));
+    }
+    index[stage.name()] = i;
+    const grail::v1::RunSpec effective = StageRunSpec(spec, i);
+    const std::string prefix = absl::StrCat(at, " (", stage.name(), "): ");
+    const std::string& rm = effective.reward().model();
+    if (auto it = index.find(rm); it != index.end()) {
+      if (it->second == i ||
+          StageRunSpec(spec, it->second).preference().objective() != grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL) {
+        return Bad(absl::StrCat(prefix, "reward.model"),
+                   absl::StrCat("stage '", rm, "' is not an earlier reward_model stage"));
+      }
+    }
+    const auto objective = effective.preference().objective();
+    if (stage.kind() == grail::v1::STAGE_KIND_PREFERENCE && objective == grail::v1::PREFERENCE_OBJECTIVE_UNSPECIFIED) {
+      return Bad(absl::StrCat(prefix, "preference.objective"), "a preference stage needs one");
+    }
+    if (stage.kind() == grail::v1::STAGE_KIND_SFT && effective.trainer().sft_steps() <= 0) {
+      return Bad(absl::StrCat(prefix, "trainer.sft_steps"), "an sft stage needs > 0");
+    }
+    absl::Status s = ValidateRunSpec(effective);
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat(prefix, s.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grail::v1::RunSpec StageRunSpec(const grail::v1::RunSpec& run, int index) {
+  grail::v1::RunSpec spec = run;
+  spec.clear_stages();
+  const grail::v1::StageSpec& stage = run.stages(index);
+  spec.set_name(run.name().empty() ? stage.name() : absl::StrCat(run.name(), "/", stage.name()));
+  spec.mutable_trainer()->MergeFrom(stage.trainer());
+  spec.mutable_algorithm()->MergeFrom(stage.algorithm());
+  spec.mutable_preference()->MergeFrom(stage.preference());
+  spec.mutable_dataset()->MergeFrom(stage.dataset());
+  spec.mutable_sampling()->MergeFrom(stage.sampling());
+  spec.mutable_reward()->MergeFrom(stage.reward());
+  spec.mutable_critic()->MergeFrom(stage.critic());
+  spec.mutable_probes()->MergeFrom(stage.probes());
+  auto* t = spec.mutable_trainer();
+  switch (stage.kind()) {
+    case grail::v1::STAGE_KIND_SFT:
+      spec.clear_preference();
+      t->set_total_steps(0);  // the warm-up only
+      break;
+    case grail::v1::STAGE_KIND_PREFERENCE:
+      t->set_sft_steps(0);
+      t->set_sft_target_accuracy(0);
+      break;
+    default:  // rl
+      spec.clear_preference();
+      t->set_sft_steps(0);
+      t->set_sft_target_accuracy(0);
+      break;
+  }
+  if (t->sft_steps() == 0) spec.mutable_dataset()->clear_sft_path();
+  // Every stage ends with a checkpoint, the next stage's starting point.
+  if (t->checkpoint_every() <= 0) t->set_checkpoint_every(std::max(1, t->total_steps()));
+  ResolveDefaults(&spec);
+  return spec;
+}
+
 absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
+  if (spec.stages_size() > 0) {
+    // The run's own fields are the stages' defaults; only the model is checked as a whole.
+    grail::v1::RunSpec model_only;
+    *model_only.mutable_model() = spec.model();
+    RETURN_IF_ERROR(CheckSpecLimits(model_only));
+    return ValidateStages(spec);
+  }
   RETURN_IF_ERROR(CheckSpecLimits(spec));
   const auto& m = spec.model();
   if (m.path().empty() && !m.has_config()) {
@@ -328,8 +436,20 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
     return Bad("dataset.pairs_path", "needs preference.objective (a preference run)");
   }
 
+  const auto& probes = spec.probes();
+  if (probes.every() < 0) return Bad("probes.every", "must be >= 0");
+  if (probes.size() < 0 || probes.size() > 1024) return Bad("probes.size", "must be in [0, 1024]");
+  if ((!probes.path().empty() || probes.size() > 0) && probes.every() == 0) {
+    return Bad("probes.every", "must be > 0 to record the probes named (steps between recordings)");
+  }
+  if (probes.every() > 0 && probes.path().empty() && d.builtin().empty()) {
+    return Bad("probes.path", "a run over a JSONL dataset needs its probe file");
+  }
+
   const auto& t = spec.trainer();
-  if (t.total_steps() <= 0) return Bad("trainer.total_steps", "must be > 0");
+  if (t.total_steps() < 0 || (t.total_steps() == 0 && t.sft_steps() <= 0)) {
+    return Bad("trainer.total_steps", "must be > 0 (0 only with trainer.sft_steps: supervised training alone)");
+  }
   if (t.prompts_per_step() <= 0) return Bad("trainer.prompts_per_step", "must be > 0");
   if (t.learning_rate() < 0) return Bad("trainer.learning_rate", "must be >= 0");
   if (t.max_staleness() < 0) return Bad("trainer.max_staleness", "must be >= 0");

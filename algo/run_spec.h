@@ -38,6 +38,14 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec);
 // and after ResolveDefaults.
 absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec);
 
+// The spec stage `index` of a staged run (spec.stages) runs as: the run's fields with the
+// stage's sections merged over them (the stage's non-zero values win), stages cleared,
+// name "<run>/<stage>", the stage kind's rules applied (sft: trainer.total_steps 0 and no
+// preference; preference and rl: no supervised warm-up; rl: no preference), checkpoints at
+// least at the stage's end, and defaults resolved. The model stays the run's: the
+// coordinator points model.path at the checkpoint the stage starts from.
+grail::v1::RunSpec StageRunSpec(const grail::v1::RunSpec& spec, int index);
+
 // The documented defaults, in one place: every field left at 0 (or empty, or UNSPECIFIED)
 // that has a default gets it. The coordinator resolves a spec once at submit; what it
 // stores, shows (GetRun) and sends to every service is the resolved spec, and services

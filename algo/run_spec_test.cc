@@ -133,5 +133,57 @@ INSTANTIATE_TEST_SUITE_P(
         Edit{[](auto* s) { s->mutable_model()->mutable_config()->set_max_position_embeddings(1 << 30); },
              "model.config.max_position_embeddings"}));
 
+constexpr char kStages[] = R"(
+stages:
+  - {name: sft, kind: sft, trainer: {sft_steps: 30, learning_rate: 0.002}}
+  - {name: rm, kind: preference, preference: {objective: reward_model}, trainer: {total_steps: 5}}
+  - {name: ppo, kind: rl, from: sft, reward: {verifier: rm, model: rm}, trainer: {total_steps: 4}}
+)";
+
+TEST(StageRunSpecTest, MergesTheStageOverTheRunAndAppliesItsKind) {
+  const grail::v1::RunSpec run = Parse(std::string(kValid) + kStages);
+  ASSERT_TRUE(ValidateRunSpec(run).ok()) << ValidateRunSpec(run);
+  const grail::v1::RunSpec sft = StageRunSpec(run, 0);
+  EXPECT_EQ(sft.stages_size(), 0);
+  EXPECT_EQ(sft.name(), "t/sft");
+  EXPECT_EQ(sft.trainer().total_steps(), 0);  // the warm-up only
+  EXPECT_EQ(sft.trainer().sft_steps(), 30);
+  EXPECT_EQ(sft.trainer().prompts_per_step(), 8);  // the run's
+  EXPECT_FLOAT_EQ(sft.trainer().learning_rate(), 0.002f);
+  EXPECT_EQ(sft.trainer().checkpoint_every(), 1);  // a stage always ends with a checkpoint
+  const grail::v1::RunSpec rm = StageRunSpec(run, 1);
+  EXPECT_EQ(rm.preference().objective(), grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL);
+  EXPECT_EQ(rm.trainer().total_steps(), 5);
+  EXPECT_EQ(rm.trainer().sft_steps(), 0);
+  EXPECT_FLOAT_EQ(rm.trainer().learning_rate(), 1e-4f);  // the resolved default, not the sft stage's
+  EXPECT_EQ(rm.trainer().checkpoint_every(), 5);
+  const grail::v1::RunSpec ppo = StageRunSpec(run, 2);
+  EXPECT_EQ(ppo.preference().objective(), grail::v1::PREFERENCE_OBJECTIVE_UNSPECIFIED);
+  EXPECT_EQ(ppo.reward().verifier(), "rm");
+  EXPECT_EQ(ppo.reward().model(), "rm");
+  EXPECT_EQ(ppo.algorithm().group_size(), 4);
+}
+
+class StageRejectsTest : public ::testing::TestWithParam<std::pair<const char*, const char*>> {};
+
+TEST_P(StageRejectsTest, NamesTheStageAndField) {
+  absl::Status s = ValidateRunSpec(Parse(std::string(kValid) + GetParam().first));
+  ASSERT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr(GetParam().second));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, StageRejectsTest,
+    ::testing::Values(
+        std::pair{"stages: [{name: a, kind: sft}]", "stages[0] (a): trainer.sft_steps"},
+        std::pair{"stages: [{name: a, kind: rl}, {name: a, kind: rl}]", "stages[1].name"},
+        std::pair{"stages: [{name: ../up, kind: rl}]", "stages[0].name"},
+        std::pair{"stages: [{name: a}]", "stages[0].kind"},
+        std::pair{"stages: [{name: a, kind: rl, from: b}, {name: b, kind: rl}]", "stages[0].from"},
+        std::pair{"stages: [{name: a, kind: preference}]", "stages[0] (a): preference.objective"},
+        std::pair{"stages: [{name: a, kind: rl}, {name: b, kind: rl, reward: {verifier: rm, model: a}}]",
+                  "stages[1] (b): reward.model"},
+        std::pair{"stages: [{name: a, kind: rl, algorithm: {group_size: 1}}]", "stages[0] (a): algorithm.group_size"}));
+
 }  // namespace
 }  // namespace grail::algo

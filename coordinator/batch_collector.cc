@@ -90,7 +90,7 @@ absl::StatusOr<BatchCollector::Row> BatchCollector::NewRow(const Problem& proble
 absl::StatusOr<std::vector<Group>> BatchCollector::SampleGroups(const std::vector<Row>& rows, int group_size,
                                                                 const grail::v1::SamplingParams& sampling,
                                                                 uint64_t seed, std::map<std::string, double>* times,
-                                                                int64_t weights_version) {
+                                                                int64_t weights_version, bool score) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<size_t> eligible = peers_.weights->ActorsHolding(weights_version);
   if (eligible.empty()) {
@@ -162,14 +162,17 @@ absl::StatusOr<std::vector<Group>> BatchCollector::SampleGroups(const std::vecto
     }
   }
   metrics_->CountSamples("generated", static_cast<double>(rows.size() * group_size));
+  if (!score) return groups;
   const auto t1 = std::chrono::steady_clock::now();
-  RETURN_IF_ERROR(ScoreGroups(&groups));
+  // Held-out accuracy is the task's verdict: against a reward model (reward.verifier rm)
+  // rows with an answer are still judged by the math verifier.
+  RETURN_IF_ERROR(ScoreGroups(&groups, /*heldout=*/weights_version < 0));
   (*times)["time_score"] += Seconds(t1);
   metrics_->ObservePhase("score", Seconds(t1));
   return groups;
 }
 
-absl::Status BatchCollector::ScoreGroups(std::vector<Group>* groups) {
+absl::Status BatchCollector::ScoreGroups(std::vector<Group>* groups, bool heldout) {
   grail::v1::ScoreRequest req;
   *req.mutable_overlong() = spec_.reward().overlong();
   for (const auto& g : *groups) {
@@ -178,7 +181,9 @@ absl::Status BatchCollector::ScoreGroups(std::vector<Group>* groups) {
       item->set_prompt(g.problem->prompt);
       item->set_response(tokenizer_.Decode({s.token_ids().begin(), s.token_ids().end()}));
       item->set_answer(g.problem->answer);
-      item->set_verifier(g.problem->verifier.empty() ? spec_.reward().verifier() : g.problem->verifier);
+      std::string verifier = g.problem->verifier.empty() ? spec_.reward().verifier() : g.problem->verifier;
+      if (heldout && verifier == "rm" && !g.problem->answer.empty()) verifier = "math";
+      item->set_verifier(verifier);
       item->set_constraints_json(g.problem->constraints_json);
       item->set_response_length(s.token_ids_size());
     }
@@ -226,6 +231,26 @@ absl::StatusOr<double> BatchCollector::Evaluate() {
   for (const auto& g : groups) correct += g.correct[0] ? 1 : 0;
   metrics_->ObservePhase("eval", Seconds(t0));
   return correct / n;
+}
+
+absl::StatusOr<std::vector<std::vector<int>>> BatchCollector::GreedyResponses(
+    const std::vector<std::vector<int>>& prompts) {
+  std::vector<Row> rows;
+  for (const auto& p : prompts) {
+    absl::MutexLock lock(&mu_);
+    rows.push_back(Row{-1 - next_prompt_id_++, nullptr, p});
+  }
+  grail::v1::SamplingParams greedy = spec_.sampling();
+  greedy.set_temperature(0);
+  if (greedy.stop_token_ids().empty()) {
+    for (int id : tokenizer_.stop_ids()) greedy.add_stop_token_ids(id);
+  }
+  std::map<std::string, double> times;
+  ASSIGN_OR_RETURN(std::vector<Group> groups,
+                   SampleGroups(rows, 1, greedy, 0, &times, /*weights_version=*/-1, /*score=*/false));
+  std::vector<std::vector<int>> out;
+  for (const auto& g : groups) out.emplace_back(g.samples[0].token_ids().begin(), g.samples[0].token_ids().end());
+  return out;
 }
 
 absl::StatusOr<CollectedBatch> BatchCollector::Collect(int step, int64_t weights_version) {

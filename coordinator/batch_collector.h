@@ -70,6 +70,10 @@ class BatchCollector {
   // Greedy accuracy on the held-out split with whatever weights the actors hold.
   absl::StatusOr<double> Evaluate();
 
+  // Each prompt's greedy response (token ids) with whatever weights the actors hold; not
+  // scored (learning-dynamics probes).
+  absl::StatusOr<std::vector<std::vector<int>>> GreedyResponses(const std::vector<std::vector<int>>& prompts);
+
   // The collector's state as batch `step` started (or now, if it has not started), for a
   // checkpoint after step - 1; states of earlier batches are dropped.
   grail::v1::LoopState StateBefore(int step);
@@ -87,11 +91,13 @@ class BatchCollector {
   };
   absl::StatusOr<Row> NewRow(const Problem& problem, bool heldout);
   // Samples G responses for each row across the actors holding `weights_version` (-1: any
-  // actor with weights) and scores them.
+  // actor with weights, for an evaluation) and scores them.
   absl::StatusOr<std::vector<Group>> SampleGroups(const std::vector<Row>& rows, int group_size,
                                                   const grail::v1::SamplingParams& sampling, uint64_t seed,
-                                                  std::map<std::string, double>* times, int64_t weights_version);
-  absl::Status ScoreGroups(std::vector<Group>* groups);
+                                                  std::map<std::string, double>* times, int64_t weights_version,
+                                                  bool score = true);
+  // `heldout`: an evaluation (the rm verifier gives way to math for rows with answers).
+  absl::Status ScoreGroups(std::vector<Group>* groups, bool heldout);
 
   const std::string run_id_;
   const grail::v1::RunSpec& spec_;

@@ -28,6 +28,15 @@ struct PreferenceRow {
   double margin = 0;
 };
 
+// A learning-dynamics probe (RunSpec.probes): a prompt and the responses whose log-probs
+// are recorded as training moves the policy. Completions end as preference completions do
+// (EOS, or the assistant turn's end-of-turn token).
+struct ProbeRow {
+  std::vector<int> prompt;
+  std::vector<int> chosen, rejected, unrelated;
+  std::vector<std::vector<int>> chosen_paraphrases, rejected_paraphrases;
+};
+
 // One supervised example: tokens and the loss mask over them.
 struct SupervisedRow {
   std::vector<int> ids;
@@ -68,6 +77,8 @@ struct Splits {
   // Preference runs: training and held-out pairs.
   std::vector<PreferenceRow> pairs = {};
   std::vector<PreferenceRow> heldout_pairs = {};
+  // Learning-dynamics probes (RunSpec.probes; empty: none recorded).
+  std::vector<ProbeRow> probes = {};
   // Rows of the files over the token bounds (dataset.max_*_tokens, the model's context).
   int64_t rows_skipped_too_long = 0;
   int64_t rows_truncated = 0;

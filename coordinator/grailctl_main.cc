@@ -1,5 +1,6 @@
 // grailctl: command-line client of a grail cluster.
 
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -8,6 +9,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
@@ -15,6 +17,7 @@
 #include "common/config.h"
 #include "common/grpc_client.h"
 #include "common/security_flags.h"
+#include "coordinator/probe_report.h"
 #include "coordinator/run_client.h"
 #include "learner/checkpoint_manifest.h"
 #include "model/hf_export.h"
@@ -25,6 +28,8 @@ ABSL_FLAG(std::string, dtype, "float32", "export: the exported weights' dtype (f
 ABSL_FLAG(int64_t, max_shard_bytes, int64_t{5} << 30, "export: shard the weights past this many bytes per file");
 ABSL_FLAG(std::string, tokenizer, "", "export: copy tokenizer files from this directory (default: the checkpoint's)");
 ABSL_FLAG(bool, json, false, "watch: print each step report as one JSON line instead of a progress line");
+ABSL_FLAG(std::string, out, "", "probes: write the probe records to this CSV file");
+ABSL_FLAG(std::string, plot, "", "probes: draw the probe trajectories to this SVG file");
 
 namespace {
 
@@ -36,6 +41,8 @@ constexpr char kUsage[] =
     "  status [RUN]      one run, or every run\n"
     "  watch RUN         follow a run's step reports\n"
     "  cancel RUN        cancel a run\n"
+    "  probes RUN        a run's learning-dynamics probes: --out=FILE.csv (the records),\n"
+    "                    --plot=FILE.svg (mean per response type over steps, with a band)\n"
     "  health TARGET     exit 0 if the service at TARGET (HOST:PORT) is SERVING\n"
     "  validate FILE     check a run spec locally without submitting it\n"
     "  export DIR OUT    write checkpoint DIR as a Hugging Face model directory OUT (local files;\n"
@@ -95,6 +102,11 @@ std::string ProgressLine(const grail::v1::StepReport& r, absl::Time* rl_start, i
   }
   if (phase == "sft_eval") {
     return absl::StrFormat("[sft_eval] step %d  heldout_accuracy %.3f", r.step(), Metric(r, "heldout_accuracy"));
+  }
+  if (phase == "probe") {
+    return absl::StrFormat("[probe] step %d  logp chosen %.2f  rejected %.2f  chosen_paraphrase %.2f  argmax_prob %.3f",
+                           r.step(), Metric(r, "probe_chosen_log_prob"), Metric(r, "probe_rejected_log_prob"),
+                           Metric(r, "probe_chosen_paraphrase_log_prob"), Metric(r, "probe_rejected_argmax_prob"));
   }
   if (phase == "checkpoint") return absl::StrCat("[checkpoint] step ", r.step(), ": ", r.message());
   if (phase == "recovered") return absl::StrCat("[recovered] step ", r.step(), ": ", r.message());
@@ -178,8 +190,10 @@ int main(int argc, char** argv) {
       runs = *all;
     }
     for (const auto& run : runs) {
-      std::cout << run.run_id() << "  " << StateName(run.state()) << "  step "
-                << run.last_report().step() << "/" << run.spec().trainer().total_steps()
+      std::cout << run.run_id() << "  " << StateName(run.state())
+                << (run.stage().empty() ? "" : absl::StrCat("  stage ", run.stage())) << "  step "
+                << run.last_report().step() << "/"
+                << (run.stage().empty() ? run.spec().trainer().total_steps() : run.last_report().total_steps())
                 << (run.error().empty() ? "" : absl::StrCat("  error: ", run.error())) << std::endl;
       for (const auto& [k, v] : run.summary()) std::cout << "  " << k << "=" << v << std::endl;
     }
@@ -192,11 +206,41 @@ int main(int argc, char** argv) {
     std::cout << args[2] << ": cancel requested" << std::endl;
     return 0;
   }
+  if (command == "probes") {
+    if (!need(1)) return 2;
+    const std::string out = absl::GetFlag(FLAGS_out), plot = absl::GetFlag(FLAGS_plot);
+    if (out.empty() && plot.empty()) {
+      std::cerr << "grailctl probes: name --out=FILE.csv and/or --plot=FILE.svg" << std::endl;
+      return 2;
+    }
+    if (!plot.empty() && !absl::EndsWith(plot, ".svg")) {
+      std::cerr << "grailctl probes: --plot writes SVG; name a .svg file" << std::endl;
+      return 2;
+    }
+    auto records = client->Probes(args[2]);
+    if (!records.ok()) return Fail(records.status());
+    if (records->empty()) {
+      std::cerr << "grailctl: run " << args[2] << " has no probe records (probes.every in its spec)" << std::endl;
+      return 1;
+    }
+    for (const auto& [path, text] : {std::pair{out, grail::coordinator::ProbesCsv(*records)},
+                                     std::pair{plot, plot.empty() ? std::string()
+                                                                  : grail::coordinator::ProbesSvg(
+                                                                        *records, absl::StrCat("probes of ", args[2]))}}) {
+      if (path.empty()) continue;
+      std::ofstream f(path, std::ios::binary);
+      f << text;
+      if (!f.good()) return Fail(absl::InternalError(absl::StrCat("cannot write ", path)));
+      std::cout << path << ": " << records->size() << " probe records" << std::endl;
+    }
+    return 0;
+  }
   if (command == "watch") {
     if (!need(1)) return 2;
     const std::string run_id = args[2];
     absl::Time rl_start = absl::InfinitePast();
     int64_t rl_first_step = 0;
+    std::string stage;
     grail::v1::RunState final_state = grail::v1::RUN_STATE_UNSPECIFIED;
     std::string final_message;
     absl::Status status = client->Watch(run_id, [&](const grail::v1::StepReport& r) {
@@ -205,7 +249,12 @@ int main(int argc, char** argv) {
         google::protobuf::util::MessageToJsonString(r, &line);
         std::cout << line << std::endl;
       } else {
-        std::cout << ProgressLine(r, &rl_start, &rl_first_step) << std::endl;
+        if (r.stage() != stage) {  // a staged run: a new stage's steps count from 1 again
+          stage = r.stage();
+          rl_start = absl::InfinitePast();
+        }
+        std::cout << (stage.empty() || r.phase() == "done" ? "" : absl::StrCat(stage, " | "))
+                  << ProgressLine(r, &rl_start, &rl_first_step) << std::endl;
       }
       if (r.phase() == "done") {
         final_state = r.state();

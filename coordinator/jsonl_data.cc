@@ -297,6 +297,55 @@ absl::StatusOr<std::vector<PreferenceRow>> LoadPreferenceRows(const JsonlFile& f
   return rows;
 }
 
+absl::StatusOr<std::vector<ProbeRow>> LoadProbeRows(const JsonlFile& file, const RowEncoder& encoder,
+                                                    const LengthLimits& limits, LoadCounts* counts) {
+  std::vector<ProbeRow> rows;
+  auto read_row = [&](const json& row) -> absl::Status {
+    ProbeRow r;
+    // Each response is encoded as a completion of the row's prompt, so a chat template
+    // renders every one as the assistant's turn.
+    auto completion = [&](const json& value, const std::string& field) -> absl::StatusOr<std::vector<int>> {
+      json one = row;
+      one[field] = value;
+      ASSIGN_OR_RETURN(RowEncoder::Pair pair, encoder.EncodeCompletion(one, field));
+      if (r.prompt.empty()) r.prompt = pair.prompt;
+      if (pair.prompt != r.prompt) return Bad(field, "the chat template renders the prompt differently before it");
+      return std::move(pair.completion);
+    };
+    for (const char* field : {"chosen", "rejected"}) {
+      if (!row.contains(field)) return Bad(field, "missing");
+    }
+    ASSIGN_OR_RETURN(r.chosen, completion(row["chosen"], "chosen"));
+    ASSIGN_OR_RETURN(r.rejected, completion(row["rejected"], "rejected"));
+    if (row.contains("unrelated")) {
+      ASSIGN_OR_RETURN(r.unrelated, completion(row["unrelated"], "unrelated"));
+    }
+    for (auto [field, out] : {std::pair<const char*, std::vector<std::vector<int>>*>{"chosen_paraphrases",
+                                                                                      &r.chosen_paraphrases},
+                              {"rejected_paraphrases", &r.rejected_paraphrases}}) {
+      if (!row.contains(field)) continue;
+      if (!row[field].is_array() || row[field].size() > 16) return Bad(field, "must be a list of at most 16 responses");
+      for (size_t i = 0; i < row[field].size(); ++i) {
+        ASSIGN_OR_RETURN(std::vector<int> ids, completion(row[field][i], absl::StrCat(field, "[", i, "]")));
+        out->push_back(std::move(ids));
+      }
+    }
+    std::vector<std::vector<int>*> responses = {&r.chosen, &r.rejected};
+    if (!r.unrelated.empty()) responses.push_back(&r.unrelated);
+    for (auto& p : r.chosen_paraphrases) responses.push_back(&p);
+    for (auto& p : r.rejected_paraphrases) responses.push_back(&p);
+    if (!BoundPair(&r.prompt, responses, limits, encoder.tokenizer().bos_id(), counts)) return absl::OkStatus();
+    rows.push_back(std::move(r));
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(ForEachRow(file, {"prompt", "messages", "chosen", "rejected", "chosen_paraphrases",
+                                    "rejected_paraphrases", "unrelated"},
+                             read_row));
+  counts->rows = static_cast<int64_t>(rows.size());
+  if (rows.empty()) return NoRows(file, *counts);
+  return rows;
+}
+
 absl::StatusOr<std::vector<UnpairedRow>> LoadUnpairedRows(const JsonlFile& file, const RowEncoder& encoder,
                                                           const LengthLimits& limits, LoadCounts* counts) {
   std::vector<UnpairedRow> rows;

@@ -97,6 +97,10 @@ absl::StatusOr<std::vector<SupervisedRow>> LoadSupervisedRows(const JsonlFile& f
                                                               const LengthLimits& limits, LoadCounts* counts);
 absl::StatusOr<std::vector<PreferenceRow>> LoadPreferenceRows(const JsonlFile& file, const RowEncoder& encoder,
                                                               const LengthLimits& limits, LoadCounts* counts);
+// Probe rows: {"prompt" | "messages", "chosen", "rejected", "chosen_paraphrases"?: [...],
+// "rejected_paraphrases"?: [...], "unrelated"?}; every response is a completion.
+absl::StatusOr<std::vector<ProbeRow>> LoadProbeRows(const JsonlFile& file, const RowEncoder& encoder,
+                                                    const LengthLimits& limits, LoadCounts* counts);
 absl::StatusOr<std::vector<UnpairedRow>> LoadUnpairedRows(const JsonlFile& file, const RowEncoder& encoder,
                                                           const LengthLimits& limits, LoadCounts* counts);
 

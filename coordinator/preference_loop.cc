@@ -44,6 +44,7 @@ absl::Status RlLoop::RunPreference(int first_step) {
     m["reference_seconds"] = reference_seconds;
     m["step_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     Report("preference", step, m);
+    RETURN_IF_ERROR(MaybeRecordProbes(step, step == t.total_steps()));
     const int every = t.checkpoint_every();
     if (every > 0 && (step % every == 0 || step == t.total_steps())) RETURN_IF_ERROR(SaveCheckpoint(step));
     const int eval_every = t.eval_every();

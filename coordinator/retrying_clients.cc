@@ -14,6 +14,9 @@ class RetryingReward : public reward::RewardClient {
   absl::StatusOr<grail::v1::ScoreResponse> Score(const grail::v1::ScoreRequest& request) override {
     return CallWithRetries("reward", policy_, clock_, hooks_, [&] { return inner_->Score(request); });
   }
+  absl::StatusOr<grail::v1::LoadWeightsResponse> LoadRewardModel(const std::string& blob, int64_t version) override {
+    return CallWithRetries("reward", policy_, clock_, hooks_, [&] { return inner_->LoadRewardModel(blob, version); });
+  }
 
  private:
   const std::shared_ptr<reward::RewardClient> inner_;

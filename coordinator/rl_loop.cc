@@ -113,6 +113,7 @@ absl::Status RlLoop::Run() {
       run_id_, spec_, data_, *tokenizer_,
       BatchCollector::Peers{clients_.actors, clients_.reward, weights_.get(), reference_.get(), clients_.clock}, metrics_);
   weights_->ForgetActorVersions();
+  if (!spec_.reward().model().empty()) RETURN_IF_ERROR(LoadRewardModel());
   ASSIGN_OR_RETURN(auto init, InitLearner(spec_));
   version_ = init.weights_version();
   summary_["rows_skipped_too_long"] = static_cast<double>(data_.rows_skipped_too_long);
@@ -128,6 +129,11 @@ absl::Status RlLoop::Run() {
     summary_["resumed_after_step"] = done;
     Report("resume", done, {{"resumed_after_step", static_cast<double>(done)}});
   } else {
+    if (!data_.probes.empty()) {
+      ASSIGN_OR_RETURN(auto start, clients_.learner->GetWeights(version_));
+      RETURN_IF_ERROR(weights_->SyncActors(std::make_shared<const learner::LearnerClient::Weights>(std::move(start))));
+      RETURN_IF_ERROR(StartProbes(0));
+    }
     RETURN_IF_ERROR(SupervisedWarmup());
     RETURN_IF_ERROR(CheckCancelled());
     // The reference freezes the weights at which RL starts; with checkpoints on, they are
@@ -148,6 +154,13 @@ absl::Status RlLoop::Run() {
   last_step_end_ = std::chrono::steady_clock::now();
   const int k = spec_.trainer().max_staleness();
   RETURN_IF_ERROR(preference() ? RunPreference(done + 1) : k > 0 ? RunPipelined(k, done + 1) : RunSynchronous(done + 1));
+  if (spec_.trainer().total_steps() == 0) {
+    // Supervised training alone (an sft stage): the evaluation above is its result.
+    summary_["heldout_accuracy_after"] = before;
+    for (const auto& [k, v] : eval) summary_[k + "_after"] = v;
+    summary_["wall_seconds"] = Seconds(start);
+    return absl::OkStatus();
+  }
   RETURN_IF_ERROR(SyncActorsTo(spec_.trainer().total_steps()));
   ASSIGN_OR_RETURN(double after, collector_->Evaluate());
   summary_["heldout_accuracy_after"] = after;
@@ -237,6 +250,7 @@ absl::Status RlLoop::AfterStep(int step, bool final_weights_on_actors) {
   if (final_weights_on_actors) RETURN_IF_ERROR(SyncActorsTo(step));
   metrics_->ObservePhase("weight_sync", Seconds(t_sync));
   const int total = spec_.trainer().total_steps();
+  RETURN_IF_ERROR(MaybeRecordProbes(step, step == total));
   const int every = spec_.trainer().checkpoint_every();
   if (every > 0 && (step % every == 0 || step == total)) RETURN_IF_ERROR(SaveCheckpoint(step));
   const int eval_every = spec_.trainer().eval_every();
@@ -290,6 +304,7 @@ absl::Status RlLoop::SupervisedWarmup() {
     if (s % 25 == 0 || s == steps) {
       Report("sft", s, {{"sft_loss", resp.metrics().at("sft_loss")}, {"sft_steps", static_cast<double>(steps)}});
     }
+    RETURN_IF_ERROR(MaybeRecordProbes(s, s == steps));
     // A warm-up to a held-out criterion ends where the model is, not after a step count
     // whose outcome depends on the machine's floating-point kernels.
     if (target > 0 && (close || s % eval_every == 0 || s == steps)) {
@@ -322,6 +337,60 @@ absl::StatusOr<double> RlLoop::SupervisedHeldoutLoss(int step) {
     tokens += n;
   }
   return tokens > 0 ? loss / tokens : 0.0;
+}
+
+absl::Status RlLoop::LoadRewardModel() {
+  grail::v1::RunSpec rm = spec_;
+  rm.mutable_model()->clear_config();
+  rm.mutable_model()->set_path(spec_.reward().model());
+  rm.mutable_trainer()->set_resume(false);
+  rm.clear_critic();
+  rm.mutable_algorithm()->set_advantage_estimator(grail::v1::ADVANTAGE_ESTIMATOR_GRPO);
+  rm.mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL);
+  auto named = [&](const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat("reward.model '", spec_.reward().model(), "': ", s.message()));
+  };
+  auto init = InitLearner(rm);
+  if (!init.ok()) return named(init.status());
+  version_ = init->weights_version();
+  auto weights = clients_.learner->GetWeights(version_);
+  if (!weights.ok()) return named(weights.status());
+  auto loaded = clients_.reward->LoadRewardModel(weights->blob, weights->version);
+  if (!loaded.ok()) return named(loaded.status());
+  Report("reward_model", 0, {{"reward_model_bytes", static_cast<double>(weights->blob.size())}},
+         spec_.reward().model());
+  return absl::OkStatus();
+}
+
+absl::Status RlLoop::StartProbes(int step) {
+  std::vector<std::vector<int>> prompts;
+  for (const auto& p : data_.probes) prompts.push_back(p.prompt);
+  ASSIGN_OR_RETURN(std::vector<std::vector<int>> greedy, collector_->GreedyResponses(prompts));
+  probe_sequences_ = BuildProbeSequences(data_.probes, greedy);
+  return MaybeRecordProbes(step, /*last=*/true);
+}
+
+absl::Status RlLoop::MaybeRecordProbes(int step, bool last) {
+  const int every = spec_.probes().every();
+  if (probe_sequences_.rows.empty() || every <= 0 || (step % every != 0 && !last)) return absl::OkStatus();
+  constexpr size_t kBatch = 64;
+  std::vector<grail::v1::ProbeRecord> records;
+  for (size_t b = 0; b < probe_sequences_.rows.size(); b += kBatch) {
+    const size_t e = std::min(probe_sequences_.rows.size(), b + kBatch);
+    ASSIGN_OR_RETURN(auto scored, clients_.learner->ScoreSequences(
+                                      ScoreSequencesRequest(probe_sequences_, b, e, tokenizer_->pad_id())));
+    RETURN_IF_ERROR(AppendProbeRecords(probe_sequences_, b, e, scored, step, &records));
+  }
+  grail::v1::StepReport r;
+  r.set_step(step);
+  r.set_total_steps(spec_.trainer().total_steps());
+  r.set_policy_version(version_);
+  r.set_phase("probe");
+  r.set_state(grail::v1::RUN_STATE_RUNNING);
+  for (const auto& [k, v] : ProbeMeans(records)) (*r.mutable_metrics())[k] = v;
+  for (auto& record : records) *r.add_probes() = std::move(record);
+  report_(r);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<grail::v1::InitModelResponse> RlLoop::InitLearner(const grail::v1::RunSpec& spec) {
@@ -379,8 +448,18 @@ absl::StatusOr<int> RlLoop::Resume(const grail::v1::InitModelResponse& init) {
   reference_spec.mutable_trainer()->set_resume(false);
   ASSIGN_OR_RETURN(auto reference_init, InitLearner(reference_spec));
   version_ = reference_init.weights_version();
-  ASSIGN_OR_RETURN(auto reference_weights, clients_.learner->GetWeights(version_));
-  RETURN_IF_ERROR(reference_->Load(std::make_shared<const learner::LearnerClient::Weights>(std::move(reference_weights))));
+  ASSIGN_OR_RETURN(auto fetched, clients_.learner->GetWeights(version_));
+  auto reference_weights = std::make_shared<const learner::LearnerClient::Weights>(std::move(fetched));
+  RETURN_IF_ERROR(reference_->Load(reference_weights));
+  if (!data_.probes.empty()) {
+    // The greedy probe responses are the start weights' (the reference's), as in the
+    // straight run; the recordings up to the checkpoint are in the run's reports already.
+    RETURN_IF_ERROR(weights_->SyncActors(reference_weights));
+    std::vector<std::vector<int>> prompts;
+    for (const auto& p : data_.probes) prompts.push_back(p.prompt);
+    ASSIGN_OR_RETURN(std::vector<std::vector<int>> greedy, collector_->GreedyResponses(prompts));
+    probe_sequences_ = BuildProbeSequences(data_.probes, greedy);
+  }
   // Back to the checkpoint being resumed (weights, optimizer state, step count).
   ASSIGN_OR_RETURN(auto resumed, InitLearner(spec_));
   version_ = resumed.weights_version();

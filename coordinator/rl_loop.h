@@ -16,6 +16,7 @@
 #include "coordinator/batch_collector.h"
 #include "coordinator/coordinator_metrics.h"
 #include "coordinator/dataset.h"
+#include "coordinator/probes.h"
 #include "coordinator/reference_session.h"
 #include "coordinator/weights_tracker.h"
 #include "learner/learner_client.h"
@@ -102,6 +103,15 @@ class RlLoop {
   // checkpoint's run_state; returns the step to continue after.
   absl::StatusOr<int> Resume(const grail::v1::InitModelResponse& init);
   absl::Status SaveCheckpoint(int step);
+  // reward.model: the reward model's checkpoint, through the learner, into the reward
+  // scorer's rm verifier (before the run's own model is initialised).
+  absl::Status LoadRewardModel();
+  // Probes (spec.probes): the greedy responses with the weights the actors hold, then a
+  // recording at `step`.
+  absl::Status StartProbes(int step);
+  // A recording of every probe response's log-probs under the learner's weights, reported
+  // as phase "probe" when `step` is a recording step (every spec.probes.every, and `last`).
+  absl::Status MaybeRecordProbes(int step, bool last);
   absl::Status KeepWeights(int step) { return weights_->Keep(step, version_); }
   absl::Status SyncActorsTo(int step) { return weights_->SyncActors(weights_->After(step)); }
   void Report(const std::string& phase, int step, std::map<std::string, double> metrics,
@@ -126,6 +136,7 @@ class RlLoop {
   DatasetCursor preference_cursor_;
   algo::KlController kl_controller_;
   std::string reference_checkpoint_;  // the checkpoint holding the weights RL started from
+  ProbeSequences probe_sequences_;     // with the greedy responses, once StartProbes ran
   int64_t version_ = -1;
   std::map<std::string, double> summary_;
   std::chrono::steady_clock::time_point last_step_end_;

@@ -51,6 +51,17 @@ class GrpcRunClient : public RunClient {
     return FromGrpcStatus(stub_->CancelRun(&context, request, &response));
   }
 
+  absl::StatusOr<std::vector<grail::v1::ProbeRecord>> Probes(const std::string& run_id) override {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.timeout);
+    grail::v1::GetProbesRequest request;
+    request.set_run_id(run_id);
+    grail::v1::GetProbesResponse response;
+    absl::Status status = FromGrpcStatus(stub_->GetProbes(&context, request, &response));
+    if (!status.ok()) return status;
+    return std::vector<grail::v1::ProbeRecord>(response.probes().begin(), response.probes().end());
+  }
+
   absl::Status Watch(const std::string& run_id,
                      const std::function<void(const grail::v1::StepReport&)>& on_report) override {
     grpc::ClientContext context;  // no deadline: a run may take hours

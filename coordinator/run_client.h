@@ -20,6 +20,8 @@ class RunClient {
   virtual absl::StatusOr<grail::v1::Run> Get(const std::string& run_id) = 0;
   virtual absl::StatusOr<std::vector<grail::v1::Run>> List() = 0;
   virtual absl::Status Cancel(const std::string& run_id) = 0;
+  // The run's learning-dynamics probe records, in recording order.
+  virtual absl::StatusOr<std::vector<grail::v1::ProbeRecord>> Probes(const std::string& run_id) = 0;
   // Calls on_report for each step report until the run ends or the stream fails.
   virtual absl::Status Watch(const std::string& run_id,
                              const std::function<void(const grail::v1::StepReport&)>& on_report) = 0;

@@ -16,6 +16,7 @@
 #include "coordinator/batch_collector.h"
 #include "coordinator/jsonl_data.h"
 #include "coordinator/preference_batch.h"
+#include "coordinator/probes.h"
 #include "tokenizer/chat_encoding.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -151,9 +152,43 @@ absl::StatusOr<RunData> LoadData(const grail::v1::RunSpec& spec, const std::stri
       return absl::InvalidArgumentError("dataset.pairs_path: a preference run over a JSONL dataset needs its pairs");
     }
   }
+  const auto& probes = spec.probes();
+  if (probes.every() > 0) {
+    if (!probes.path().empty()) {
+      ASSIGN_OR_RETURN(std::string path, ResolveUnderRoot(data_root, probes.path(), "probes.path"));
+      LoadCounts probe_counts;
+      ASSIGN_OR_RETURN(splits.probes, LoadProbeRows(JsonlFile{path, probes.path(), "probes.path"}, encoder, limits,
+                                                    &probe_counts));
+    } else if (!d.builtin().empty()) {
+      // The pairs a preference run over the built-in task trains on (the same seed).
+      std::vector<PreferenceRow> pairs = splits.pairs;
+      if (pairs.empty() || !d.pairs_path().empty()) {
+        ASSIGN_OR_RETURN(pairs, ArithmeticPairs(splits.train, *tok, MixSeed(d.seed(), 11)));
+      }
+      ASSIGN_OR_RETURN(splits.probes, ArithmeticProbes(splits.train, pairs, *tok, probes.size() > 0 ? probes.size() : 16));
+    } else {
+      return absl::InvalidArgumentError("probes.path: a run over a JSONL dataset needs its probe file");
+    }
+  }
   splits.rows_skipped_too_long = counts.skipped_too_long;
   splits.rows_truncated = counts.truncated;
   return RunData{std::move(splits), std::move(tok)};
+}
+
+// Where a stage's checkpoints go: <checkpoint_dir or run id>/<stage>; a run without stages
+// keeps its own directory ("" in the plan: RlLoop falls back to the run id).
+std::string StageCheckpointDir(const std::string& run_id, const grail::v1::RunSpec& spec, const std::string& stage) {
+  if (stage.empty()) return spec.checkpoint_dir();
+  return absl::StrCat(spec.checkpoint_dir().empty() ? run_id : spec.checkpoint_dir(), "/", stage);
+}
+
+// The spec that continues `stage` from one of its checkpoints.
+grail::v1::RunSpec ResumeSpec(const grail::v1::RunSpec& stage, const std::string& checkpoint) {
+  grail::v1::RunSpec resume = stage;
+  resume.mutable_model()->clear_config();
+  resume.mutable_model()->set_path(checkpoint);
+  resume.mutable_trainer()->set_resume(true);
+  return resume;
 }
 
 }  // namespace
@@ -185,6 +220,12 @@ void RunManager::AddReportLocked(RunRecord* record, const grail::v1::StepReport&
   *record->run.mutable_last_report() = report;
   if (report.phase() == "checkpoint" && !report.message().empty()) {
     record->run.set_last_checkpoint(report.message());
+    record->run.set_last_checkpoint_stage(report.stage());
+    // A stage's checkpoint after its last step is its final one: the stage is done and the
+    // next starts from it (a restart does not run it again).
+    if (!report.stage().empty() && report.step() == report.total_steps()) {
+      (*record->run.mutable_stage_checkpoints())[report.stage()] = report.message();
+    }
   }
   if (options_.store == nullptr) return;
   absl::Status s = options_.store->PutReport(record->run.run_id(), record->reports.size() - 1, report);
@@ -214,18 +255,15 @@ std::vector<std::string> RunManager::Recover() {
            "from (trainer.checkpoint_every)");
       continue;
     }
-    auto data = LoadData(spec, options_.data_root);
-    if (!data.ok()) {
-      fail(absl::StrCat("the coordinator restarted and could not reload the run's data: ", data.status().ToString()));
+    auto plan = PlanStages(id, spec);
+    if (!plan.ok()) {
+      fail(absl::StrCat("the coordinator restarted and could not reload the run's data: ", plan.status().ToString()));
       continue;
     }
-    grail::v1::RunSpec resume =
-        PrepareResumeLocked(r, absl::StrCat("coordinator restarted; resuming from ", r->run.last_checkpoint()));
+    PrepareResumeLocked(r, absl::StrCat("coordinator restarted; resuming from ", r->run.last_checkpoint()));
     metrics_->CountRecovery("coordinator");
     metrics_->SetRunState("running");
-    r->thread = std::thread([this, r, resume = std::move(resume), data = std::move(*data)]() mutable {
-      Execute(r, std::move(resume), std::move(data));
-    });
+    r->thread = std::thread([this, r, plan = std::move(*plan)]() mutable { Execute(r, std::move(plan)); });
     resumed.push_back(id);
   }
   return resumed;
@@ -255,7 +293,9 @@ absl::StatusOr<std::string> RunManager::Submit(const grail::v1::RunSpec& submitt
   grail::v1::RunSpec spec = submitted;
   algo::ResolveDefaults(&spec);
   if (clients_.actors.empty()) return absl::FailedPreconditionError("no actors configured (--actors)");
-  ASSIGN_OR_RETURN(RunData data, LoadData(spec, options_.data_root));
+  // Every stage's data is loaded (and checked) now: a bad file fails the submit, not a
+  // later stage.
+  ASSIGN_OR_RETURN(std::vector<StagePlan> plan, PlanStages("", spec));
   absl::MutexLock lock(&mu_);
   for (const auto& [id, r] : runs_) {
     if (!Terminal(r->run)) {
@@ -277,37 +317,60 @@ absl::StatusOr<std::string> RunManager::Submit(const grail::v1::RunSpec& submitt
   runs_[id] = std::move(record);
   PersistLocked(*raw);
   metrics_->SetRunState("running");
-  raw->thread = std::thread([this, raw, spec, data = std::move(data)]() mutable {
-    Execute(raw, spec, std::move(data));
-  });
+  for (auto& stage : plan) stage.spec.set_checkpoint_dir(StageCheckpointDir(id, spec, stage.name));
+  raw->thread = std::thread([this, raw, plan = std::move(plan)]() mutable { Execute(raw, std::move(plan)); });
   return id;
 }
 
-void RunManager::Execute(RunRecord* record, grail::v1::RunSpec spec, RunData data) {
+absl::StatusOr<std::vector<StagePlan>> RunManager::PlanStages(const std::string& run_id,
+                                                              const grail::v1::RunSpec& spec) const {
+  std::vector<StagePlan> plan;
+  if (spec.stages_size() == 0) {
+    ASSIGN_OR_RETURN(RunData data, LoadData(spec, options_.data_root));
+    plan.push_back(StagePlan{"", spec, "", std::move(data)});
+    return plan;
+  }
+  for (int i = 0; i < spec.stages_size(); ++i) {
+    const auto& stage = spec.stages(i);
+    grail::v1::RunSpec stage_spec = algo::StageRunSpec(spec, i);
+    stage_spec.set_checkpoint_dir(StageCheckpointDir(run_id, spec, stage.name()));
+    auto data = LoadData(stage_spec, options_.data_root);
+    if (!data.ok()) {
+      return absl::Status(data.status().code(),
+                          absl::StrCat("stages[", i, "] (", stage.name(), "): ", data.status().message()));
+    }
+    const std::string from = !stage.from().empty() ? stage.from() : i > 0 ? spec.stages(i - 1).name() : "";
+    plan.push_back(StagePlan{stage.name(), std::move(stage_spec), from, std::move(*data)});
+  }
+  return plan;
+}
+
+absl::Status RunManager::ExecuteStage(RunRecord* record, const StagePlan& stage, grail::v1::RunSpec spec,
+                                      std::map<std::string, double>* summary) {
   std::string id;
   {
     absl::MutexLock lock(&mu_);
     id = record->run.run_id();
   }
   absl::Status status;
-  std::map<std::string, double> summary;
   for (int attempt = 0;; ++attempt) {
     RlLoop loop(
-        id, spec, data.splits, clients_, metrics_,
-        [this, record](const grail::v1::StepReport& report) {
+        id, spec, stage.data.splits, clients_, metrics_,
+        [this, record, name = stage.name](grail::v1::StepReport report) {
+          report.set_stage(name);
           absl::MutexLock lock(&mu_);
           AddReportLocked(record, report);
         },
-        &record->cancelled, data.tokenizer);
+        &record->cancelled, stage.data.tokenizer);
     status = loop.Run();
-    summary = loop.summary();
+    *summary = loop.summary();
     // A learner that died mid-run: once it serves again (a supervisor restarted it), the
     // run continues from its last committed checkpoint, as after a coordinator restart.
     if (status.ok() || record->cancelled || !LearnerGone(status) || attempt >= kMaxRecoveriesPerRun) break;
     std::string checkpoint;
     {
       absl::MutexLock lock(&mu_);
-      checkpoint = record->run.last_checkpoint();
+      if (record->run.last_checkpoint_stage() == stage.name) checkpoint = record->run.last_checkpoint();
     }
     if (checkpoint.empty()) break;
     absl::Status back = clients_.learner->WaitUntilServing(clients_.recovery_timeout);
@@ -316,9 +379,62 @@ void RunManager::Execute(RunRecord* record, grail::v1::RunSpec spec, RunData dat
       break;
     }
     absl::MutexLock lock(&mu_);
-    spec = PrepareResumeLocked(record, absl::StrCat("learner restarted (", status.message(), "); resuming from ",
-                                                    checkpoint));
+    PrepareResumeLocked(record, absl::StrCat("learner restarted (", status.message(), "); resuming from ", checkpoint));
+    spec = ResumeSpec(stage.spec, checkpoint);
     metrics_->CountRecovery("learner");
+  }
+  return status;
+}
+
+void RunManager::Execute(RunRecord* record, std::vector<StagePlan> plan) {
+  absl::Status status;
+  std::map<std::string, double> summary;  // the run's: its stages' under "<stage>." keys
+  const bool staged = plan.size() > 1 || !plan.front().name.empty();
+  for (const StagePlan& stage : plan) {
+    grail::v1::RunSpec spec = stage.spec;
+    {
+      absl::MutexLock lock(&mu_);
+      grail::v1::Run& run = record->run;
+      if (run.stage_checkpoints().count(stage.name)) continue;  // finished before a restart
+      if (!run.last_checkpoint().empty() && run.last_checkpoint_stage() == stage.name) {
+        spec = ResumeSpec(stage.spec, run.last_checkpoint());
+      } else if (!stage.from.empty()) {
+        spec.mutable_model()->clear_config();
+        spec.mutable_model()->set_path(run.stage_checkpoints().at(stage.from));
+      }
+      // reward.model may name an earlier reward_model stage: its final checkpoint.
+      auto rm = run.stage_checkpoints().find(spec.reward().model());
+      if (staged && rm != run.stage_checkpoints().end()) spec.mutable_reward()->set_model(rm->second);
+      run.set_stage(stage.name);
+      PersistLocked(*record);
+    }
+    std::map<std::string, double> stage_summary;
+    status = ExecuteStage(record, stage, spec, &stage_summary);
+    if (!staged) {
+      summary = std::move(stage_summary);
+    } else {
+      for (const auto& [k, v] : stage_summary) summary[absl::StrCat(stage.name, ".", k)] = v;
+      if (!summary.count("heldout_accuracy_before") && stage_summary.count("heldout_accuracy_before")) {
+        summary["heldout_accuracy_before"] = stage_summary.at("heldout_accuracy_before");
+      }
+      if (stage_summary.count("heldout_accuracy_after")) {
+        summary["heldout_accuracy_after"] = stage_summary.at("heldout_accuracy_after");
+      }
+    }
+    if (!status.ok()) {
+      if (staged && !absl::IsCancelled(status)) {
+        status = absl::Status(status.code(), absl::StrCat("stage '", stage.name, "': ", status.message()));
+      }
+      break;
+    }
+    absl::MutexLock lock(&mu_);
+    if (staged && !record->run.stage_checkpoints().count(stage.name)) {
+      // Every stage ends with a checkpoint (algo::StageRunSpec); this keeps the record whole
+      // should its report have been missed.
+      (*record->run.mutable_stage_checkpoints())[stage.name] = record->run.last_checkpoint();
+    }
+    for (const auto& [k, v] : summary) (*record->run.mutable_summary())[k] = v;
+    PersistLocked(*record);
   }
   absl::MutexLock lock(&mu_);
   for (const auto& [k, v] : summary) (*record->run.mutable_summary())[k] = v;
@@ -346,7 +462,7 @@ void RunManager::Execute(RunRecord* record, grail::v1::RunSpec spec, RunData dat
   metrics_->SetRunState(StateLabel(state));
 }
 
-grail::v1::RunSpec RunManager::PrepareResumeLocked(RunRecord* r, const std::string& why) {
+void RunManager::PrepareResumeLocked(RunRecord* r, const std::string& why) {
   // The reports after the checkpoint describe steps that are trained again.
   size_t keep = r->reports.size();
   while (keep > 0 && !(r->reports[keep - 1].phase() == "checkpoint" &&
@@ -363,13 +479,9 @@ grail::v1::RunSpec RunManager::PrepareResumeLocked(RunRecord* r, const std::stri
   event.set_phase("recovered");
   event.set_state(grail::v1::RUN_STATE_RUNNING);
   event.clear_metrics();
+  event.clear_probes();
   event.set_message(why);
   AddReportLocked(r, event);
-  grail::v1::RunSpec resume = r->run.spec();
-  resume.mutable_model()->clear_config();
-  resume.mutable_model()->set_path(r->run.last_checkpoint());
-  resume.mutable_trainer()->set_resume(true);
-  return resume;
 }
 
 absl::StatusOr<grail::v1::Run> RunManager::Get(const std::string& run_id) const {
@@ -383,6 +495,20 @@ std::vector<grail::v1::Run> RunManager::List() const {
   absl::MutexLock lock(&mu_);
   std::vector<grail::v1::Run> out;
   for (const auto& [id, r] : runs_) out.push_back(r->run);
+  return out;
+}
+
+absl::StatusOr<std::vector<grail::v1::ProbeRecord>> RunManager::Probes(const std::string& run_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_.find(run_id);
+  if (it == runs_.end()) return absl::NotFoundError(absl::StrCat("run_id: no run '", run_id, "'"));
+  std::vector<grail::v1::ProbeRecord> out;
+  for (const auto& r : it->second->reports) {
+    for (const auto& p : r.probes()) {
+      out.push_back(p);
+      out.back().set_stage(r.stage());
+    }
+  }
   return out;
 }
 

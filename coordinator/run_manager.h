@@ -27,6 +27,14 @@ struct RunData {
   std::shared_ptr<const tokenizer::Tokenizer> tokenizer;
 };
 
+// One stage of a run as it executes: a run without stages is one stage named "".
+struct StagePlan {
+  std::string name;
+  grail::v1::RunSpec spec;  // algo::StageRunSpec's, with the stage's checkpoint_dir
+  std::string from;         // the stage whose final checkpoint it starts from ("": the run's model)
+  RunData data;
+};
+
 struct RunManagerOptions {
   // Dataset files named in run specs resolve under this directory.
   std::string data_root = ".";
@@ -55,6 +63,9 @@ class RunManager {
   absl::StatusOr<grail::v1::Run> Get(const std::string& run_id) const ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<grail::v1::Run> List() const ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Cancel(const std::string& run_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // The probe records of the run's reports (RunSpec.probes), each naming its stage.
+  absl::StatusOr<std::vector<grail::v1::ProbeRecord>> Probes(const std::string& run_id) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Calls on_report for every report of the run so far and then for each new one, until the
   // run ends (OK) or `still_wanted` returns false (CANCELLED).
@@ -83,15 +94,21 @@ class RunManager {
     std::thread thread;
   };
 
-  // Runs `spec` (the record's own, or a resume of it) to its end.
-  void Execute(RunRecord* record, grail::v1::RunSpec spec, RunData data) ABSL_LOCKS_EXCLUDED(mu_);
+  // The stages of a run (its spec resolved), each with its data loaded and checked.
+  absl::StatusOr<std::vector<StagePlan>> PlanStages(const std::string& run_id, const grail::v1::RunSpec& spec) const;
+  // Runs the record's stages in order to the run's end: finished stages (in
+  // run.stage_checkpoints) are skipped, the stage run.last_checkpoint belongs to resumes
+  // from it, and any other starts from the final checkpoint of the stage it follows.
+  void Execute(RunRecord* record, std::vector<StagePlan> plan) ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs one stage with `spec` (fresh or resumed), surviving learner restarts.
+  absl::Status ExecuteStage(RunRecord* record, const StagePlan& stage, grail::v1::RunSpec spec,
+                            std::map<std::string, double>* summary) ABSL_LOCKS_EXCLUDED(mu_);
   // Appends a report to the record (and the store).
   void AddReportLocked(RunRecord* record, const grail::v1::StepReport& report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PersistLocked(const RunRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Drops the reports after the run's last checkpoint, records a "recovered" event saying
-  // `why`, and returns the spec that resumes the run from that checkpoint.
-  grail::v1::RunSpec PrepareResumeLocked(RunRecord* record, const std::string& why)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the reports after the run's last checkpoint and records a "recovered" event
+  // saying `why`; Execute then resumes from that checkpoint.
+  void PrepareResumeLocked(RunRecord* record, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Learner restarts one run survives before it fails.
   static constexpr int kMaxRecoveriesPerRun = 8;

@@ -45,4 +45,13 @@ grpc::Status RunServiceImpl::CancelRun(grpc::ServerContext* context, const grail
   return ToGrpcStatus(runs_->Cancel(request->run_id()));
 }
 
+grpc::Status RunServiceImpl::GetProbes(grpc::ServerContext* context, const grail::v1::GetProbesRequest* request,
+                                       grail::v1::GetProbesResponse* response) {
+  GRAIL_AUTHORIZE(auth_, context);
+  auto probes = runs_->Probes(request->run_id());
+  if (!probes.ok()) return ToGrpcStatus(probes.status());
+  for (auto& p : *probes) *response->add_probes() = std::move(p);
+  return grpc::Status::OK;
+}
+
 }  // namespace grail::coordinator

@@ -23,6 +23,8 @@ class RunServiceImpl final : public grail::v1::RunService::Service {
                         grpc::ServerWriter<grail::v1::StepReport>* writer) override;
   grpc::Status CancelRun(grpc::ServerContext* context, const grail::v1::CancelRunRequest* request,
                          grail::v1::CancelRunResponse* response) override;
+  grpc::Status GetProbes(grpc::ServerContext* context, const grail::v1::GetProbesRequest* request,
+                         grail::v1::GetProbesResponse* response) override;
 
  private:
   const Authenticator* auth_;

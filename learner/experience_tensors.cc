@@ -8,7 +8,7 @@
 namespace grail::learner {
 
 torch::Tensor AlignedLogProbs(model::CausalLm& model, const torch::Tensor& ids, torch::Tensor* entropy,
-                              double temperature) {
+                              double temperature, torch::Tensor* max_log_probs) {
   const int64_t B = ids.size(0), T = ids.size(1);
   auto valid = torch::ones({B, T}, torch::kBool);
   auto positions = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
@@ -19,6 +19,9 @@ torch::Tensor AlignedLogProbs(model::CausalLm& model, const torch::Tensor& ids, 
   if (entropy != nullptr) {
     auto ent = -(log_softmax.exp() * log_softmax).sum(-1);
     *entropy = torch::cat({torch::zeros({B, 1}), ent}, 1);
+  }
+  if (max_log_probs != nullptr) {
+    *max_log_probs = torch::cat({torch::zeros({B, 1}), std::get<0>(log_softmax.max(-1))}, 1);
   }
   return torch::cat({torch::zeros({B, 1}), lp}, 1);
 }

@@ -18,9 +18,10 @@ namespace grail::learner {
 // column 0 is 0. Right padding needs no attention mask under causal attention.
 // `temperature` (> 0) scales the logits as the actors' sampler does, so that RL log-probs
 // are taken under the same distribution as the behaviour log-probs. With `entropy`, also
-// the per-position entropy, aligned the same way.
+// the per-position entropy, aligned the same way; with `max_log_probs`, the log-prob of
+// each position's most likely token.
 torch::Tensor AlignedLogProbs(model::CausalLm& model, const torch::Tensor& ids, torch::Tensor* entropy = nullptr,
-                              double temperature = 1.0);
+                              double temperature = 1.0, torch::Tensor* max_log_probs = nullptr);
 
 // Values aligned with input_ids: column t is the value head at position t-1; column 0 is 0.
 torch::Tensor AlignedValues(model::CausalLm& critic, const torch::Tensor& ids);

@@ -69,6 +69,16 @@ class GrpcLearnerClient : public LearnerClient {
     return response;
   }
 
+  absl::StatusOr<grail::v1::ScoreSequencesResponse> ScoreSequences(
+      const grail::v1::ScoreSequencesRequest& request) override {
+    grpc::ClientContext context;
+    SetTimeout(&context, options_.timeout);
+    grail::v1::ScoreSequencesResponse response;
+    absl::Status status = FromGrpcStatus(stub_->ScoreSequences(&context, request, &response), "learner", options_.target);
+    if (!status.ok()) return status;
+    return response;
+  }
+
   absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir, const std::string& run_state) override {
     grpc::ClientContext context;
     SetTimeout(&context, options_.timeout);

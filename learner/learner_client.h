@@ -36,6 +36,10 @@ class LearnerClient {
   virtual absl::StatusOr<Weights> GetWeights(int64_t min_version) = 0;
   virtual absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(
       const grail::v1::ComputeValuesRequest& request) = 0;
+  // The policy's per-token log-probs (and each position's most likely token's) of the
+  // request's sequences, with no update.
+  virtual absl::StatusOr<grail::v1::ScoreSequencesResponse> ScoreSequences(
+      const grail::v1::ScoreSequencesRequest& request) = 0;
   // Returns the checkpoint's path relative to the learner's data root (`dir` itself).
   // `run_state` is kept in the checkpoint and comes back from InitModel from it.
   virtual absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir, const std::string& run_state) = 0;

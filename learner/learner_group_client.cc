@@ -154,6 +154,12 @@ class LearnerGroupClient : public LearnerClient {
     return ranks_[0]->ComputeValues(request);
   }
 
+  // A forward pass without collectives: rank 0 holds the same weights as every rank.
+  absl::StatusOr<grail::v1::ScoreSequencesResponse> ScoreSequences(
+      const grail::v1::ScoreSequencesRequest& request) override {
+    return ranks_[0]->ScoreSequences(request);
+  }
+
   absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir, const std::string& run_state) override {
     return ranks_[0]->SaveCheckpoint(dir, run_state);
   }

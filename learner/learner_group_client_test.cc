@@ -71,6 +71,9 @@ class RecordingRank : public LearnerClient {
   absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(const grail::v1::ComputeValuesRequest&) override {
     return absl::UnimplementedError("");
   }
+  absl::StatusOr<grail::v1::ScoreSequencesResponse> ScoreSequences(const grail::v1::ScoreSequencesRequest&) override {
+    return absl::UnimplementedError("");
+  }
   absl::StatusOr<std::string> SaveCheckpoint(const std::string&, const std::string&) override {
     return absl::UnimplementedError("");
   }

@@ -64,6 +64,16 @@ grpc::Status LearnerServiceImpl::ComputeValues(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status LearnerServiceImpl::ScoreSequences(grpc::ServerContext* context,
+                                                const grail::v1::ScoreSequencesRequest* request,
+                                                grail::v1::ScoreSequencesResponse* response) {
+  GRAIL_AUTHORIZE(auth_, context);
+  auto result = trainer_->ScoreSequences(*request);
+  if (!result.ok()) return Reply(result.status());
+  *response = std::move(*result);
+  return grpc::Status::OK;
+}
+
 grpc::Status LearnerServiceImpl::SaveCheckpoint(grpc::ServerContext* context,
                                                 const grail::v1::SaveCheckpointRequest* request,
                                                 grail::v1::SaveCheckpointResponse* response) {

@@ -36,6 +36,8 @@ class LearnerServiceImpl final : public grail::v1::LearnerService::Service {
                               grail::v1::TrainStepResponse* response) override;
   grpc::Status ComputeValues(grpc::ServerContext* context, const grail::v1::ComputeValuesRequest* request,
                              grail::v1::ComputeValuesResponse* response) override;
+  grpc::Status ScoreSequences(grpc::ServerContext* context, const grail::v1::ScoreSequencesRequest* request,
+                              grail::v1::ScoreSequencesResponse* response) override;
   grpc::Status SaveCheckpoint(grpc::ServerContext* context, const grail::v1::SaveCheckpointRequest* request,
                               grail::v1::SaveCheckpointResponse* response) override;
   grpc::Status GetWeights(grpc::ServerContext* context, const grail::v1::GetWeightsRequest* request,

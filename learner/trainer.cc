@@ -88,6 +88,23 @@ class TorchTrainer : public Trainer {
       return response;
     });
   }
+  absl::StatusOr<grail::v1::ScoreSequencesResponse> ScoreSequences(
+      const grail::v1::ScoreSequencesRequest& request) override {
+    return Guarded("score sequences", [&]() -> absl::StatusOr<grail::v1::ScoreSequencesResponse> {
+      absl::MutexLock lock(&mu_);
+      RETURN_IF_ERROR(ReadyLocked());
+      ASSIGN_OR_RETURN(torch::Tensor ids, TokenIds(request.input_ids(), "input_ids", (*model_)->config().vocab_size,
+                                                   (*model_)->config().max_position_embeddings));
+      torch::NoGradGuard no_grad;
+      (*model_)->eval();
+      torch::Tensor max_log_probs;
+      torch::Tensor log_probs = AlignedLogProbs(*model_, ids, nullptr, 1.0, &max_log_probs);
+      grail::v1::ScoreSequencesResponse response;
+      ASSIGN_OR_RETURN(*response.mutable_log_probs(), model::TensorToProto(log_probs));
+      ASSIGN_OR_RETURN(*response.mutable_max_log_probs(), model::TensorToProto(max_log_probs));
+      return response;
+    });
+  }
   absl::StatusOr<grail::v1::TrainStepResponse> TrainStep(const grail::v1::TrainStepRequest& request) override {
     return Guarded("train step", [&] { return TrainStepImpl(request); });
   }

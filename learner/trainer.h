@@ -102,6 +102,10 @@ class Trainer {
   // FAILED_PRECONDITION without a critic.
   virtual absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(
       const grail::v1::ComputeValuesRequest& request) = 0;
+  // The policy's log-probs of each token and of each position's most likely token (no
+  // update): learning-dynamics probes.
+  virtual absl::StatusOr<grail::v1::ScoreSequencesResponse> ScoreSequences(
+      const grail::v1::ScoreSequencesRequest& request) = 0;
 };
 
 }  // namespace grail::learner

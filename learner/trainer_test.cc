@@ -345,6 +345,43 @@ TEST_F(TrainerTest, SupervisedStepsLowerTheLoss) {
   EXPECT_LT(last, first * 0.5);
 }
 
+// ScoreSequences (learning-dynamics probes): per-token log-probs that agree with the
+// supervised loss on the same tokens, each at most the most likely token's, and no update.
+TEST_F(TrainerTest, ScoreSequencesGivesTokenAndArgmaxLogProbsWithoutAnUpdate) {
+  ASSERT_TRUE(trainer_->InitModel(spec_).ok());
+  std::vector<int64_t> ids = {1, 3, 4, 5, 2, 1, 6, 7, 8, 2};
+  std::vector<float> mask = {0, 0, 0, 1, 1, 0, 0, 0, 1, 1};
+  grail::v1::ScoreSequencesRequest score;
+  *score.mutable_input_ids() = Matrix(grail::v1::DTYPE_INT64, 2, 5, ids.data(), 8);
+  auto scored = trainer_->ScoreSequences(score);
+  ASSERT_TRUE(scored.ok()) << scored.status();
+  ASSERT_EQ(scored->log_probs().shape(1), 5);
+  const float* lp = reinterpret_cast<const float*>(scored->log_probs().data().data());
+  const float* top = reinterpret_cast<const float*>(scored->max_log_probs().data().data());
+  double nll = 0;
+  for (int i = 0; i < 10; ++i) {
+    if (i % 5 == 0) {
+      EXPECT_EQ(lp[i], 0.0f);
+      continue;
+    }
+    EXPECT_LT(lp[i], 0.0f);
+    EXPECT_LE(lp[i], top[i] + 1e-6f);
+    EXPECT_GT(top[i], std::log(1.0f / 20) - 1e-6f);  // the argmax is at least uniform
+    nll -= mask[i] * lp[i];
+  }
+  grail::v1::SupervisedStepRequest eval;
+  *eval.mutable_input_ids() = score.input_ids();
+  *eval.mutable_loss_mask() = Matrix(grail::v1::DTYPE_FLOAT32, 2, 5, mask.data(), 4);
+  eval.set_eval_only(true);
+  EXPECT_NEAR(trainer_->SupervisedStep(eval)->metrics().at("sft_loss"), nll / 4, 1e-5);
+  auto again = trainer_->ScoreSequences(score);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->log_probs().data(), scored->log_probs().data());  // nothing moved
+  std::vector<int64_t> bad = {1, 3, 99, 5, 2};
+  *score.mutable_input_ids() = Matrix(grail::v1::DTYPE_INT64, 1, 5, bad.data(), 8);
+  EXPECT_EQ(trainer_->ScoreSequences(score).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 // The warm-up's schedule (linear warm-up, then cosine or linear decay), micro-batch
 // accumulation that takes the same step, and held-out evaluation that takes none.
 TEST_F(TrainerTest, SupervisedScheduleAccumulationAndEvaluation) {

@@ -160,16 +160,24 @@ class Scenario {
   }
 
   std::string Submit(const grail::v1::RunSpec& spec, int at_step, std::function<void()> fault) {
+    return SubmitWhen(
+        spec, [at_step](const grail::v1::StepReport& r) { return r.phase() == "rl" && r.step() >= at_step; },
+        std::move(fault));
+  }
+
+  // The same, calling `fault` at the first report `when` accepts.
+  std::string SubmitWhen(const grail::v1::RunSpec& spec, std::function<bool(const grail::v1::StepReport&)> when,
+                         std::function<void()> fault) {
     auto client = cluster_->NewRunClient();
     auto id = client->Submit(spec);
     EXPECT_TRUE(id.ok()) << id.status();
     if (!id.ok()) return "";
-    watcher_ = std::thread([this, id = *id, at_step, fault = std::move(fault)] {
+    watcher_ = std::thread([this, id = *id, when = std::move(when), fault = std::move(fault)] {
       auto c = cluster_->NewRunClient();
       bool fired = false;
       // The stream ends when the run ends, or breaks when the fault kills the coordinator.
       (void)c->Watch(id, [&](const grail::v1::StepReport& r) {
-        if (!fired && fault && r.phase() == "rl" && r.step() >= at_step) {
+        if (!fired && fault && when(r)) {
           fired = true;
           fault();
           fault_done_ = true;
@@ -324,6 +332,82 @@ TEST(FaultsTest, CoordinatorKilledAndRestartedResumesTheRun) {
   auto runs = client->List();
   ASSERT_TRUE(runs.ok());
   EXPECT_EQ(runs->size(), 1u);
+}
+
+// FaultSpec as three stages: its supervised warm-up, 4 DPO steps on the built-in pairs, then
+// its RL steps.
+grail::v1::RunSpec StagedFaultSpec() {
+  grail::v1::RunSpec spec = FaultSpec();
+  auto* sft = spec.add_stages();
+  sft->set_name("sft");
+  sft->set_kind(grail::v1::STAGE_KIND_SFT);
+  auto* dpo = spec.add_stages();
+  dpo->set_name("dpo");
+  dpo->set_kind(grail::v1::STAGE_KIND_PREFERENCE);
+  dpo->mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_DPO);
+  dpo->mutable_trainer()->set_total_steps(4);
+  auto* rl = spec.add_stages();
+  rl->set_name("rl");
+  rl->set_kind(grail::v1::STAGE_KIND_RL);
+  return spec;
+}
+
+std::string StagedFinalWeights(LocalCluster& cluster, const std::string& id) {
+  auto bytes = model::ReadFileToString(
+      absl::StrFormat("%s/%s/rl/step-%06d/model.safetensors", cluster.data_root(), id, kSteps));
+  EXPECT_TRUE(bytes.ok()) << bytes.status();
+  return bytes.ok() ? *bytes : "";
+}
+
+// A coordinator killed in the middle stage: the restarted one skips the finished sft stage,
+// resumes dpo after its step-2 checkpoint and runs rl; every step is reported once, and the
+// run ends on the bytes of the same staged run left alone.
+TEST(FaultsTest, StagedRunResumesAtItsStageAfterACoordinatorKill) {
+  std::string straight;
+  {
+    auto cluster = StartCluster();
+    ASSERT_NE(cluster, nullptr);
+    auto id = cluster->NewRunClient()->Submit(StagedFaultSpec());
+    ASSERT_TRUE(id.ok()) << id.status();
+    ExpectSucceeded(*cluster, *id);
+    straight = StagedFinalWeights(*cluster, *id);
+  }
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  Scenario s(cluster.get());
+  std::unique_ptr<ServiceProcess> restarted;
+  const std::string id = s.SubmitWhen(
+      StagedFaultSpec(),
+      [](const grail::v1::StepReport& r) { return r.stage() == "dpo" && r.phase() == "preference" && r.step() == 3; },
+      [&] { (void)cluster->coordinator().SignalAndWait(SIGKILL, absl::Seconds(10)); });
+  ASSERT_TRUE(s.WaitForFault(absl::Minutes(2)));
+  auto again = cluster->coordinator().StartAgain();
+  ASSERT_TRUE(again.ok()) << again.status();
+  restarted = std::move(*again);
+  const grail::v1::Run run = ExpectSucceeded(*cluster, id);
+  EXPECT_EQ(run.recoveries(), 1);
+  const auto reports = Reports(*cluster, id);
+  ExpectEveryStepOnce(reports);
+  std::map<std::string, std::map<int64_t, int>> steps;  // stage -> step -> reports
+  bool recovered = false;
+  for (const auto& r : reports) {
+    if (r.phase() == "recovered") {
+      recovered = true;
+      EXPECT_EQ(r.stage(), "dpo");
+    }
+    if (r.phase() == "sft") EXPECT_FALSE(recovered) << "the finished sft stage ran again";
+    if (r.phase() == "preference") ++steps[r.stage()][r.step()];
+    // The kill lands within milliseconds of step 3's report, before step 4's checkpoint;
+    // should it not, dpo is finished and the resumed run starts rl afresh.
+    if (r.phase() == "resume") {
+      EXPECT_EQ(r.stage(), "dpo");
+      EXPECT_EQ(r.metrics().at("resumed_after_step"), 2);
+    }
+  }
+  EXPECT_TRUE(recovered);
+  EXPECT_EQ(steps["dpo"], (std::map<int64_t, int>{{1, 1}, {2, 1}, {3, 1}, {4, 1}}));
+  EXPECT_EQ(run.stage_checkpoints().at("dpo"), id + "/dpo/step-000004");
+  EXPECT_EQ(StagedFinalWeights(*cluster, id), straight);
 }
 
 // A learner killed while it writes a checkpoint leaves a temporary directory, never a

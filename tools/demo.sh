@@ -43,7 +43,22 @@ echo "demo: submitted $run ($SPEC)"
 end=$(date +%s.%N)
 before=$(sed -nE 's/^summary heldout_accuracy_before=(.*)$/\1/p' "$STATE/watch.log")
 after=$(sed -nE 's/^summary heldout_accuracy_after=(.*)$/\1/p' "$STATE/watch.log")
+# A staged run: its stages in the order they reported ("STAGE | ..." lines).
+stages=$(sed -nE 's/^([A-Za-z0-9_.-]+) \| .*/\1/p' "$STATE/watch.log" | uniq)
+if [ -n "$stages" ]; then
+  "$BIN/grailctl" --coordinator="$COORDINATOR" probes "$run" --plot="$STATE/probes.svg" >/dev/null 2>&1 &&
+    echo "demo: learning-dynamics probes drawn in $STATE/probes.svg"
+fi
 cleanup
 trap - EXIT
+if [ -n "$stages" ]; then
+  line="demo: heldout_accuracy"
+  for s in $stages; do
+    acc=$(sed -nE "s/^summary $s\.heldout_accuracy_after=(.*)$/\1/p" "$STATE/watch.log")
+    line+=$(printf ' after_%s=%.3f' "$s" "${acc:-nan}")
+  done
+  printf '%s wall_seconds=%.0f\n' "$line" "$(echo "$end - $start" | bc)"
+  exit 0
+fi
 printf 'demo: heldout_accuracy_before=%.3f heldout_accuracy_after=%.3f wall_seconds=%.0f\n' \
   "$before" "$after" "$(echo "$end - $start" | bc)"

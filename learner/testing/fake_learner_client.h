@@ -83,6 +83,24 @@ class FakeLearnerClient : public ::grail::learner::LearnerClient {
     t->set_data(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
     return r;
   }
+  // Log-probs -0.5 per token and the argmax's -0.25 (column 0: 0); records the request.
+  absl::StatusOr<grail::v1::ScoreSequencesResponse> ScoreSequences(const grail::v1::ScoreSequencesRequest& request) override {
+    {
+      absl::MutexLock lock(&mu_);
+      ++score_calls;
+    }
+    const int64_t B = request.input_ids().shape(0), T = request.input_ids().shape(1);
+    grail::v1::ScoreSequencesResponse r;
+    for (auto [t, value] : {std::pair{r.mutable_log_probs(), -0.5f}, std::pair{r.mutable_max_log_probs(), -0.25f}}) {
+      std::vector<float> v(B * T, value);
+      for (int64_t b = 0; b < B; ++b) v[b * T] = 0;
+      t->set_dtype(grail::v1::DTYPE_FLOAT32);
+      t->add_shape(B);
+      t->add_shape(T);
+      t->set_data(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+    }
+    return r;
+  }
   absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir, const std::string& run_state) override {
     absl::MutexLock lock(&mu_);
     checkpoints_.push_back(dir);
@@ -91,9 +109,12 @@ class FakeLearnerClient : public ::grail::learner::LearnerClient {
   }
   absl::Status WaitUntilServing(absl::Duration) override {
     ++waits;
+    if (never_serving) return absl::UnavailableError("learner 127.0.0.1:2: not serving");
     return absl::OkStatus();
   }
+  int score_calls = 0;  // ScoreSequences calls (guarded by mu_ while counting)
   int fail_at_step = -1;  // TrainStep of this step fails once, UNAVAILABLE (a killed learner)
+  bool never_serving = false;  // WaitUntilServing fails (a learner that does not come back)
   std::atomic<int> waits{0};
   std::vector<grail::v1::InitModelRequest> init_requests() {
     absl::MutexLock lock(&mu_);

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 
+#include "common/status_macros.h"
 #include "reward/reward_client.h"
 #include "reward/reward_scorer.h"
 
@@ -27,6 +28,13 @@ class FakeRewardClient : public ::grail::reward::RewardClient {
       return failure;
     }
     return scorer_->Score(request);
+  }
+  absl::StatusOr<grail::v1::LoadWeightsResponse> LoadRewardModel(const std::string& blob, int64_t version) override {
+    RETURN_IF_ERROR(scorer_->LoadRewardModel(blob, version));
+    grail::v1::LoadWeightsResponse response;
+    response.set_version(version);
+    response.set_bytes_received(static_cast<int64_t>(blob.size()));
+    return response;
   }
 
  private:
