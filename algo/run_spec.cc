@@ -426,12 +426,13 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
     }
   }
   const bool preference = spec.preference().objective() != grail::v1::PREFERENCE_OBJECTIVE_UNSPECIFIED;
-  if (preference && a.group_size() == 0) {
-    // Preference runs sample no groups; evaluation is greedy.
+  const bool sft_only = spec.trainer().total_steps() == 0;
+  if ((preference || sft_only) && a.group_size() == 0) {
+    // Preference runs and supervised training alone sample no groups; evaluation is greedy.
   } else if (estimator->group_relative && a.group_size() < 2) {
     return Bad("algorithm.group_size", absl::StrCat("must be >= 2 for ", name, ", got ", a.group_size()));
   }
-  if (a.group_size() < 1 && !preference) return Bad("algorithm.group_size", "must be >= 1");
+  if (a.group_size() < 1 && !preference && !sft_only) return Bad("algorithm.group_size", "must be >= 1");
   if (!d.pairs_path().empty() && !preference) {
     return Bad("dataset.pairs_path", "needs preference.objective (a preference run)");
   }

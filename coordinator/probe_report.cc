@@ -21,8 +21,7 @@ double MeanArgmax(const grail::v1::ProbeRecord& r) {
 
 // The x position of each record: its step plus the last step of every stage before its
 // own (stages in the order they first appear).
-std::vector<double> CumulativeSteps(const std::vector<grail::v1::ProbeRecord>& records,
-                                    std::vector<std::pair<double, std::string>>* boundaries) {
+std::vector<double> CumulativeSteps(const std::vector<grail::v1::ProbeRecord>& records) {
   std::vector<std::string> order;
   std::map<std::string, int64_t> last_step;
   for (const auto& r : records) {
@@ -33,7 +32,6 @@ std::vector<double> CumulativeSteps(const std::vector<grail::v1::ProbeRecord>& r
   double at = 0;
   for (const auto& s : order) {
     offset[s] = at;
-    if (boundaries != nullptr) boundaries->push_back({at, s});
     at += static_cast<double>(last_step[s]);
   }
   std::vector<double> x;
@@ -80,47 +78,46 @@ const char* Colour(const std::string& type) {
   return it == colours.end() ? "#666666" : it->second;
 }
 
-// One panel: for each response type, a line through the means at each x and a band of
-// one standard error.
-void Panel(const std::vector<grail::v1::ProbeRecord>& records, const std::vector<double>& xs,
-           double (*value)(const grail::v1::ProbeRecord&), const std::string& label, double top, double height,
-           const std::vector<std::pair<double, std::string>>& boundaries, std::string* svg) {
-  constexpr double kLeft = 70, kWidth = 620;
+// One panel at (left, top): for each response type, a line through the mean over probes at
+// each step and a band of one standard error, on the panel's own scale.
+void Panel(const std::vector<const grail::v1::ProbeRecord*>& records, double (*value)(const grail::v1::ProbeRecord&),
+           const std::string& y_label, const std::string& title, double left, double top, double width,
+           double height, std::string* svg) {
   std::map<std::string, std::map<double, std::vector<double>>> series;
-  for (size_t i = 0; i < records.size(); ++i) series[records[i].response_type()][xs[i]].push_back(value(records[i]));
-  double x_max = 1, y_min = std::numeric_limits<double>::infinity(), y_max = -y_min;
+  for (const auto* r : records) series[r->response_type()][static_cast<double>(r->step())].push_back(value(*r));
+  double x_min = std::numeric_limits<double>::infinity(), x_max = -x_min;
+  double y_min = x_min, y_max = -x_min;
   std::map<std::string, std::vector<std::pair<double, Stats>>> points;
   for (const auto& [type, by_x] : series) {
     for (const auto& [x, values] : by_x) {
       const Stats s = MeanAndSe(values);
       points[type].push_back({x, s});
+      x_min = std::min(x_min, x);
       x_max = std::max(x_max, x);
       y_min = std::min(y_min, s.mean - s.se);
       y_max = std::max(y_max, s.mean + s.se);
     }
   }
-  if (!std::isfinite(y_min)) y_min = 0, y_max = 1;
+  if (!std::isfinite(x_min)) x_min = 0, x_max = 1, y_min = 0, y_max = 1;
+  if (x_max - x_min < 1e-9) x_max = x_min + 1;
   if (y_max - y_min < 1e-9) y_min -= 0.5, y_max += 0.5;
-  auto px = [&](double x) { return kLeft + kWidth * x / x_max; };
+  auto px = [&](double x) { return left + width * (x - x_min) / (x_max - x_min); };
   auto py = [&](double y) { return top + height - height * (y - y_min) / (y_max - y_min); };
   absl::StrAppend(svg, absl::StrFormat(
                            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#999\"/>\n",
-                           kLeft, top, kWidth, height));
-  absl::StrAppend(svg, absl::StrFormat("<text x=\"12\" y=\"%.1f\" font-size=\"12\" transform=\"rotate(-90 12 %.1f)\" "
-                                       "text-anchor=\"middle\">%s</text>\n",
-                                       top + height / 2, top + height / 2, Escape(label)));
+                           left, top, width, height));
+  if (!title.empty()) {
+    absl::StrAppend(svg, absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\">%s</text>\n",
+                                         left + width / 2, top - 6, Escape(title)));
+  }
+  if (!y_label.empty()) {
+    absl::StrAppend(svg, absl::StrFormat("<text x=\"14\" y=\"%.1f\" font-size=\"12\" transform=\"rotate(-90 14 %.1f)\" "
+                                         "text-anchor=\"middle\">%s</text>\n",
+                                         top + height / 2, top + height / 2, Escape(y_label)));
+  }
   for (double y : {y_min, (y_min + y_max) / 2, y_max}) {
     absl::StrAppend(svg, absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\">%.3g</text>\n",
-                                         kLeft - 4, py(y) + 3, y));
-  }
-  for (const auto& [x, stage] : boundaries) {
-    absl::StrAppend(svg, absl::StrFormat("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#bbb\" "
-                                         "stroke-dasharray=\"4 3\"/>\n",
-                                         px(x), top, px(x), top + height));
-    if (!stage.empty()) {
-      absl::StrAppend(svg, absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#777\">%s</text>\n",
-                                           px(x) + 3, top + 11, Escape(stage)));
-    }
+                                         left - 4, py(y) + 3, y));
   }
   for (const auto& [type, pts] : points) {
     std::vector<std::string> upper, lower, line;
@@ -134,8 +131,9 @@ void Panel(const std::vector<grail::v1::ProbeRecord>& records, const std::vector
     absl::StrAppend(svg, absl::StrFormat("<polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"/>\n",
                                          absl::StrJoin(line, " "), Colour(type)));
   }
-  absl::StrAppend(svg, absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\">step %.0f</text>\n",
-                                       kLeft + kWidth, top + height + 13, x_max));
+  absl::StrAppend(svg, absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">step %.0f</text>\n"
+                                       "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\">%.0f</text>\n",
+                                       left, top + height + 13, x_min, left + width, top + height + 13, x_max));
 }
 
 double LogProb(const grail::v1::ProbeRecord& r) { return r.log_prob(); }
@@ -146,7 +144,7 @@ std::string ProbesCsv(const std::vector<grail::v1::ProbeRecord>& records) {
   std::string out =
       "stage,step,x,probe,response_type,variant,log_prob,tokens,mean_token_log_prob,mean_argmax_prob,"
       "token_log_probs,argmax_probs\n";
-  const std::vector<double> xs = CumulativeSteps(records, nullptr);
+  const std::vector<double> xs = CumulativeSteps(records);
   for (size_t i = 0; i < records.size(); ++i) {
     const auto& r = records[i];
     const int n = r.token_log_probs_size();
@@ -160,29 +158,44 @@ std::string ProbesCsv(const std::vector<grail::v1::ProbeRecord>& records) {
 }
 
 std::string ProbesSvg(const std::vector<grail::v1::ProbeRecord>& records, const std::string& title) {
-  std::vector<std::pair<double, std::string>> boundaries;
-  const std::vector<double> xs = CumulativeSteps(records, &boundaries);
-  constexpr double kPanel = 220;
-  std::string svg =
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"860\" height=\"560\" font-family=\"sans-serif\">\n"
-      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  absl::StrAppend(&svg, absl::StrFormat("<text x=\"380\" y=\"20\" font-size=\"14\" text-anchor=\"middle\">%s</text>\n",
-                                        Escape(title)));
-  Panel(records, xs, &LogProb, "summed log-prob", 40, kPanel, boundaries, &svg);
-  Panel(records, xs, &MeanArgmax, "argmax-token probability", 40 + kPanel + 40, kPanel, boundaries, &svg);
+  // One column per stage (in the order they first appear), each on its own scale: a stage
+  // from scratch moves log-probs by tens of nats, a preference stage by a few.
+  std::vector<std::string> stages;
+  std::map<std::string, std::vector<const grail::v1::ProbeRecord*>> by_stage;
+  for (const auto& r : records) {
+    if (!by_stage.count(r.stage())) stages.push_back(r.stage());
+    by_stage[r.stage()].push_back(&r);
+  }
+  constexpr double kLeft = 80, kPanelWidth = 300, kGap = 60, kPanelHeight = 200, kTop = 60;
+  const double legend = kLeft + stages.size() * (kPanelWidth + kGap);
+  std::string svg = absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\">\n"
+      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+      legend + 190, kTop + 2 * kPanelHeight + 90);
+  absl::StrAppend(&svg, absl::StrFormat("<text x=\"%.1f\" y=\"22\" font-size=\"14\" text-anchor=\"middle\">%s</text>\n",
+                                        legend / 2, Escape(title)));
+  for (size_t i = 0; i < stages.size(); ++i) {
+    const double left = kLeft + i * (kPanelWidth + kGap);
+    const std::string name = stages[i].empty() ? "run" : absl::StrCat("stage ", stages[i]);
+    Panel(by_stage[stages[i]], &LogProb, i == 0 ? "summed log-prob" : "", name, left, kTop, kPanelWidth, kPanelHeight,
+          &svg);
+    Panel(by_stage[stages[i]], &MeanArgmax, i == 0 ? "argmax-token probability" : "", "", left,
+          kTop + kPanelHeight + 40, kPanelWidth, kPanelHeight, &svg);
+  }
   // The legend: one entry per response type present.
   std::map<std::string, bool> types;
   for (const auto& r : records) types[r.response_type()] = true;
-  double y = 60;
+  double y = kTop + 10;
   for (const auto& [type, unused] : types) {
-    absl::StrAppend(&svg, absl::StrFormat("<rect x=\"705\" y=\"%.1f\" width=\"14\" height=\"4\" fill=\"%s\"/>\n", y - 4,
-                                          Colour(type)));
-    absl::StrAppend(&svg, absl::StrFormat("<text x=\"724\" y=\"%.1f\" font-size=\"11\">%s</text>\n", y, Escape(type)));
+    absl::StrAppend(&svg, absl::StrFormat("<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"4\" fill=\"%s\"/>\n", legend,
+                                          y - 4, Colour(type)));
+    absl::StrAppend(&svg, absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">%s</text>\n", legend + 19, y,
+                                          Escape(type)));
     y += 18;
   }
-  absl::StrAppend(&svg, absl::StrFormat("<text x=\"705\" y=\"%.1f\" font-size=\"10\" fill=\"#777\">mean over probes,</text>\n"
-                                        "<text x=\"705\" y=\"%.1f\" font-size=\"10\" fill=\"#777\">band: 1 standard error</text>\n",
-                                        y + 6, y + 19));
+  absl::StrAppend(&svg, absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#777\">mean over probes,</text>\n"
+                                        "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#777\">band: 1 standard error</text>\n",
+                                        legend, y + 6, legend, y + 19));
   absl::StrAppend(&svg, "</svg>\n");
   return svg;
 }

@@ -16,9 +16,9 @@ namespace grail::coordinator {
 // per-token log-probs and argmax probabilities (';'-separated).
 std::string ProbesCsv(const std::vector<grail::v1::ProbeRecord>& records);
 
-// Two panels over steps (counted across stages, stage boundaries marked): the summed
-// log-prob and the mean argmax-token probability of each response type, averaged over the
-// probes with a band of one standard error either side.
+// One column of two panels per stage, each on its own scale: over the stage's steps, the
+// summed log-prob and the mean argmax-token probability of each response type, averaged
+// over the probes with a band of one standard error either side.
 std::string ProbesSvg(const std::vector<grail::v1::ProbeRecord>& records, const std::string& title);
 
 }  // namespace grail::coordinator

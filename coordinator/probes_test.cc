@@ -102,7 +102,7 @@ grail::v1::ProbeRecord Record(const std::string& stage, int step, int probe, con
   return r;
 }
 
-TEST(ProbeReportTest, CsvCountsStepsAcrossStagesAndSvgDrawsOneCurvePerResponseType) {
+TEST(ProbeReportTest, CsvCountsStepsAcrossStagesAndSvgDrawsOneCurvePerResponseTypeAndStage) {
   std::vector<grail::v1::ProbeRecord> records = {
       Record("sft", 0, 0, "chosen", -4), Record("sft", 0, 1, "chosen", -6), Record("sft", 10, 0, "chosen", -2),
       Record("sft", 10, 0, "rejected", -5), Record("dpo", 0, 0, "chosen", -2), Record("dpo", 5, 0, "rejected", -9)};
@@ -112,11 +112,12 @@ TEST(ProbeReportTest, CsvCountsStepsAcrossStagesAndSvgDrawsOneCurvePerResponseTy
   const std::string svg = ProbesSvg(records, "probes of <run>");
   EXPECT_THAT(svg, HasSubstr("<svg"));
   EXPECT_THAT(svg, HasSubstr("probes of &lt;run&gt;"));
-  // Two panels, two response types: four curves and four bands; the dpo stage is marked.
+  // Two stages of two panels, two response types each: eight curves; the stages are named.
   size_t curves = 0;
   for (size_t at = svg.find("<polyline"); at != std::string::npos; at = svg.find("<polyline", at + 1)) ++curves;
-  EXPECT_EQ(curves, 4u);
-  EXPECT_THAT(svg, HasSubstr(">dpo</text>"));
+  EXPECT_EQ(curves, 8u);
+  EXPECT_THAT(svg, HasSubstr(">stage sft</text>"));
+  EXPECT_THAT(svg, HasSubstr(">stage dpo</text>"));
 }
 
 }  // namespace

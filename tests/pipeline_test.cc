@@ -1,14 +1,16 @@
 // A staged run end to end with learning-dynamics probes: the demo's model and task, an sft
 // stage (warm-up to 0.3 greedy held-out accuracy), then 30 DPO steps on the task's own
-// pairs, one run through every service. 32 probes (training problems with their pair, two
+// pairs, one run through every service. 64 probes (training problems with their pair, two
 // paraphrases of each response, an unrelated answer and the model's own greedy answer) are
 // recorded every 5 steps of each stage. The known effects must show, each by more than two
 // standard errors over the probes:
 //   - under SFT, the chosen answers' paraphrases rise with them;
-//   - under DPO, the rejected answers fall, while the probability of the most likely token
-//     at their positions rises (the squeezing effect). The chosen answers may fall too; the
-//     test prints what they did.
+//   - under DPO, the rejected answers fall, while at their positions where the rejected
+//     token is not the most likely one, the most likely token's probability rises (the
+//     squeezing effect: the mass pushed off the rejected token goes to the argmax). The
+//     chosen answers may fall too; the test prints what they did.
 // The records are written as CSV and drawn as SVG (build/tests/pipeline_probes.{csv,svg}).
+#include <cmath>
 #include <fstream>
 #include <map>
 
@@ -36,7 +38,7 @@ Change ChangeOver(const std::vector<grail::v1::ProbeRecord>& records, const std:
   }
   std::map<int, std::pair<std::vector<double>, std::vector<double>>> by_probe;
   for (const auto& r : records) {
-    if (r.stage() != stage || r.response_type() != type) continue;
+    if (r.stage() != stage || (!type.empty() && r.response_type() != type)) continue;
     if (r.step() == first) by_probe[r.probe()].first.push_back(value(r));
     if (r.step() == last) by_probe[r.probe()].second.push_back(value(r));
   }
@@ -47,6 +49,41 @@ Change ChangeOver(const std::vector<grail::v1::ProbeRecord>& records, const std:
   };
   Change c;
   for (const auto& [probe, ends] : by_probe) c.deltas.push_back(mean(ends.second) - mean(ends.first));
+  return c;
+}
+
+// The squeezing effect, per probe: at the positions of a `type` response where its token is
+// not the policy's most likely one at the stage's first recording (the positions a negative
+// gradient pushes the token down), the change of the most likely token's probability from
+// the first recording to the last.
+Change SqueezeOver(const std::vector<grail::v1::ProbeRecord>& records, const std::string& stage,
+                   const std::string& type) {
+  int64_t first = -1, last = -1;
+  for (const auto& r : records) {
+    if (r.stage() != stage) continue;
+    if (first < 0 || r.step() < first) first = r.step();
+    last = std::max(last, r.step());
+  }
+  std::map<std::pair<int, int>, const grail::v1::ProbeRecord*> start, end;
+  for (const auto& r : records) {
+    if (r.stage() != stage || r.response_type() != type) continue;
+    if (r.step() == first) start[{r.probe(), r.variant()}] = &r;
+    if (r.step() == last) end[{r.probe(), r.variant()}] = &r;
+  }
+  Change c;
+  for (const auto& [key, a] : start) {
+    auto it = end.find(key);
+    if (it == end.end() || it->second->argmax_probs_size() != a->argmax_probs_size()) continue;
+    double before = 0, after = 0;
+    int n = 0;
+    for (int t = 0; t < a->argmax_probs_size(); ++t) {
+      if (a->token_log_probs(t) >= std::log(a->argmax_probs(t)) - 1e-3) continue;  // the token is the argmax
+      before += a->argmax_probs(t);
+      after += it->second->argmax_probs(t);
+      ++n;
+    }
+    if (n > 0) c.deltas.push_back((after - before) / n);
+  }
   return c;
 }
 
@@ -62,7 +99,7 @@ TEST(PipelineTest, SftThenDpoShowsTheKnownLearningDynamics) {
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   grail::v1::RunSpec spec = ParseLearningSpec(LearningSpecYaml(TestSeed(), /*target=*/0.3) + R"(
 name: pipeline
-probes: {every: 5, size: 32}
+probes: {every: 5, size: 64}
 stages:
   - {name: sft, kind: sft}
   - {name: dpo, kind: preference, preference: {objective: dpo, beta: 0.1},
@@ -103,10 +140,14 @@ stages:
   for (const Claim& c : {Claim{"sft", "chosen", &LogProb, +1, "log-prob"},
                          Claim{"sft", "chosen_paraphrase", &LogProb, +1, "log-prob"},
                          Claim{"dpo", "rejected", &LogProb, -1, "log-prob"},
-                         Claim{"dpo", "rejected", &ArgmaxProb, +1, "argmax-token probability"},
+                         Claim{"dpo", "rejected", &ArgmaxProb, 0, "argmax-token probability"},
                          Claim{"dpo", "chosen", &LogProb, 0, "log-prob"},
                          Claim{"dpo", "chosen_paraphrase", &LogProb, 0, "log-prob"},
-                         Claim{"dpo", "greedy", &LogProb, 0, "log-prob"}}) {
+                         Claim{"dpo", "greedy", &LogProb, 0, "log-prob"},
+                         Claim{"dpo", "chosen", &ArgmaxProb, 0, "argmax-token probability"},
+                         Claim{"dpo", "greedy", &ArgmaxProb, 0, "argmax-token probability"},
+                         Claim{"dpo", "unrelated", &ArgmaxProb, 0, "argmax-token probability"},
+                         Claim{"dpo", "", &ArgmaxProb, 0, "argmax-token probability (every response)"}}) {
     const MeanSe m = MeanAndSe(ChangeOver(*records, c.stage, c.type, c.value).deltas);
     std::cout << "pipeline probes: " << c.stage << " " << c.type << " " << c.what << " change " << m.mean << " (se "
               << m.se << ")" << std::endl;
@@ -114,6 +155,12 @@ stages:
       EXPECT_GT(c.sign * m.mean, 2 * m.se) << c.stage << " " << c.type << " " << c.what;
     }
   }
+  // The squeezing effect: where DPO pushes a rejected token down that is not the most likely
+  // one, the most likely token gains.
+  const MeanSe squeeze = MeanAndSe(SqueezeOver(*records, "dpo", "rejected").deltas);
+  std::cout << "pipeline probes: dpo rejected argmax-token probability at non-argmax positions change "
+            << squeeze.mean << " (se " << squeeze.se << ")" << std::endl;
+  EXPECT_GT(squeeze.mean, 2 * squeeze.se) << "the squeezing effect";
 }
 
 }  // namespace
