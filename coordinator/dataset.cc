@@ -51,7 +51,9 @@ absl::StatusOr<Splits> MakeArithmeticSplits(const ArithmeticOptions& o) {
   }
   auto make = [&](int64_t code) {
     const int64_t a = code / limit, b = code % limit;
-    return Problem{absl::StrCat(a, "+", b, "="), absl::StrCat(a + b), "math", ""};
+    // No verifier of its own: the run's reward.verifier (math by default; rm for RLHF
+    // against a reward model) scores it.
+    return Problem{absl::StrCat(a, "+", b, "="), absl::StrCat(a + b), "", ""};
   };
   std::vector<Problem> h, t;
   for (int64_t i = 0; i < heldout; ++i) h.push_back(make(codes[i]));

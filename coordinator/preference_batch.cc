@@ -9,9 +9,22 @@
 namespace grail::coordinator {
 
 absl::StatusOr<std::vector<PreferenceRow>> ArithmeticPairs(const Dataset& problems, const tokenizer::Tokenizer& tok,
-                                                           uint64_t seed) {
+                                                           uint64_t seed, PairStyle style) {
   std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> offset(1, 9), sign(0, 1);
+  std::uniform_int_distribution<int> offset(1, 9), sign(0, 1), digit(0, 9), kind(0, 3);
+  // A malformed or unrelated wrong answer, never the answer itself.
+  auto malformed = [&](const std::string& answer) {
+    for (;;) {
+      std::string wrong;
+      switch (kind(rng)) {
+        case 0: wrong = absl::StrCat(answer, digit(rng)); break;
+        case 1: wrong = answer.size() > 1 ? answer.substr(0, answer.size() - 1) : absl::StrCat(digit(rng), answer); break;
+        case 2: wrong = std::string(answer.rbegin(), answer.rend()); break;
+        default: wrong = absl::StrCat(std::uniform_int_distribution<int>(0, 999)(rng)); break;
+      }
+      if (wrong != answer) return wrong;
+    }
+  };
   std::vector<PreferenceRow> out;
   out.reserve(problems.size());
   auto completion = [&](const std::string& text) -> absl::StatusOr<std::vector<int>> {
@@ -22,8 +35,10 @@ absl::StatusOr<std::vector<PreferenceRow>> ArithmeticPairs(const Dataset& proble
   };
   for (const Problem& p : problems.problems()) {
     const int64_t answer = std::stoll(p.answer);
-    int64_t wrong = answer + (sign(rng) ? 1 : -1) * offset(rng);
-    if (wrong < 0) wrong = answer + offset(rng);
+    int64_t near = answer + (sign(rng) ? 1 : -1) * offset(rng);
+    if (near < 0) near = answer + offset(rng);
+    std::vector<std::string> wrongs = {absl::StrCat(near)};
+    if (style == PairStyle::kVaried) wrongs.push_back(malformed(p.answer));
     PreferenceRow row;
     auto prompt = tok.Encode(p.prompt);
     if (!prompt.ok()) return prompt.status();
@@ -31,11 +46,13 @@ absl::StatusOr<std::vector<PreferenceRow>> ArithmeticPairs(const Dataset& proble
     row.prompt.insert(row.prompt.end(), prompt->begin(), prompt->end());
     auto chosen = completion(p.answer);
     if (!chosen.ok()) return chosen.status();
-    auto rejected = completion(absl::StrCat(wrong));
-    if (!rejected.ok()) return rejected.status();
     row.chosen = std::move(*chosen);
-    row.rejected = std::move(*rejected);
-    out.push_back(std::move(row));
+    for (const std::string& wrong : wrongs) {
+      auto rejected = completion(wrong);
+      if (!rejected.ok()) return rejected.status();
+      row.rejected = std::move(*rejected);
+      out.push_back(row);
+    }
   }
   return out;
 }

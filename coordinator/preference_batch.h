@@ -14,10 +14,21 @@
 
 namespace grail::coordinator {
 
+// Which wrong answers the built-in task's pairs reject.
+enum class PairStyle {
+  // One pair per problem: the answer plus a seeded offset of 1 to 9 either way (never
+  // negative). The preference objectives' pairs.
+  kNearMiss,
+  // Two pairs per problem: a near miss as above, and a malformed or unrelated answer (a digit
+  // added, a digit dropped, the digits reversed, or a random number). A reward model's
+  // pairs: it scores whatever a policy samples, not only near misses.
+  kVaried,
+};
+
 // Pairs from the built-in task: for each problem the correct answer is chosen and a wrong
-// one (the answer plus a seeded offset of 1 to 9 either way, never negative) rejected.
+// one (as `style` says) rejected.
 absl::StatusOr<std::vector<PreferenceRow>> ArithmeticPairs(const Dataset& problems, const tokenizer::Tokenizer& tok,
-                                                           uint64_t seed);
+                                                           uint64_t seed, PairStyle style = PairStyle::kNearMiss);
 
 // A seeded shuffle of `all` into training and held-out pairs (heldout 0:
 // algo::DefaultHeldoutSize). INVALID_ARGUMENT when nothing is left to train on.

@@ -1,6 +1,8 @@
 #include "coordinator/preference_batch.h"
 
 #include <cstring>
+
+#include "absl/strings/str_cat.h"
 #include <set>
 
 #include "gmock/gmock.h"
@@ -33,6 +35,32 @@ TEST(PreferenceBatchTest, ArithmeticPairsPreferTheCorrectSum) {
     EXPECT_GE(wrong, 0);
     EXPECT_LE(std::abs(wrong - right), 9);
   }
+}
+
+// A reward model's pairs: each problem's near miss (the same as the preference objectives'
+// pairs) and a malformed or unrelated answer.
+TEST(PreferenceBatchTest, VariedPairsAddAMalformedAnswerToEachNearMiss) {
+  auto tok = std::move(*tokenizer::NewTokenizer("char"));
+  std::vector<Problem> list;
+  for (int i = 0; i < 50; ++i) list.push_back(Problem{absl::StrCat(i, "+", i, "="), absl::StrCat(2 * i), "", ""});
+  Dataset problems(list);
+  auto near = ArithmeticPairs(problems, *tok, 3);
+  auto varied = ArithmeticPairs(problems, *tok, 3, PairStyle::kVaried);
+  ASSERT_TRUE(near.ok() && varied.ok());
+  ASSERT_EQ(varied->size(), 2 * near->size());
+  int far = 0;
+  for (size_t i = 0; i < problems.size(); ++i) {
+    const auto& first = (*varied)[2 * i];
+    const auto& second = (*varied)[2 * i + 1];
+    EXPECT_EQ(tok->Decode(first.chosen), problems.Get(i).answer);
+    EXPECT_EQ(second.chosen, first.chosen);
+    const std::string wrong = tok->Decode(second.rejected);
+    EXPECT_NE(wrong, problems.Get(i).answer);
+    EXPECT_EQ(second.rejected.back(), tok->eos_id());
+    far += std::abs(std::stoll(wrong) - std::stoll(problems.Get(i).answer)) > 9 ||
+           wrong.size() != problems.Get(i).answer.size();
+  }
+  EXPECT_GT(far, 25);  // mostly not near misses
 }
 
 TEST(PreferenceBatchTest, RequestsPutChosenThenRejectedWithCompletionMasks) {

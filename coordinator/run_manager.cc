@@ -146,8 +146,11 @@ absl::StatusOr<RunData> LoadData(const grail::v1::RunSpec& spec, const std::stri
     } else if (!d.builtin().empty()) {
       // The built-in task's own pairs: training pairs from the training problems, held-out
       // pairs from the held-out ones.
-      ASSIGN_OR_RETURN(splits.pairs, ArithmeticPairs(splits.train, *tok, MixSeed(d.seed(), 11)));
-      ASSIGN_OR_RETURN(splits.heldout_pairs, ArithmeticPairs(splits.heldout, *tok, MixSeed(d.seed(), 12)));
+      const PairStyle style = spec.preference().objective() == grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL
+                                  ? PairStyle::kVaried
+                                  : PairStyle::kNearMiss;
+      ASSIGN_OR_RETURN(splits.pairs, ArithmeticPairs(splits.train, *tok, MixSeed(d.seed(), 11), style));
+      ASSIGN_OR_RETURN(splits.heldout_pairs, ArithmeticPairs(splits.heldout, *tok, MixSeed(d.seed(), 12), style));
     } else {
       return absl::InvalidArgumentError("dataset.pairs_path: a preference run over a JSONL dataset needs its pairs");
     }
@@ -162,7 +165,8 @@ absl::StatusOr<RunData> LoadData(const grail::v1::RunSpec& spec, const std::stri
     } else if (!d.builtin().empty()) {
       // The pairs a preference run over the built-in task trains on (the same seed).
       std::vector<PreferenceRow> pairs = splits.pairs;
-      if (pairs.empty() || !d.pairs_path().empty()) {
+      if (pairs.empty() || !d.pairs_path().empty() ||
+          spec.preference().objective() == grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL) {
         ASSIGN_OR_RETURN(pairs, ArithmeticPairs(splits.train, *tok, MixSeed(d.seed(), 11)));
       }
       ASSIGN_OR_RETURN(splits.probes, ArithmeticProbes(splits.train, pairs, *tok, probes.size() > 0 ? probes.size() : 16));

@@ -75,6 +75,9 @@ class TorchRewardModel : public RewardModel {
       auto ids = tokenizer_->Encode(texts[i]);
       if (!ids.ok()) return absl::InvalidArgumentError(absl::StrCat("items[", i, "]: ", ids.status().message()));
       if (tokenizer_->bos_id() >= 0) ids->insert(ids->begin(), tokenizer_->bos_id());
+      // Scored as a finished response, at its EOS: the reward_model objective trains on
+      // completions that end in EOS and reads the score there.
+      if (tokenizer_->eos_id() >= 0) ids->push_back(tokenizer_->eos_id());
       if (static_cast<int64_t>(ids->size()) > context) {
         return absl::InvalidArgumentError(absl::StrCat("items[", i, "]: ", ids->size(),
                                                        " tokens exceed the reward model context ", context));

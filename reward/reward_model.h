@@ -18,8 +18,9 @@ class RewardModel {
   // blob's metadata may name its tokenizer (model::kTokenizerMetadataKey: a directory under
   // the scorer's data root, or "char", the default); its vocabulary must fit the model's.
   virtual absl::Status Load(std::string blob, int64_t version) = 0;
-  // One scalar per text: the value head at the text's last token (the model's tokenizer,
-  // its BOS first when it has one). FAILED_PRECONDITION when no model is loaded.
+  // One scalar per text, read as a finished response: the value head at the EOS after the
+  // text's tokens (the model's tokenizer, its BOS first and EOS last when it has them), where
+  // the reward_model objective reads its scores. FAILED_PRECONDITION when no model is loaded.
   virtual absl::StatusOr<std::vector<double>> Score(const std::vector<std::string>& texts) = 0;
 };
 

@@ -26,7 +26,9 @@ model::CausalLm ValueModel(bool value_head, int vocab = 98) {
   return m;
 }
 
-TEST(RewardModelTest, ScoresTheValueHeadAtTheLastToken) {
+// A text is scored as a finished response: BOS, its tokens, EOS, and the value head at the
+// EOS (where the reward_model objective reads its scores).
+TEST(RewardModelTest, ScoresTheValueHeadAtTheEosAfterTheText) {
   model::CausalLm m = ValueModel(true);
   auto rm = NewTorchRewardModel();
   EXPECT_EQ(rm->Score({"x"}).status().code(), absl::StatusCode::kFailedPrecondition);
@@ -39,6 +41,7 @@ TEST(RewardModelTest, ScoresTheValueHeadAtTheLastToken) {
   for (size_t i = 0; i < texts.size(); ++i) {
     auto ids = *tok.Encode(texts[i]);
     ids.insert(ids.begin(), tokenizer::CharTokenizer::kBos);
+    ids.push_back(tok.eos_id());
     auto t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0);
     auto valid = torch::ones_like(t, torch::kBool);
     auto v = m->Values(m->Hidden(t, model::PositionsFromValid(valid), valid));
@@ -62,6 +65,7 @@ TEST(RewardModelTest, ScoresThroughTheTokenizerItsBlobNames) {
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < texts.size(); ++i) {
     auto ids = *(*qwen)->Encode(texts[i]);  // Qwen3 has no BOS
+    if ((*qwen)->eos_id() >= 0) ids.push_back((*qwen)->eos_id());
     auto t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0);
     auto valid = torch::ones_like(t, torch::kBool);
     auto v = m->Values(m->Hidden(t, model::PositionsFromValid(valid), valid));

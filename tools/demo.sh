@@ -13,6 +13,7 @@ set -euo pipefail
 BUILD_DIR=${1:-build}
 SPEC=${2:-deploy/demo/arithmetic.yaml}
 BIN="$(cd "$BUILD_DIR/bin" && pwd)"
+REPO="$(pwd)"
 STATE=$(mktemp -d /tmp/grail-demo.XXXXXX)
 
 cleanup() { deploy/local/cluster.sh stop "$STATE" >/dev/null 2>&1 || true; }
@@ -22,7 +23,9 @@ start=$(date +%s.%N)
 extra=()
 if [ -n "${PROMETHEUS_PORT:-}" ]; then extra+=(--prometheus="$PROMETHEUS_PORT"); fi
 if [ -n "${LEARNER_RANKS:-}" ]; then extra+=(--learner_ranks="$LEARNER_RANKS"); fi
-deploy/local/cluster.sh start "$STATE" --bin="$BIN" "${extra[@]}"
+# The services' data root (checkpoints, e.g. a staged run's) is $STATE/data, not the checkout.
+mkdir -p "$STATE/data"
+(cd "$STATE/data" && "$REPO/deploy/local/cluster.sh" start "$STATE" --bin="$BIN" "${extra[@]}")
 # shellcheck disable=SC1091
 source "$STATE/cluster.env"
 echo "demo: logs in $STATE; coordinator metrics at http://$COORDINATOR_METRICS/metrics"
