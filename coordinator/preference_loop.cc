@@ -64,9 +64,9 @@ absl::StatusOr<std::map<std::string, double>> RlLoop::EvaluatePreference() {
   const auto& held = data_.heldout_pairs;
   std::map<std::string, double> out;
   if (held.empty()) return out;
-  // Evaluations are pairs for every objective (kto too); dpo's implicit reward needs the
-  // reference's log-probs.
-  const bool with_ref = spec_.preference().objective() == grail::v1::PREFERENCE_OBJECTIVE_DPO;
+  // Evaluations are pairs for every objective (kto too); the implicit reward of dpo and kto
+  // (log pi/pi_ref) needs the reference's log-probs.
+  const bool with_ref = NeedsReference(spec_.preference());
   constexpr size_t kBatch = 128;
   for (size_t b = 0; b < held.size(); b += kBatch) {
     std::vector<const PreferenceRow*> pairs;

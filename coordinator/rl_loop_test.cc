@@ -101,7 +101,7 @@ TEST_F(RlLoopUnitTest, PreferenceRunsTrainOnPairsWithTheReference) {
         ++eval;
         EXPECT_EQ(r.input_ids().shape(0), 2 * 20);  // every held-out pair, as pairs
         EXPECT_FALSE(r.has_labels());
-        EXPECT_EQ(r.has_ref_log_probs(), objective == grail::v1::PREFERENCE_OBJECTIVE_DPO);
+        EXPECT_EQ(r.has_ref_log_probs(), objective != grail::v1::PREFERENCE_OBJECTIVE_SIMPO);  // implicit rewards
         continue;
       }
       ++train;

@@ -109,6 +109,12 @@ absl::StatusOr<PreferenceObjectiveResult> PreferenceObjective(const grail::v1::P
   pair.rejected_lengths = batch.lengths.slice(0, B, 2 * B).to(seq.scalar_type());
   m["logp_chosen"] = Mean(first);
   m["logp_rejected"] = Mean(second);
+  if (kto && batch.ref.defined()) {
+    // KTO's implicit reward is DPO's, log pi/pi_ref: on held-out pairs, the share it ranks
+    // chosen first.
+    m["reward_accuracy"] =
+        Mean((first - batch.ref.slice(0, 0, B)).gt(second - batch.ref.slice(0, B, 2 * B)).to(torch::kFloat64));
+  }
   if (kto || (spec.objective() == grail::v1::PREFERENCE_OBJECTIVE_DPO && !batch.ref.defined())) return out;
   if (spec.objective() == grail::v1::PREFERENCE_OBJECTIVE_ORPO) {
     auto r = OrpoLoss(spec.lambda(), pair);

@@ -220,6 +220,13 @@ TEST_F(TrainerTest, KtoSeparatesDesirableFromUndesirableRows) {
   auto after = trainer_->PreferenceStep(PreferenceBatch(16, -8, -8, /*eval_only=*/true));
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(after->metrics().at("preference_accuracy"), 1.0);
+  // Its implicit reward, log pi/pi_ref, ranks them too; a reference that favoured the
+  // rejected completion by far more turns the ranking round.
+  EXPECT_EQ(after->metrics().at("reward_accuracy"), 1.0);
+  auto skewed = trainer_->PreferenceStep(PreferenceBatch(16, 50, -50, /*eval_only=*/true));
+  ASSERT_TRUE(skewed.ok());
+  EXPECT_EQ(skewed->metrics().at("preference_accuracy"), 1.0);
+  EXPECT_EQ(skewed->metrics().at("reward_accuracy"), 0.0);
 }
 
 TEST_F(TrainerTest, PreferenceStepRefusesBadInputNamingTheField) {
