@@ -132,7 +132,8 @@ absl::Status RlLoop::Run() {
     if (!data_.probes.empty()) {
       ASSIGN_OR_RETURN(auto start, clients_.learner->GetWeights(version_));
       RETURN_IF_ERROR(weights_->SyncActors(std::make_shared<const learner::LearnerClient::Weights>(std::move(start))));
-      RETURN_IF_ERROR(StartProbes(0));
+      RETURN_IF_ERROR(TakeGreedyProbeResponses());
+      RETURN_IF_ERROR(MaybeRecordProbes(0, /*last=*/true));
     }
     RETURN_IF_ERROR(SupervisedWarmup());
     RETURN_IF_ERROR(CheckCancelled());
@@ -362,12 +363,12 @@ absl::Status RlLoop::LoadRewardModel() {
   return absl::OkStatus();
 }
 
-absl::Status RlLoop::StartProbes(int step) {
+absl::Status RlLoop::TakeGreedyProbeResponses() {
   std::vector<std::vector<int>> prompts;
   for (const auto& p : data_.probes) prompts.push_back(p.prompt);
   ASSIGN_OR_RETURN(std::vector<std::vector<int>> greedy, collector_->GreedyResponses(prompts));
   probe_sequences_ = BuildProbeSequences(data_.probes, greedy);
-  return MaybeRecordProbes(step, /*last=*/true);
+  return absl::OkStatus();
 }
 
 absl::Status RlLoop::MaybeRecordProbes(int step, bool last) {
@@ -455,10 +456,7 @@ absl::StatusOr<int> RlLoop::Resume(const grail::v1::InitModelResponse& init) {
     // The greedy probe responses are the start weights' (the reference's), as in the
     // straight run; the recordings up to the checkpoint are in the run's reports already.
     RETURN_IF_ERROR(weights_->SyncActors(reference_weights));
-    std::vector<std::vector<int>> prompts;
-    for (const auto& p : data_.probes) prompts.push_back(p.prompt);
-    ASSIGN_OR_RETURN(std::vector<std::vector<int>> greedy, collector_->GreedyResponses(prompts));
-    probe_sequences_ = BuildProbeSequences(data_.probes, greedy);
+    RETURN_IF_ERROR(TakeGreedyProbeResponses());
   }
   // Back to the checkpoint being resumed (weights, optimizer state, step count).
   ASSIGN_OR_RETURN(auto resumed, InitLearner(spec_));

@@ -106,9 +106,9 @@ class RlLoop {
   // reward.model: the reward model's checkpoint, through the learner, into the reward
   // scorer's rm verifier (before the run's own model is initialised).
   absl::Status LoadRewardModel();
-  // Probes (spec.probes): the greedy responses with the weights the actors hold, then a
-  // recording at `step`.
-  absl::Status StartProbes(int step);
+  // Probes (spec.probes): each probe's greedy response with the weights the actors hold (the
+  // stage's starting weights), kept as one of the responses recorded.
+  absl::Status TakeGreedyProbeResponses();
   // A recording of every probe response's log-probs under the learner's weights, reported
   // as phase "probe" when `step` is a recording step (every spec.probes.every, and `last`).
   absl::Status MaybeRecordProbes(int step, bool last);
@@ -136,7 +136,7 @@ class RlLoop {
   DatasetCursor preference_cursor_;
   algo::KlController kl_controller_;
   std::string reference_checkpoint_;  // the checkpoint holding the weights RL started from
-  ProbeSequences probe_sequences_;     // with the greedy responses, once StartProbes ran
+  ProbeSequences probe_sequences_;     // with the greedy responses, once TakeGreedyProbeResponses ran
   int64_t version_ = -1;
   std::map<std::string, double> summary_;
   std::chrono::steady_clock::time_point last_step_end_;

@@ -1,5 +1,6 @@
 #include "coordinator/rl_loop.h"
 
+#include <cmath>
 #include <set>
 
 #include "algo/objectives.h"
@@ -69,6 +70,42 @@ class RlLoopUnitTest : public ::testing::Test {
   ServiceClients clients_;
   grail::v1::RunSpec spec_;
 };
+
+// Probes are recorded at the start (with each probe's greedy response), every `every` steps
+// of the warm-up and of the run, and at each one's end, before the step's checkpoint.
+TEST_F(RlLoopUnitTest, ProbesAreRecordedAtTheStartEveryKStepsAndAtTheEnd) {
+  spec_.mutable_probes()->set_every(2);
+  spec_.mutable_trainer()->set_sft_steps(3);
+  spec_.mutable_trainer()->set_total_steps(4);
+  spec_.mutable_trainer()->set_checkpoint_every(2);
+  Splits splits = PreferenceSplits();
+  auto tok = std::move(*tokenizer::NewTokenizer("char"));
+  splits.probes = *ArithmeticProbes(splits.train, splits.pairs, *tok, 3);
+  std::vector<grail::v1::StepReport> reports;
+  RlLoop loop("run-probes", spec_, splits, clients_, &metrics_,
+              [&](const grail::v1::StepReport& r) { reports.push_back(r); }, &cancelled_);
+  ASSERT_TRUE(loop.Run().ok());
+  std::vector<int> seen;  // the steps recorded
+  for (size_t i = 0; i < reports.size(); ++i) {
+    if (reports[i].phase() != "probe") continue;
+    seen.push_back(static_cast<int>(reports[i].step()));
+    // 3 probes x (chosen, rejected, 2 + 2 paraphrases, unrelated, greedy).
+    ASSERT_EQ(reports[i].probes_size(), 3 * 8);
+    EXPECT_EQ(reports[i].probes(7).response_type(), "greedy");
+    double chosen = 0;  // the fake learner's -0.5 per token, averaged over the 3 probes
+    for (const auto& p : reports[i].probes()) chosen += p.response_type() == "chosen" ? -0.5 * p.token_log_probs_size() / 3 : 0;
+    EXPECT_NEAR(reports[i].metrics().at("probe_chosen_log_prob"), chosen, 1e-9);
+    EXPECT_NEAR(reports[i].metrics().at("probe_rejected_argmax_prob"), std::exp(-0.25), 1e-6);
+  }
+  // Start; warm-up steps 2 and 3 (its end); RL steps 2 and 4, each before its checkpoint.
+  EXPECT_EQ(seen, (std::vector<int>{0, 2, 3, 2, 4}));
+  EXPECT_EQ(learner_->score_calls, 5);
+  size_t checkpoint_after_probe = 0;
+  for (size_t i = 1; i < reports.size(); ++i) {
+    checkpoint_after_probe += reports[i].phase() == "checkpoint" && reports[i - 1].phase() == "probe";
+  }
+  EXPECT_EQ(checkpoint_after_probe, 3u);  // the warm-up's end (step 0), steps 2 and 4
+}
 
 // The token ids of each trained row, to check that no sample reaches the learner twice.
 std::multiset<std::string> TrainedRows(const std::vector<grail::v1::TrainStepRequest>& steps) {

@@ -254,7 +254,9 @@ std::vector<std::string> RunManager::Recover() {
       AddReportLocked(r, final_report);
       metrics_->SetRunState("failed");
     };
-    if (r->run.last_checkpoint().empty()) {
+    // A staged run without a checkpoint starts its first stage again; a run of one stage
+    // needs trainer.checkpoint_every to come back.
+    if (r->run.last_checkpoint().empty() && spec.stages_size() == 0) {
       fail("FAILED_PRECONDITION: the coordinator restarted and the run had no committed checkpoint to resume "
            "from (trainer.checkpoint_every)");
       continue;
@@ -264,7 +266,9 @@ std::vector<std::string> RunManager::Recover() {
       fail(absl::StrCat("the coordinator restarted and could not reload the run's data: ", plan.status().ToString()));
       continue;
     }
-    PrepareResumeLocked(r, absl::StrCat("coordinator restarted; resuming from ", r->run.last_checkpoint()));
+    PrepareResumeLocked(r, r->run.last_checkpoint().empty()
+                               ? std::string("coordinator restarted; starting the run's first stage again")
+                               : absl::StrCat("coordinator restarted; resuming from ", r->run.last_checkpoint()));
     metrics_->CountRecovery("coordinator");
     metrics_->SetRunState("running");
     r->thread = std::thread([this, r, plan = std::move(*plan)]() mutable { Execute(r, std::move(plan)); });
@@ -357,6 +361,7 @@ absl::Status RunManager::ExecuteStage(RunRecord* record, const StagePlan& stage,
     id = record->run.run_id();
   }
   absl::Status status;
+  const grail::v1::RunSpec start = spec;
   for (int attempt = 0;; ++attempt) {
     RlLoop loop(
         id, spec, stage.data.splits, clients_, metrics_,
@@ -376,15 +381,19 @@ absl::Status RunManager::ExecuteStage(RunRecord* record, const StagePlan& stage,
       absl::MutexLock lock(&mu_);
       if (record->run.last_checkpoint_stage() == stage.name) checkpoint = record->run.last_checkpoint();
     }
-    if (checkpoint.empty()) break;
+    // A stage without a checkpoint of its own starts again from where it started; a run of
+    // one stage needs trainer.checkpoint_every to come back.
+    if (checkpoint.empty() && stage.name.empty()) break;
     absl::Status back = clients_.learner->WaitUntilServing(clients_.recovery_timeout);
     if (!back.ok()) {
       status = absl::Status(status.code(), absl::StrCat(status.message(), "; it did not come back: ", back.message()));
       break;
     }
     absl::MutexLock lock(&mu_);
-    PrepareResumeLocked(record, absl::StrCat("learner restarted (", status.message(), "); resuming from ", checkpoint));
-    spec = ResumeSpec(stage.spec, checkpoint);
+    PrepareResumeLocked(record, absl::StrCat("learner restarted (", status.message(), "); ",
+                                             checkpoint.empty() ? "starting the stage again"
+                                                                : absl::StrCat("resuming from ", checkpoint)));
+    spec = checkpoint.empty() ? start : ResumeSpec(stage.spec, checkpoint);
     metrics_->CountRecovery("learner");
   }
   return status;
@@ -403,8 +412,14 @@ void RunManager::Execute(RunRecord* record, std::vector<StagePlan> plan) {
       if (!run.last_checkpoint().empty() && run.last_checkpoint_stage() == stage.name) {
         spec = ResumeSpec(stage.spec, run.last_checkpoint());
       } else if (!stage.from.empty()) {
+        auto from = run.stage_checkpoints().find(stage.from);
+        if (from == run.stage_checkpoints().end()) {
+          status = absl::InternalError(
+              absl::StrCat("stage '", stage.name, "': stage '", stage.from, "' left no final checkpoint to start from"));
+          break;
+        }
         spec.mutable_model()->clear_config();
-        spec.mutable_model()->set_path(run.stage_checkpoints().at(stage.from));
+        spec.mutable_model()->set_path(from->second);
       }
       // reward.model may name an earlier reward_model stage: its final checkpoint.
       auto rm = run.stage_checkpoints().find(spec.reward().model());
@@ -467,11 +482,17 @@ void RunManager::Execute(RunRecord* record, std::vector<StagePlan> plan) {
 }
 
 void RunManager::PrepareResumeLocked(RunRecord* r, const std::string& why) {
-  // The reports after the checkpoint describe steps that are trained again.
+  // The reports after the checkpoint describe steps that are trained again. A stage that
+  // starts again (it has no checkpoint of its own) drops its own reports only.
   size_t keep = r->reports.size();
-  while (keep > 0 && !(r->reports[keep - 1].phase() == "checkpoint" &&
-                       r->reports[keep - 1].message() == r->run.last_checkpoint())) {
-    --keep;
+  if (!r->run.stage().empty() && r->run.last_checkpoint_stage() != r->run.stage()) {
+    keep = 0;
+    while (keep < r->reports.size() && r->reports[keep].stage() != r->run.stage()) ++keep;
+  } else {
+    while (keep > 0 && !(r->reports[keep - 1].phase() == "checkpoint" &&
+                         r->reports[keep - 1].message() == r->run.last_checkpoint())) {
+      --keep;
+    }
   }
   r->reports.resize(keep);
   if (options_.store != nullptr) {

@@ -106,8 +106,9 @@ class RunManager {
   // Appends a report to the record (and the store).
   void AddReportLocked(RunRecord* record, const grail::v1::StepReport& report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PersistLocked(const RunRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Drops the reports after the run's last checkpoint and records a "recovered" event
-  // saying `why`; Execute then resumes from that checkpoint.
+  // Drops the reports after the run's last checkpoint (a stage without a checkpoint of its
+  // own: that stage's reports) and records a "recovered" event saying `why`; Execute then
+  // resumes from that checkpoint (or starts the stage again).
   void PrepareResumeLocked(RunRecord* record, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Learner restarts one run survives before it fails.

@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "algo/run_spec.h"
 #include "common/config.h"
 #include "coordinator/testing/fake_clients.h"
 #include "gmock/gmock.h"
@@ -275,6 +276,29 @@ TEST_F(RunManagerTest, AStagedRunResumesAtTheStageAndStepItReached) {
   EXPECT_EQ(inits[init_before + 2].spec().model().path(), id + "/dpo/step-000002");
   EXPECT_EQ(inits.back().spec().model().path(), id + "/dpo/step-000003");
   EXPECT_EQ(run.stage_checkpoints().at("rl"), id + "/rl/step-000002");
+}
+
+// A staged run whose coordinator died before any checkpoint starts again from its first
+// stage (a run of one stage without checkpoints is failed, as above).
+TEST_F(RunManagerTest, AStagedRunWithoutACheckpointStartsAgain) {
+  ASSERT_TRUE(ParseConfig(std::string(kSpec) + kStages, ConfigFormat::kYaml, &spec_).ok());
+  {
+    auto store = RunStore::Open(dir_ + "/runs.sqlite");
+    grail::v1::Run run;
+    run.set_run_id(*(*store)->NextRunId());
+    grail::v1::RunSpec resolved = spec_;
+    algo::ResolveDefaults(&resolved);
+    *run.mutable_spec() = resolved;
+    run.set_state(grail::v1::RUN_STATE_RUNNING);
+    run.set_stage("sft");
+    ASSERT_TRUE((*store)->PutRun(run).ok());
+  }
+  auto m = NewManager();
+  EXPECT_EQ(m->Recover(), std::vector<std::string>{"run-000001"});
+  grail::v1::Run run = WaitForEnd(m.get(), "run-000001");
+  ASSERT_EQ(run.state(), grail::v1::RUN_STATE_SUCCEEDED) << run.error();
+  EXPECT_EQ(run.stage_checkpoints().size(), 3u);
+  EXPECT_EQ(learner_->supervised_requests().size(), 3u);
 }
 
 TEST_F(RunManagerTest, AStageThatFailsFailsTheRunNamingIt) {
