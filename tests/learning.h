@@ -69,6 +69,19 @@ inline grail::v1::StepReport RunToEnd(coordinator::RunClient& client, const grai
   return done;
 }
 
+// The learning spec's supervised warm-up alone (trainer.total_steps 0: no RL or preference
+// step) to `target` greedy held-out accuracy, checkpointed in `dir`; returns the
+// checkpoint every later run of the test starts from (`dir`/step-000000).
+inline std::string WarmUpCheckpoint(coordinator::RunClient& client, double target, const std::string& dir) {
+  grail::v1::RunSpec spec =
+      ParseLearningSpec(LearningSpecYaml(TestSeed(), target) + "name: " + dir + "\ncheckpoint_dir: " + dir + "\n");
+  spec.mutable_trainer()->set_total_steps(0);
+  spec.mutable_trainer()->set_checkpoint_every(1);
+  const grail::v1::StepReport done = RunToEnd(client, spec);
+  EXPECT_EQ(done.state(), grail::v1::RUN_STATE_SUCCEEDED) << done.message();
+  return dir + "/step-000000";
+}
+
 struct MeanSe {
   double mean = 0;
   double se = 0;  // standard error of the mean

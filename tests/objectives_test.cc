@@ -35,37 +35,34 @@ class ObjectivesTest : public ::testing::TestWithParam<Objective> {
     auto cluster = LocalCluster::Start({});
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = std::move(*cluster).release();
-    // The warm-up: supervised steps until held-out accuracy reaches 0.55 and one GRPO step at
-    // a negligible learning rate (a run has at least one RL step), checkpointed for every
-    // objective.
-    grail::v1::RunSpec spec = Parse(LearningSpecYaml(TestSeed()) +
-                                    "name: warm-up\n"
-                                    "algorithm: {advantage_estimator: grpo, group_size: 16}\n"
-                                    "checkpoint_dir: objectives-warm-up\n");
-    spec.mutable_trainer()->set_checkpoint_every(1);
-    spec.mutable_trainer()->set_learning_rate(1e-9);
-    const grail::v1::StepReport done = RunToEnd(*cluster_->NewRunClient(), spec);
-    ASSERT_EQ(done.state(), grail::v1::RUN_STATE_SUCCEEDED) << done.message();
+    // The warm-up (supervised steps until held-out accuracy reaches 0.55), checkpointed for
+    // every objective.
+    warm_up_ = new std::string(WarmUpCheckpoint(*cluster_->NewRunClient(), 0.55, "objectives-warm-up"));
   }
   static void TearDownTestSuite() {
     delete cluster_;
     cluster_ = nullptr;
+    delete warm_up_;
+    warm_up_ = nullptr;
   }
 
   static grail::v1::RunSpec Parse(const std::string& yaml) { return ParseLearningSpec(yaml); }
 
   static LocalCluster* cluster_;
+  static std::string* warm_up_;  // the warm-up checkpoint every objective starts from
 };
 
 LocalCluster* ObjectivesTest::cluster_ = nullptr;
+std::string* ObjectivesTest::warm_up_ = nullptr;
 
 TEST_P(ObjectivesTest, ShortRunRaisesMeanReward) {
   ASSERT_NE(cluster_, nullptr);
+  ASSERT_NE(warm_up_, nullptr);
   const Objective& o = GetParam();
   grail::v1::RunSpec spec = Parse(absl::StrCat(LearningSpecYaml(TestSeed()), "name: objective-", o.name, "\nalgorithm: ",
                                                o.algorithm, "\n", o.extra));
   spec.mutable_model()->clear_config();
-  spec.mutable_model()->set_path("objectives-warm-up/step-000001");
+  spec.mutable_model()->set_path(*warm_up_);
   auto* t = spec.mutable_trainer();
   t->set_sft_steps(0);
   t->set_sft_target_accuracy(0);

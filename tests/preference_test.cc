@@ -45,33 +45,30 @@ class PreferenceTest : public ::testing::TestWithParam<Objective> {
     auto cluster = LocalCluster::Start({});
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = std::move(*cluster).release();
-    // The warm-up, checkpointed after one DPO step at a negligible rate (a run takes at
-    // least one step).
-    grail::v1::RunSpec spec = ParseLearningSpec(LearningSpecYaml(TestSeed(), /*target=*/0.3) +
-                                    "name: preference-warm-up\n"
-                                    "preference: {objective: dpo}\n"
-                                    "checkpoint_dir: preference-warm-up\n");
-    spec.mutable_trainer()->set_checkpoint_every(1);
-    spec.mutable_trainer()->set_learning_rate(1e-9);
-    const grail::v1::StepReport done = RunToEnd(*cluster_->NewRunClient(), spec);
-    ASSERT_EQ(done.state(), grail::v1::RUN_STATE_SUCCEEDED) << done.message();
+    // The warm-up, checkpointed for every objective.
+    warm_up_ = new std::string(WarmUpCheckpoint(*cluster_->NewRunClient(), 0.3, "preference-warm-up"));
   }
   static void TearDownTestSuite() {
     delete cluster_;
     cluster_ = nullptr;
+    delete warm_up_;
+    warm_up_ = nullptr;
   }
   static LocalCluster* cluster_;
+  static std::string* warm_up_;  // the warm-up checkpoint every objective starts from
 };
 
 LocalCluster* PreferenceTest::cluster_ = nullptr;
+std::string* PreferenceTest::warm_up_ = nullptr;
 
 TEST_P(PreferenceTest, RaisesHeldOutPreferenceAccuracy) {
   ASSERT_NE(cluster_, nullptr);
+  ASSERT_NE(warm_up_, nullptr);
   const Objective& o = GetParam();
   grail::v1::RunSpec spec = ParseLearningSpec(absl::StrCat(LearningSpecYaml(TestSeed()), "name: preference-", o.name,
                                                "\npreference: ", o.preference, "\n"));
   spec.mutable_model()->clear_config();
-  spec.mutable_model()->set_path("preference-warm-up/step-000001");
+  spec.mutable_model()->set_path(*warm_up_);
   auto* t = spec.mutable_trainer();
   t->set_sft_steps(0);
   t->set_sft_target_accuracy(0);
