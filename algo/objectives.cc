@@ -87,6 +87,7 @@ std::string SpecName(grail::v1::PreferenceObjective v) {
 }
 std::string SpecName(grail::v1::DpoLossType v) { return NameOf(grail::v1::DpoLossType_descriptor(), v); }
 std::string SpecName(grail::v1::StageKind v) { return NameOf(grail::v1::StageKind_descriptor(), v); }
+std::string SpecName(grail::v1::PeftType v) { return NameOf(grail::v1::PeftType_descriptor(), v); }
 
 std::string SpecNames(const google::protobuf::EnumDescriptor* type) {
   std::vector<std::string> names;

@@ -63,6 +63,7 @@ std::string SpecName(grail::v1::KlEstimator value);
 std::string SpecName(grail::v1::PreferenceObjective value);
 std::string SpecName(grail::v1::DpoLossType value);
 std::string SpecName(grail::v1::StageKind value);
+std::string SpecName(grail::v1::PeftType value);
 
 // "a, b, c": the spec names of every value of an enum, for error messages.
 std::string SpecNames(const google::protobuf::EnumDescriptor* type);

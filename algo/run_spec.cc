@@ -4,9 +4,12 @@
 #include <cctype>
 #include <cmath>
 #include <map>
+#include <set>
 #include <string>
 #include <tuple>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
@@ -20,6 +23,68 @@ namespace {
 
 absl::Status Bad(absl::string_view field, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
+}
+
+// model.peft, model.quantize and model.trainable.
+absl::Status ValidatePeft(const grail::v1::ModelSpec& m) {
+  const auto& p = m.peft();
+  if (SpecName(p.type()).empty() && p.type() != grail::v1::PEFT_TYPE_UNSPECIFIED) {
+    return Bad("model.peft.type", absl::StrCat(p.type(), " is not one of ", SpecNames(grail::v1::PeftType_descriptor())));
+  }
+  const bool lora = p.type() == grail::v1::PEFT_TYPE_LORA;
+  if (p.type() == grail::v1::PEFT_TYPE_PROMPT_TUNING) {
+    return Bad("model.peft.type", "prompt_tuning is not built yet (lora is)");
+  }
+  if (!p.path().empty()) return Bad("model.peft.path", "loading a PEFT adapter directory is not built yet");
+  if (!lora && (p.r() != 0 || p.alpha() != 0 || p.dropout() != 0 || p.target_modules_size() > 0 || p.use_rslora())) {
+    return Bad("model.peft.type", "the lora fields (r, alpha, dropout, target_modules, use_rslora) need type: lora");
+  }
+  if (p.r() < 0 || p.r() > 4096) return Bad("model.peft.r", "must be in [1, 4096] (0 = 8)");
+  if (!(p.alpha() >= 0) || !std::isfinite(p.alpha())) return Bad("model.peft.alpha", "must be > 0 (0 = 16)");
+  if (!(p.dropout() >= 0 && p.dropout() < 1)) return Bad("model.peft.dropout", "must be in [0, 1)");
+  for (const auto& t : p.target_modules()) {
+    if (t != "q" && t != "k" && t != "v" && t != "o" && t != "gate" && t != "up" && t != "down") {
+      return Bad("model.peft.target_modules",
+                 absl::StrCat("'", t.substr(0, 64), "' is not one of q, k, v, o, gate, up, down"));
+    }
+  }
+  if (!m.quantize().empty()) {
+    return Bad("model.quantize", absl::StrCat("'", m.quantize().substr(0, 64), "': quantised bases are not built yet"));
+  }
+  if (m.has_trainable()) {
+    const auto& t = m.trainable();
+    if (lora) return Bad("model.trainable", "set model.trainable or model.peft, not both (an adapter trains alone)");
+    if (!t.layers().empty() && t.layer_indices_size() > 0) {
+      return Bad("model.trainable.layers", "set layers or layer_indices, not both");
+    }
+    if (!t.layers().empty() && t.layers() != "all" && t.layers() != "none") {
+      int n = 0;
+      if (!absl::StartsWith(t.layers(), "last:") || !absl::SimpleAtoi(t.layers().substr(5), &n) || n < 1) {
+        return Bad("model.trainable.layers",
+                   absl::StrCat("'", t.layers().substr(0, 64), "' is not all, none or last:N (N >= 1)"));
+      }
+    }
+    for (int i : t.layer_indices()) {
+      if (i < 0 || i >= SpecLimits::kMaxLayers) return Bad("model.trainable.layer_indices", "out of range");
+    }
+    if (m.has_config()) {
+      for (int i : t.layer_indices()) {
+        if (i >= m.config().num_hidden_layers()) {
+          return Bad("model.trainable.layer_indices",
+                     absl::StrCat(i, " is not a layer of a ", m.config().num_hidden_layers(), "-layer model"));
+        }
+      }
+    }
+    for (const auto& mod : t.modules()) {
+      static const std::set<std::string> kModules = {"q",    "k",    "v",     "o",      "gate",
+                                                     "up",   "down", "norm",  "embed",  "lm_head"};
+      if (!kModules.count(mod)) {
+        return Bad("model.trainable.modules",
+                   absl::StrCat("'", mod.substr(0, 64), "' is not one of q, k, v, o, gate, up, down, norm, embed, lm_head"));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 // Every float or double anywhere in the spec must be finite: a NaN compares false with every
@@ -86,6 +151,9 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
       {"algorithm.gfpo_k", {a.gfpo_k(), SpecLimits::kMaxGroupSize}},
       {"trainer.total_steps", {t.total_steps(), SpecLimits::kMaxSteps}},
       {"trainer.sft_steps", {t.sft_steps(), SpecLimits::kMaxSteps}},
+      {"trainer.sft_epochs", {t.sft_epochs(), SpecLimits::kMaxEpochs}},
+      {"preference.sampled_pairs.prompts", {spec.preference().sampled_pairs().prompts(), SpecLimits::kMaxDatasetRows}},
+      {"preference.sampled_pairs.samples", {spec.preference().sampled_pairs().samples(), SpecLimits::kMaxGroupSize}},
       {"trainer.warmup_steps", {t.warmup_steps(), SpecLimits::kMaxSteps}},
       {"trainer.prompts_per_step", {t.prompts_per_step(), SpecLimits::kMaxPromptsPerStep}},
       {"trainer.sft_batch_size", {t.sft_batch_size(), SpecLimits::kMaxSamplesPerStep}},
@@ -148,8 +216,12 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
   if (t.sft_target_accuracy() < 0 || t.sft_target_accuracy() > 1) {
     return Bad("trainer.sft_target_accuracy", "must be in [0, 1]");
   }
-  if (t.sft_target_accuracy() > 0 && t.sft_steps() <= 0) {
-    return Bad("trainer.sft_target_accuracy", "needs trainer.sft_steps, the most the warm-up may take");
+  if (t.sft_target_accuracy() > 0 && t.sft_steps() <= 0 && t.sft_epochs() <= 0) {
+    return Bad("trainer.sft_target_accuracy",
+               "needs trainer.sft_steps or trainer.sft_epochs, the most the warm-up may take");
+  }
+  if (t.sft_epochs() > 0 && t.sft_steps() > 0) {
+    return Bad("trainer.sft_epochs", "set trainer.sft_epochs or trainer.sft_steps, not both");
   }
   if (t.sft_eval_every() < 0) return Bad("trainer.sft_eval_every", "must be >= 0");
   if (!t.lr_schedule().empty() && t.lr_schedule() != "constant" && t.lr_schedule() != "cosine") {
@@ -224,8 +296,9 @@ absl::Status ValidateStages(const grail::v1::RunSpec& spec) {
     if (stage.kind() == grail::v1::STAGE_KIND_PREFERENCE && objective == grail::v1::PREFERENCE_OBJECTIVE_UNSPECIFIED) {
       return Bad(absl::StrCat(prefix, "preference.objective"), "a preference stage needs one");
     }
-    if (stage.kind() == grail::v1::STAGE_KIND_SFT && effective.trainer().sft_steps() <= 0) {
-      return Bad(absl::StrCat(prefix, "trainer.sft_steps"), "an sft stage needs > 0");
+    if (stage.kind() == grail::v1::STAGE_KIND_SFT && effective.trainer().sft_steps() <= 0 &&
+        effective.trainer().sft_epochs() <= 0) {
+      return Bad(absl::StrCat(prefix, "trainer.sft_steps"), "an sft stage needs > 0 (or trainer.sft_epochs)");
     }
     absl::Status s = ValidateRunSpec(effective);
     if (!s.ok()) return absl::Status(s.code(), absl::StrCat(prefix, s.message()));
@@ -241,6 +314,9 @@ grail::v1::RunSpec StageRunSpec(const grail::v1::RunSpec& run, int index) {
   const grail::v1::StageSpec& stage = run.stages(index);
   spec.set_name(run.name().empty() ? stage.name() : absl::StrCat(run.name(), "/", stage.name()));
   spec.mutable_trainer()->MergeFrom(stage.trainer());
+  // The stage's own length of supervised training wins over the run's, in either unit.
+  if (stage.trainer().sft_epochs() > 0 && stage.trainer().sft_steps() == 0) spec.mutable_trainer()->set_sft_steps(0);
+  if (stage.trainer().sft_steps() > 0 && stage.trainer().sft_epochs() == 0) spec.mutable_trainer()->set_sft_epochs(0);
   spec.mutable_algorithm()->MergeFrom(stage.algorithm());
   spec.mutable_preference()->MergeFrom(stage.preference());
   spec.mutable_dataset()->MergeFrom(stage.dataset());
@@ -256,15 +332,17 @@ grail::v1::RunSpec StageRunSpec(const grail::v1::RunSpec& run, int index) {
       break;
     case grail::v1::STAGE_KIND_PREFERENCE:
       t->set_sft_steps(0);
+      t->set_sft_epochs(0);
       t->set_sft_target_accuracy(0);
       break;
     default:  // rl
       spec.clear_preference();
       t->set_sft_steps(0);
+      t->set_sft_epochs(0);
       t->set_sft_target_accuracy(0);
       break;
   }
-  if (t->sft_steps() == 0) spec.mutable_dataset()->clear_sft_path();
+  if (t->sft_steps() == 0 && t->sft_epochs() == 0) spec.mutable_dataset()->clear_sft_path();
   // Every stage ends with a checkpoint, the next stage's starting point.
   if (t->checkpoint_every() <= 0) t->set_checkpoint_every(std::max(1, t->total_steps()));
   ResolveDefaults(&spec);
@@ -294,6 +372,7 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
     absl::Status s = model::ModelConfigFromProto(m.config()).Validate();
     if (!s.ok()) return Bad("model.config", s.message());
   }
+  RETURN_IF_ERROR(ValidatePeft(m));
 
   const auto& d = spec.dataset();
   if (d.builtin().empty() == d.jsonl_path().empty()) {
@@ -308,8 +387,8 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   if (!d.overlong().empty() && d.overlong() != "skip" && d.overlong() != "truncate") {
     return Bad("dataset.overlong", absl::StrCat("'", d.overlong(), "' is not skip or truncate"));
   }
-  if (!d.sft_path().empty() && spec.trainer().sft_steps() <= 0) {
-    return Bad("dataset.sft_path", "needs trainer.sft_steps > 0 (the warm-up that trains on it)");
+  if (!d.sft_path().empty() && spec.trainer().sft_steps() <= 0 && spec.trainer().sft_epochs() <= 0) {
+    return Bad("dataset.sft_path", "needs trainer.sft_steps or trainer.sft_epochs > 0 (the warm-up that trains on it)");
   }
 
   const auto& s = spec.sampling();
@@ -390,6 +469,18 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
     return Bad("preference.loss_type", "applies to preference.objective dpo only");
   }
   if (pref.beta() < 0) return Bad("preference.beta", "must be > 0");
+  const auto& sampled = pref.sampled_pairs();
+  if (sampled.prompts() < 0) return Bad("preference.sampled_pairs.prompts", "must be >= 0");
+  if (sampled.samples() < 0 || sampled.samples() == 1) {
+    return Bad("preference.sampled_pairs.samples", "must be >= 2 (0 = 8): a pair needs two samples to compare");
+  }
+  if (sampled.samples() > 0 && sampled.prompts() == 0) {
+    return Bad("preference.sampled_pairs.prompts", "must be > 0 when preference.sampled_pairs.samples is set");
+  }
+  if (sampled.prompts() > 0 && pref.objective() == grail::v1::PREFERENCE_OBJECTIVE_UNSPECIFIED) {
+    return Bad("preference.sampled_pairs", "needs preference.objective");
+  }
+
   if (pref.label_smoothing() < 0 || pref.label_smoothing() >= 0.5) {
     return Bad("preference.label_smoothing", "must be in [0, 0.5)");
   }
@@ -448,8 +539,9 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   }
 
   const auto& t = spec.trainer();
-  if (t.total_steps() < 0 || (t.total_steps() == 0 && t.sft_steps() <= 0)) {
-    return Bad("trainer.total_steps", "must be > 0 (0 only with trainer.sft_steps: supervised training alone)");
+  if (t.total_steps() < 0 || (t.total_steps() == 0 && t.sft_steps() <= 0 && t.sft_epochs() <= 0)) {
+    return Bad("trainer.total_steps",
+               "must be > 0 (0 only with trainer.sft_steps or sft_epochs: supervised training alone)");
   }
   if (t.prompts_per_step() <= 0) return Bad("trainer.prompts_per_step", "must be > 0");
   if (t.learning_rate() < 0) return Bad("trainer.learning_rate", "must be >= 0");
@@ -470,6 +562,14 @@ namespace grail::algo {
 void ResolveDefaults(grail::v1::RunSpec* spec) {
   auto* m = spec->mutable_model();
   if (m->tokenizer().empty()) m->set_tokenizer("char");
+  if (m->peft().type() == grail::v1::PEFT_TYPE_LORA) {
+    auto* p = m->mutable_peft();
+    if (p->r() == 0) p->set_r(8);
+    if (p->alpha() == 0) p->set_alpha(16);
+    if (p->target_modules().empty()) {
+      for (const char* t : {"q", "k", "v", "o", "gate", "up", "down"}) p->add_target_modules(t);
+    }
+  }
 
   auto* a = spec->mutable_algorithm();
   if (a->advantage_estimator() == grail::v1::ADVANTAGE_ESTIMATOR_UNSPECIFIED) {
@@ -505,6 +605,9 @@ void ResolveDefaults(grail::v1::RunSpec* spec) {
     if (p->objective() == grail::v1::PREFERENCE_OBJECTIVE_KTO) {
       if (p->desirable_weight() == 0) p->set_desirable_weight(1.0f);
       if (p->undesirable_weight() == 0) p->set_undesirable_weight(1.0f);
+    }
+    if (p->sampled_pairs().prompts() > 0 && p->sampled_pairs().samples() == 0) {
+      p->mutable_sampled_pairs()->set_samples(8);
     }
   }
 

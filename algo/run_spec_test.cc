@@ -123,6 +123,25 @@ INSTANTIATE_TEST_SUITE_P(
              },
              "trainer.sft_target_accuracy"},
         Edit{[](auto* s) { s->mutable_trainer()->set_ppo_epochs(1000000); }, "trainer.ppo_epochs"},
+        Edit{[](auto* s) {
+               s->mutable_trainer()->set_sft_steps(10);
+               s->mutable_trainer()->set_sft_epochs(2);
+             },
+             "trainer.sft_epochs"},
+        Edit{[](auto* s) { s->mutable_trainer()->set_sft_epochs(1000); }, "trainer.sft_epochs"},
+        Edit{[](auto* s) { s->mutable_preference()->mutable_sampled_pairs()->set_prompts(10); },
+             "preference.sampled_pairs"},
+        Edit{[](auto* s) {
+               s->mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_DPO);
+               s->mutable_preference()->mutable_sampled_pairs()->set_prompts(10);
+               s->mutable_preference()->mutable_sampled_pairs()->set_samples(1);
+             },
+             "preference.sampled_pairs.samples"},
+        Edit{[](auto* s) {
+               s->mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_DPO);
+               s->mutable_preference()->mutable_sampled_pairs()->set_samples(4);
+             },
+             "preference.sampled_pairs.prompts"},
         Edit{[](auto* s) { s->mutable_model()->mutable_config()->set_hidden_size(1 << 20); },
              "model.config.hidden_size"},
         Edit{[](auto* s) {  // every dimension allowed, the product is not

@@ -253,6 +253,38 @@ absl::StatusOr<std::vector<std::vector<int>>> BatchCollector::GreedyResponses(
   return out;
 }
 
+absl::StatusOr<std::vector<Group>> BatchCollector::SampleScored(const std::vector<const Problem*>& problems,
+                                                                int samples, uint64_t seed) {
+  std::vector<Row> rows;
+  for (const Problem* p : problems) {
+    ASSIGN_OR_RETURN(Row row, NewRow(*p, /*heldout=*/true));  // negative ids: never training samples
+    rows.push_back(std::move(row));
+  }
+  grail::v1::SamplingParams sampling = spec_.sampling();
+  if (sampling.stop_token_ids().empty()) {
+    for (int id : tokenizer_.stop_ids()) sampling.add_stop_token_ids(id);
+  }
+  std::map<std::string, double> times;
+  return SampleGroups(rows, samples, sampling, seed, &times, /*weights_version=*/-1);
+}
+
+std::optional<PreferenceRow> PairFromGroup(const Group& group) {
+  if (group.samples.empty() || group.scores.size() != group.samples.size()) return std::nullopt;
+  size_t best = 0, worst = 0;
+  for (size_t i = 1; i < group.scores.size(); ++i) {
+    if (group.scores[i] > group.scores[best]) best = i;
+    if (group.scores[i] < group.scores[worst]) worst = i;
+  }
+  if (!(group.scores[best] > group.scores[worst])) return std::nullopt;
+  const auto& chosen = group.samples[best];
+  const auto& rejected = group.samples[worst];
+  PreferenceRow row;
+  row.prompt.assign(chosen.prompt_token_ids().begin(), chosen.prompt_token_ids().end());
+  row.chosen.assign(chosen.token_ids().begin(), chosen.token_ids().end());
+  row.rejected.assign(rejected.token_ids().begin(), rejected.token_ids().end());
+  return row;
+}
+
 absl::StatusOr<CollectedBatch> BatchCollector::Collect(int step, int64_t weights_version) {
   current_step_ = step;
   double filtered_estimate;

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,6 +33,11 @@ struct Group {
   std::vector<double> scores;
   std::vector<bool> correct;
 };
+
+// A preference pair from one prompt's scored samples (preference.sampled_pairs): the
+// first best-scored sample chosen, the first worst-scored rejected, with the prompt as
+// sampled; nothing when every score ties.
+std::optional<PreferenceRow> PairFromGroup(const Group& group);
 
 // One step's training batch and what sampling it took.
 struct CollectedBatch {
@@ -73,6 +79,12 @@ class BatchCollector {
   // Each prompt's greedy response (token ids) with whatever weights the actors hold; not
   // scored (learning-dynamics probes).
   absl::StatusOr<std::vector<std::vector<int>>> GreedyResponses(const std::vector<std::vector<int>>& prompts);
+
+  // `samples` responses to each problem with whatever weights the actors hold, at the run's
+  // sampling with `seed`, scored as held-out rows are (the task's verifier); not training
+  // samples (preference.sampled_pairs).
+  absl::StatusOr<std::vector<Group>> SampleScored(const std::vector<const Problem*>& problems, int samples,
+                                                  uint64_t seed);
 
   // The collector's state as batch `step` started (or now, if it has not started), for a
   // checkpoint after step - 1; states of earlier batches are dropped.

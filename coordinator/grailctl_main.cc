@@ -108,6 +108,13 @@ std::string ProgressLine(const grail::v1::StepReport& r, absl::Time* rl_start, i
                            r.step(), Metric(r, "probe_chosen_log_prob"), Metric(r, "probe_rejected_log_prob"),
                            Metric(r, "probe_chosen_paraphrase_log_prob"), Metric(r, "probe_rejected_argmax_prob"));
   }
+  if (phase == "sampled_pairs") {
+    return absl::StrFormat("[sampled_pairs] %d pairs from the policy's samples (accuracy %.3f, %d prompts tied) "
+                           "+ %d from the dataset, %.1f s",
+                           static_cast<int64_t>(Metric(r, "sampled_pairs")), Metric(r, "sampled_accuracy"),
+                           static_cast<int64_t>(Metric(r, "sampled_prompts_tied")),
+                           static_cast<int64_t>(Metric(r, "dataset_pairs")), Metric(r, "sampled_pairs_seconds"));
+  }
   if (phase == "checkpoint") return absl::StrCat("[checkpoint] step ", r.step(), ": ", r.message());
   if (phase == "recovered") return absl::StrCat("[recovered] step ", r.step(), ": ", r.message());
   if (phase == "done") return absl::StrCat("[done] ", StateName(r.state()), r.message().empty() ? "" : ": ", r.message());

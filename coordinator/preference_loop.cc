@@ -3,6 +3,7 @@
 // generation evaluations as an RL run.
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -21,12 +22,17 @@ bool NeedsReference(const grail::v1::PreferenceSpec& p) {
 absl::Status RlLoop::RunPreference(int first_step) {
   const auto& t = spec_.trainer();
   const bool kto = spec_.preference().objective() == grail::v1::PREFERENCE_OBJECTIVE_KTO;
-  if (data_.pairs.empty()) return absl::FailedPreconditionError("preference run: no training pairs");
+  if (pairs_.empty()) {
+    return absl::FailedPreconditionError(
+        spec_.preference().sampled_pairs().prompts() > 0
+            ? "preference.sampled_pairs: no prompt's samples differed in score, so there are no training pairs"
+            : "preference run: no training pairs");
+  }
   for (int step = first_step; step <= t.total_steps(); ++step) {
     RETURN_IF_ERROR(CheckCancelled());
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<const PreferenceRow*> pairs;
-    for (int i = 0; i < t.prompts_per_step(); ++i) pairs.push_back(&data_.pairs[preference_cursor_.Next()]);
+    for (int i = 0; i < t.prompts_per_step(); ++i) pairs.push_back(&pairs_[preference_cursor_.Next()]);
     const PreferenceSequences seqs = BuildPreferenceSequences(pairs, kto);
     std::vector<float> ref;
     if (NeedsReference(spec_.preference())) {
@@ -57,6 +63,45 @@ absl::Status RlLoop::RunPreference(int first_step) {
       Report("eval", step, eval);
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status RlLoop::MakeTrainingPairs(bool report) {
+  pairs_ = data_.pairs;
+  const auto& sampled = spec_.preference().sampled_pairs();
+  if (sampled.prompts() > 0) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (data_.train.size() == 0) return absl::FailedPreconditionError("preference.sampled_pairs: no training prompts");
+    std::vector<const Problem*> problems;
+    for (int i = 0; i < sampled.prompts(); ++i) problems.push_back(&data_.train.Get(i % data_.train.size()));
+    const size_t dataset_pairs = pairs_.size();
+    int tied = 0;
+    double correct = 0, scored = 0;
+    constexpr size_t kBatch = 256;
+    for (size_t b = 0; b < problems.size(); b += kBatch) {
+      const std::vector<const Problem*> batch(problems.begin() + b, problems.begin() + std::min(problems.size(), b + kBatch));
+      ASSIGN_OR_RETURN(std::vector<Group> groups,
+                       collector_->SampleScored(batch, sampled.samples(), MixSeed(spec_.seed(), 17 + b)));
+      for (const Group& g : groups) {
+        for (bool c : g.correct) correct += c, scored += 1;
+        std::optional<PreferenceRow> pair = PairFromGroup(g);
+        if (pair.has_value()) {
+          pairs_.push_back(std::move(*pair));
+        } else {
+          ++tied;
+        }
+      }
+    }
+    if (report) {
+      Report("sampled_pairs", 0,
+             {{"sampled_pairs", static_cast<double>(pairs_.size() - dataset_pairs)},
+              {"sampled_prompts_tied", static_cast<double>(tied)},
+              {"sampled_accuracy", scored > 0 ? correct / scored : 0.0},
+              {"dataset_pairs", static_cast<double>(dataset_pairs)},
+              {"sampled_pairs_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}});
+    }
+  }
+  preference_cursor_ = DatasetCursor(std::max<size_t>(pairs_.size(), 1), MixSeed(spec_.seed(), 3));
   return absl::OkStatus();
 }
 

@@ -46,7 +46,7 @@ RlLoop::RlLoop(std::string run_id, grail::v1::RunSpec spec, Splits data, Service
       cancelled_(cancelled),
       tokenizer_(std::move(tokenizer)),
       sft_cursor_(data_.sft.empty() ? data_.train.size() : data_.sft.size(), MixSeed(spec_.seed(), 2)),
-      preference_cursor_(std::max<size_t>(data_.pairs.size(), 1), MixSeed(spec_.seed(), 3)),
+      preference_cursor_(1, MixSeed(spec_.seed(), 3)),
       kl_controller_(NewKlController(spec_.algorithm(), spec_.algorithm().kl_in_reward_coef())) {
   // Peers are called through retrying decorators: a few quick tries with backoff, and for
   // the stateless reward scorer a wait of up to recovery_timeout while it is away.
@@ -142,6 +142,7 @@ absl::Status RlLoop::Run() {
     RETURN_IF_ERROR(KeepWeights(0));
     RETURN_IF_ERROR(SyncActorsTo(0));
     RETURN_IF_ERROR(reference_->Load(weights_->After(0)));
+    if (preference()) RETURN_IF_ERROR(MakeTrainingPairs(/*report=*/true));
     if (spec_.trainer().checkpoint_every() > 0) RETURN_IF_ERROR(SaveCheckpoint(0));
   }
   ASSIGN_OR_RETURN(double before, collector_->Evaluate());
@@ -452,18 +453,22 @@ absl::StatusOr<int> RlLoop::Resume(const grail::v1::InitModelResponse& init) {
   ASSIGN_OR_RETURN(auto fetched, clients_.learner->GetWeights(version_));
   auto reference_weights = std::make_shared<const learner::LearnerClient::Weights>(std::move(fetched));
   RETURN_IF_ERROR(reference_->Load(reference_weights));
-  if (!data_.probes.empty()) {
-    // The greedy probe responses are the start weights' (the reference's), as in the
-    // straight run; the recordings up to the checkpoint are in the run's reports already.
+  const bool sampled_pairs = preference() && spec_.preference().sampled_pairs().prompts() > 0;
+  if (!data_.probes.empty() || sampled_pairs) {
+    // The greedy probe responses and the sampled pairs are the start weights' (the
+    // reference's), as in the straight run; the recordings up to the checkpoint are in the
+    // run's reports already.
     RETURN_IF_ERROR(weights_->SyncActors(reference_weights));
-    RETURN_IF_ERROR(TakeGreedyProbeResponses());
+    if (!data_.probes.empty()) RETURN_IF_ERROR(TakeGreedyProbeResponses());
   }
+  // The resumed run's pairs are the same, reported already.
+  if (preference()) RETURN_IF_ERROR(MakeTrainingPairs(/*report=*/false));
   // Back to the checkpoint being resumed (weights, optimizer state, step count).
   ASSIGN_OR_RETURN(auto resumed, InitLearner(spec_));
   version_ = resumed.weights_version();
   collector_->Restore(state);
   if (preference()) {
-    preference_cursor_ = DatasetCursor(std::max<size_t>(data_.pairs.size(), 1), MixSeed(spec_.seed(), 3),
+    preference_cursor_ = DatasetCursor(std::max<size_t>(pairs_.size(), 1), MixSeed(spec_.seed(), 3),
                                        DatasetCursor::State{state.train_cursor().epoch(), state.train_cursor().offset()});
   }
   kl_controller_ = NewKlController(spec_.algorithm(), state.kl_in_reward_coef());

@@ -90,6 +90,9 @@ class RlLoop {
     return spec_.preference().objective() != grail::v1::PREFERENCE_OBJECTIVE_UNSPECIFIED;
   }
   absl::Status RunPreference(int first_step);
+  // pairs_: the dataset's training pairs, plus preference.sampled_pairs from the weights the
+  // actors hold (the stage's starting weights), reported as phase "sampled_pairs".
+  absl::Status MakeTrainingPairs(bool report);
   // Over data_.heldout_pairs: heldout_preference_accuracy (the policy's summed log-prob
   // ranks the chosen response first) and, for paired objectives, heldout_reward_accuracy
   // (the objective's implicit reward does).
@@ -133,7 +136,8 @@ class RlLoop {
 
   // The training thread's.
   DatasetCursor sft_cursor_;
-  DatasetCursor preference_cursor_;
+  DatasetCursor preference_cursor_;       // over pairs_
+  std::vector<PreferenceRow> pairs_;        // a preference run's training pairs
   algo::KlController kl_controller_;
   std::string reference_checkpoint_;  // the checkpoint holding the weights RL started from
   ProbeSequences probe_sequences_;     // with the greedy responses, once TakeGreedyProbeResponses ran

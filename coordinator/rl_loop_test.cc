@@ -162,6 +162,67 @@ TEST_F(RlLoopUnitTest, PreferenceRunsTrainOnPairsWithTheReference) {
   }
 }
 
+// preference.sampled_pairs: the starting policy's samples of the training prompts, scored by
+// the task's verifier, become pairs (best chosen, worst rejected) alongside the dataset's;
+// prompts whose samples all score the same give none.
+TEST_F(RlLoopUnitTest, SampledPairsComeFromTheStartingPolicysScoredSamples) {
+  spec_.mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_DPO);
+  spec_.mutable_preference()->mutable_sampled_pairs()->set_prompts(10);
+  spec_.mutable_preference()->mutable_sampled_pairs()->set_samples(4);
+  Splits splits = PreferenceSplits();
+  splits.pairs.clear();  // sampled pairs alone
+  std::vector<grail::v1::StepReport> reports;
+  {
+    RlLoop loop("run-pref", spec_, splits, clients_, &metrics_,
+                [&](const grail::v1::StepReport& r) { reports.push_back(r); }, &cancelled_);
+    ASSERT_TRUE(loop.Run().ok());
+  }
+  const grail::v1::StepReport* sampled = nullptr;
+  for (const auto& r : reports) {
+    if (r.phase() == "sampled_pairs") sampled = &r;
+  }
+  ASSERT_NE(sampled, nullptr);
+  // The fake actor answers right on even sample indices and wrong on odd ones.
+  EXPECT_EQ(sampled->metrics().at("sampled_pairs"), 10);
+  EXPECT_EQ(sampled->metrics().at("sampled_prompts_tied"), 0);
+  EXPECT_EQ(sampled->metrics().at("sampled_accuracy"), 0.5);
+  int train = 0;
+  for (const auto& r : learner_->preference_requests()) train += r.eval_only() ? 0 : 1;
+  EXPECT_EQ(train, 3);
+
+  // Every sample right: no pair, and the run says why it cannot train.
+  SetUp();
+  spec_.mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_DPO);
+  spec_.mutable_preference()->mutable_sampled_pairs()->set_prompts(10);
+  spec_.mutable_preference()->mutable_sampled_pairs()->set_samples(4);
+  for (auto& a : actors_) a->all_correct = true;
+  RlLoop loop("run-pref", spec_, splits, clients_, &metrics_, [](const grail::v1::StepReport&) {}, &cancelled_);
+  absl::Status s = loop.Run();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("preference.sampled_pairs"), std::string::npos) << s;
+}
+
+TEST(PairFromGroupTest, FirstBestIsChosenFirstWorstRejectedTiesGiveNone) {
+  Group g;
+  for (int i = 0; i < 4; ++i) {
+    grail::v1::Sample s;
+    s.add_prompt_token_ids(1);
+    s.add_prompt_token_ids(7);
+    s.add_token_ids(10 + i);
+    g.samples.push_back(s);
+  }
+  g.scores = {0.5, 1.0, 0.0, 1.0};
+  auto pair = PairFromGroup(g);
+  ASSERT_TRUE(pair.has_value());
+  EXPECT_EQ(pair->prompt, (std::vector<int>{1, 7}));
+  EXPECT_EQ(pair->chosen, (std::vector<int>{11}));
+  EXPECT_EQ(pair->rejected, (std::vector<int>{12}));
+  g.scores = {0.5, 0.5, 0.5, 0.5};
+  EXPECT_FALSE(PairFromGroup(g).has_value());
+  g.scores = {1.0};  // scores and samples disagree
+  EXPECT_FALSE(PairFromGroup(g).has_value());
+}
+
 // With dataset.sft_path rows, the warm-up trains on them and reports the held-out rows'
 // loss (eval-only supervised steps) at its end.
 TEST_F(RlLoopUnitTest, WarmupTrainsOnSupervisedRowsAndReportsTheirHeldOutLoss) {

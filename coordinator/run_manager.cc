@@ -151,8 +151,9 @@ absl::StatusOr<RunData> LoadData(const grail::v1::RunSpec& spec, const std::stri
                                   : PairStyle::kNearMiss;
       ASSIGN_OR_RETURN(splits.pairs, ArithmeticPairs(splits.train, *tok, MixSeed(d.seed(), 11), style));
       ASSIGN_OR_RETURN(splits.heldout_pairs, ArithmeticPairs(splits.heldout, *tok, MixSeed(d.seed(), 12), style));
-    } else {
-      return absl::InvalidArgumentError("dataset.pairs_path: a preference run over a JSONL dataset needs its pairs");
+    } else if (spec.preference().sampled_pairs().prompts() == 0) {
+      return absl::InvalidArgumentError(
+          "dataset.pairs_path: a preference run over a JSONL dataset needs its pairs (or preference.sampled_pairs)");
     }
   }
   const auto& probes = spec.probes();
@@ -177,6 +178,24 @@ absl::StatusOr<RunData> LoadData(const grail::v1::RunSpec& spec, const std::stri
   splits.rows_skipped_too_long = counts.skipped_too_long;
   splits.rows_truncated = counts.truncated;
   return RunData{std::move(splits), std::move(tok)};
+}
+
+// trainer.sft_epochs as steps: passes over the SFT rows (the RL training rows without
+// dataset.sft_path) at sft_batch_size. The learner's schedule then sees plain sft_steps.
+absl::Status ResolveSftEpochs(const Splits& data, grail::v1::RunSpec* spec) {
+  auto* t = spec->mutable_trainer();
+  if (t->sft_epochs() <= 0) return absl::OkStatus();
+  const int64_t rows = static_cast<int64_t>(!data.sft.empty() ? data.sft.size() : data.train.size());
+  const int64_t batch = std::max(1, t->sft_batch_size());
+  const int64_t steps = std::max<int64_t>(1, (t->sft_epochs() * rows + batch - 1) / batch);
+  if (steps > algo::SpecLimits::kMaxSteps) {
+    return absl::InvalidArgumentError(absl::StrCat("trainer.sft_epochs: ", t->sft_epochs(), " passes over ", rows,
+                                                   " rows take ", steps, " steps, above the limit of ",
+                                                   algo::SpecLimits::kMaxSteps));
+  }
+  t->set_sft_steps(static_cast<int>(steps));
+  t->set_sft_epochs(0);
+  return absl::OkStatus();
 }
 
 // Where a stage's checkpoints go: <checkpoint_dir or run id>/<stage>; a run without stages
@@ -335,7 +354,9 @@ absl::StatusOr<std::vector<StagePlan>> RunManager::PlanStages(const std::string&
   std::vector<StagePlan> plan;
   if (spec.stages_size() == 0) {
     ASSIGN_OR_RETURN(RunData data, LoadData(spec, options_.data_root));
-    plan.push_back(StagePlan{"", spec, "", std::move(data)});
+    grail::v1::RunSpec resolved = spec;
+    RETURN_IF_ERROR(ResolveSftEpochs(data.splits, &resolved));
+    plan.push_back(StagePlan{"", std::move(resolved), "", std::move(data)});
     return plan;
   }
   for (int i = 0; i < spec.stages_size(); ++i) {
@@ -343,9 +364,9 @@ absl::StatusOr<std::vector<StagePlan>> RunManager::PlanStages(const std::string&
     grail::v1::RunSpec stage_spec = algo::StageRunSpec(spec, i);
     stage_spec.set_checkpoint_dir(StageCheckpointDir(run_id, spec, stage.name()));
     auto data = LoadData(stage_spec, options_.data_root);
-    if (!data.ok()) {
-      return absl::Status(data.status().code(),
-                          absl::StrCat("stages[", i, "] (", stage.name(), "): ", data.status().message()));
+    absl::Status s = data.ok() ? ResolveSftEpochs(data->splits, &stage_spec) : data.status();
+    if (!s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("stages[", i, "] (", stage.name(), "): ", s.message()));
     }
     const std::string from = !stage.from().empty() ? stage.from() : i > 0 ? spec.stages(i - 1).name() : "";
     plan.push_back(StagePlan{stage.name(), std::move(stage_spec), from, std::move(*data)});

@@ -1,6 +1,7 @@
 #include "learner/critic.h"
 
 #include "common/status_macros.h"
+#include "learner/trainable.h"
 #include "learner/experience_tensors.h"
 
 namespace grail::learner {
@@ -11,10 +12,15 @@ absl::StatusOr<std::unique_ptr<Critic>> Critic::Create(model::CausalLm& policy, 
   auto critic = std::make_shared<model::CausalLm>(config);
   (*critic)->InitWeights(settings.critic_seed);
   if (settings.critic_from_policy) {
-    torch::NoGradGuard no_grad;
+    CopyMatchingParameters(policy, *critic);
+  } else {
+    // A fresh critic trains what the policy trains (its adapters or selected layers), plus
+    // its value head.
     auto source = policy->named_parameters();
     for (auto& item : (*critic)->named_parameters()) {
-      if (const torch::Tensor* from = source.find(item.key()); from != nullptr) item.value().copy_(*from);
+      if (const torch::Tensor* from = source.find(item.key()); from != nullptr) {
+        item.value().set_requires_grad(from->requires_grad());
+      }
     }
   }
   return std::unique_ptr<Critic>(new Critic(std::move(critic), settings));
@@ -24,7 +30,7 @@ Critic::Critic(std::shared_ptr<model::CausalLm> model, const TrainSettings& sett
     : model_(std::move(model)),
       settings_(settings),
       optimizer_(std::make_unique<torch::optim::AdamW>(
-          (*model_)->parameters(), torch::optim::AdamWOptions(settings.critic_learning_rate).weight_decay(0.0))) {}
+          TrainableParameters(*model_), torch::optim::AdamWOptions(settings.critic_learning_rate).weight_decay(0.0))) {}
 
 torch::Tensor Critic::Values(const torch::Tensor& ids) {
   torch::NoGradGuard no_grad;
@@ -42,8 +48,8 @@ absl::Status Critic::Step(const torch::Tensor& ids, const torch::Tensor& mask, c
   auto value_loss = vl.loss * shard.For(settings_.loss_agg);
   value_loss.backward();
   RETURN_IF_ERROR(
-      group.Check(AllReduceGradients(group.collective(), c->parameters(), bucket_bytes, allreduce_seconds)));
-  torch::nn::utils::clip_grad_norm_(c->parameters(), settings_.grad_clip);
+      group.Check(AllReduceGradients(group.collective(), TrainableParameters(c), bucket_bytes, allreduce_seconds)));
+  torch::nn::utils::clip_grad_norm_(TrainableParameters(c), settings_.grad_clip);
   optimizer_->step();
   torch::NoGradGuard no_grad;
   auto residual = returns - vpreds.detach();

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/status_macros.h"
+#include "learner/trainable.h"
 #include "learner/experience_tensors.h"
 
 namespace grail::learner {
@@ -73,8 +74,8 @@ absl::StatusOr<std::map<std::string, double>> UpdatePolicy(model::CausalLm& m, t
         ent_sum += shard.tokens * MaskedMean(entropy.detach(), sl(mask)).item<double>();
       }
       RETURN_IF_ERROR(
-          group.Check(AllReduceGradients(group.collective(), m->parameters(), bucket_bytes, allreduce_seconds)));
-      grad_sum += torch::nn::utils::clip_grad_norm_(m->parameters(), settings.grad_clip);
+          group.Check(AllReduceGradients(group.collective(), TrainableParameters(m), bucket_bytes, allreduce_seconds)));
+      grad_sum += torch::nn::utils::clip_grad_norm_(TrainableParameters(m), settings.grad_clip);
       optimizer.step();
       ++updates;
     }

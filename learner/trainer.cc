@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/paths.h"
 #include "common/status_macros.h"
+#include "learner/trainable.h"
 #include "learner/checkpoint_manifest.h"
 #include "learner/collective.h"
 #include "learner/critic.h"
@@ -150,13 +151,11 @@ class TorchTrainer : public Trainer {
       config.value_head = true;
       auto rm = std::make_shared<model::CausalLm>(config);
       (*rm)->InitWeights(spec.model().init_seed() + 1);
-      torch::NoGradGuard no_grad;
-      auto source = (*built)->named_parameters();
-      for (auto& item : (*rm)->named_parameters()) {
-        if (const torch::Tensor* from = source.find(item.key()); from != nullptr) item.value().copy_(*from);
-      }
+      CopyMatchingParameters(*built, *rm);
       built = std::move(rm);
     }
+    ASSIGN_OR_RETURN(built, WithAdapters(spec.model(), std::move(built), spec.model().init_seed() + 2));
+    RETURN_IF_ERROR(SelectTrainable(spec.model(), *built));
     grail::v1::InitModelResponse response;
     response.set_num_parameters((*built)->NumParameters());
     absl::MutexLock lock(&mu_);
@@ -171,7 +170,8 @@ class TorchTrainer : public Trainer {
     }
     model_ = std::move(built);
     settings_ = settings;
-    auto params = (*model_)->parameters();
+    // Frozen parameters (model.peft, model.trainable) get no optimizer state.
+    auto params = TrainableParameters(*model_);
     sft_optimizer_ = std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(settings_.sft_learning_rate).weight_decay(0.0));
     rl_optimizer_ = std::make_unique<torch::optim::AdamW>(
@@ -236,8 +236,8 @@ class TorchTrainer : public Trainer {
     }
     if (train) {
       RETURN_IF_ERROR(group_.Check(
-          AllReduceGradients(group_.collective(), m->parameters(), options_.bucket_bytes, &allreduce_seconds)));
-      grad_norm = torch::nn::utils::clip_grad_norm_(m->parameters(), settings_.grad_clip);
+          AllReduceGradients(group_.collective(), TrainableParameters(m), options_.bucket_bytes, &allreduce_seconds)));
+      grad_norm = torch::nn::utils::clip_grad_norm_(TrainableParameters(m), settings_.grad_clip);
       sft_optimizer_->step();
       ++version_;
     }
@@ -289,8 +289,8 @@ class TorchTrainer : public Trainer {
       rl_optimizer_->zero_grad();
       (r.loss * weight).backward();
       RETURN_IF_ERROR(group_.Check(
-          AllReduceGradients(group_.collective(), m->parameters(), options_.bucket_bytes, &allreduce_seconds)));
-      grad_norm = torch::nn::utils::clip_grad_norm_(m->parameters(), settings_.grad_clip);
+          AllReduceGradients(group_.collective(), TrainableParameters(m), options_.bucket_bytes, &allreduce_seconds)));
+      grad_norm = torch::nn::utils::clip_grad_norm_(TrainableParameters(m), settings_.grad_clip);
       rl_optimizer_->step();
       ++version_;
       r.metrics["learning_rate"] = lr;

@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/hf_export.h"
 
 namespace grail::model {
 namespace {
@@ -108,6 +109,57 @@ TEST(CheckpointTest, LoadsBf16Weights) {
 
 TEST(CheckpointTest, MissingDirectoryIsNotFound) {
   EXPECT_EQ(LoadModelDir("/nonexistent/ckpt").status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace grail::model
+
+namespace grail::model {
+namespace {
+
+// A LoRA checkpoint saves its adapters under PEFT's names and reloads bit for bit; exported
+// to a Hugging Face directory, the adapters are merged into their projections (W + s B A)
+// and the exported model computes what the adapted one does, to 1e-5.
+TEST(LoraCheckpointTest, SavesReloadsAndExportsMerged) {
+  ModelConfig c;
+  c.vocab_size = 40;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.lora.r = 4;
+  c.lora.alpha = 8;
+  c.lora.targets = {"q", "v", "up", "down"};
+  CausalLm m(c);
+  m->InitWeights(3);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : m->named_parameters()) {
+      if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.05);
+    }
+  }
+  const std::string dir = TempDir();
+  ASSERT_TRUE(SaveModelDir(m, dir + "/ckpt").ok());
+  auto reloaded = LoadModelDir(dir + "/ckpt");
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  auto original = m->named_parameters();
+  for (const auto& item : (*reloaded)->named_parameters()) {
+    ASSERT_NE(original.find(item.key()), nullptr) << item.key();
+    EXPECT_TRUE(torch::equal(*original.find(item.key()), item.value())) << item.key();
+  }
+  ASSERT_TRUE(ExportHfDir(dir + "/ckpt", dir + "/hf", HfExportOptions{}).ok());
+  auto exported = LoadModelDir(dir + "/hf");
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  EXPECT_FALSE((*exported)->config().lora.enabled());
+  for (const auto& item : (*exported)->named_parameters()) EXPECT_EQ(item.key().find("lora_"), std::string::npos);
+  torch::NoGradGuard no_grad;
+  auto ids = torch::randint(3, 40, {2, 10}, torch::kInt64);
+  auto valid = torch::ones({2, 10}, torch::kBool);
+  auto pos = PositionsFromValid(valid);
+  auto want = m->Logits(m->Hidden(ids, pos, valid));
+  auto got = (*exported)->Logits((*exported)->Hidden(ids, pos, valid));
+  EXPECT_LT((want - got).abs().max().item<double>(), 1e-5);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

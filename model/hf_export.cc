@@ -100,6 +100,50 @@ absl::Status ExportHfDir(const std::string& src, const std::string& out, const H
       tensors[name] = {t.shape, std::move(f32)};
     }
   }
+  // LoRA adapters (a model.peft run's checkpoint) are merged into their projections, W + s B A,
+  // and dropped: a Hugging Face model directory has no adapters.
+  if (config.lora.enabled()) {
+    const double scale = config.lora.scale();
+    for (auto it = tensors.begin(); it != tensors.end();) {
+      const std::string& name = it->first;
+      const size_t at = name.find(".lora_A.weight");
+      if (at == std::string::npos) {
+        ++it;
+        continue;
+      }
+      const std::string prefix = name.substr(0, at);
+      auto b = tensors.find(prefix + ".lora_B.weight");
+      auto w = tensors.find(prefix + ".weight");
+      if (b == tensors.end() || w == tensors.end()) {
+        return absl::InvalidArgumentError(absl::StrCat("weights: ", name, " has no lora_B or base weight beside it"));
+      }
+      const auto& a_shape = it->second.first;
+      const auto& b_shape = b->second.first;
+      const auto& w_shape = w->second.first;
+      if (a_shape.size() != 2 || b_shape.size() != 2 || w_shape.size() != 2 || b_shape[1] != a_shape[0] ||
+          w_shape[0] != b_shape[0] || w_shape[1] != a_shape[1]) {
+        return absl::InvalidArgumentError(absl::StrCat("weights: ", prefix, ": adapter shapes do not match the weight"));
+      }
+      const int64_t out_dim = w_shape[0], in_dim = w_shape[1], r = a_shape[0];
+      auto at_f = [](const std::string& bytes, int64_t i) {
+        float f;
+        std::memcpy(&f, bytes.data() + 4 * i, 4);
+        return f;
+      };
+      std::string& wb = w->second.second;
+      for (int64_t o = 0; o < out_dim; ++o) {
+        for (int64_t i = 0; i < in_dim; ++i) {
+          double delta = 0;
+          for (int64_t k = 0; k < r; ++k) delta += at_f(b->second.second, o * r + k) * at_f(it->second.second, k * in_dim + i);
+          float merged = at_f(wb, o * in_dim + i) + static_cast<float>(scale * delta);
+          std::memcpy(wb.data() + 4 * (o * in_dim + i), &merged, 4);
+        }
+      }
+      tensors.erase(b);
+      it = tensors.erase(it);
+    }
+    config.lora = LoraConfig{};
+  }
   // Converted bytes, then greedy shards in name order.
   const bool bf16 = o.dtype == "bfloat16";
   std::map<std::string, std::string> converted;
@@ -161,6 +205,7 @@ absl::Status ExportHfDir(const std::string& src, const std::string& out, const H
     }
   }
   cfg["torch_dtype"] = o.dtype;
+  cfg.erase("grail_lora");  // merged above
   cfg.erase("grail_value_head");
   if (config.value_head) cfg["grail_value_head"] = true;
   RETURN_IF_ERROR(WriteFileAtomically(out + "/config.json", cfg.dump(2)));

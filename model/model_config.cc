@@ -1,5 +1,8 @@
 #include "model/model_config.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -44,7 +47,28 @@ absl::Status ModelConfig::Validate() const {
     return absl::InvalidArgumentError("head_dim: must be a positive even number (or 0)");
   }
   if (!(rms_norm_eps > 0)) return absl::InvalidArgumentError("rms_norm_eps: must be > 0");
+  if (lora.r < 0 || lora.r > 4096) return absl::InvalidArgumentError("lora.r: must be in [0, 4096]");
+  if (lora.enabled()) {
+    if (!(lora.alpha > 0) || !std::isfinite(lora.alpha)) return absl::InvalidArgumentError("lora.alpha: must be > 0");
+    if (!(lora.dropout >= 0 && lora.dropout < 1)) return absl::InvalidArgumentError("lora.dropout: must be in [0, 1)");
+    if (lora.targets.empty()) return absl::InvalidArgumentError("lora.target_modules: names no projection");
+    for (const auto& t : lora.targets) {
+      if (t != "q" && t != "k" && t != "v" && t != "o" && t != "gate" && t != "up" && t != "down") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("lora.target_modules: '", t.substr(0, 64), "' is not one of q, k, v, o, gate, up, down"));
+      }
+    }
+  }
   return absl::OkStatus();
+}
+
+double LoraConfig::scale() const {
+  if (r <= 0) return 0;
+  return use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
+}
+
+bool LoraConfig::Targets(const std::string& projection) const {
+  return r > 0 && std::find(targets.begin(), targets.end(), projection) != targets.end();
 }
 
 ModelConfig ModelConfigFromProto(const grail::v1::ModelConfig& p) {
@@ -174,6 +198,22 @@ absl::StatusOr<ModelConfig> ParseHfConfigJson(const std::string& text) {
   if (!(s = get_bool("attention_bias", &c.attention_bias)).ok()) return s;
   if (!(s = get_bool("tie_word_embeddings", &c.tie_word_embeddings)).ok()) return s;
   if (!(s = get_bool("grail_value_head", &c.value_head)).ok()) return s;
+  if (j.contains("grail_lora") && !j["grail_lora"].is_null()) {
+    const auto& l = j["grail_lora"];
+    if (!l.is_object() || !l.value("r", nlohmann::json()).is_number_integer() ||
+        !l.value("alpha", nlohmann::json()).is_number() || !l.value("targets", nlohmann::json()).is_array()) {
+      return absl::InvalidArgumentError("config.json: grail_lora needs integer r, number alpha and targets");
+    }
+    c.lora.r = l["r"].get<int64_t>();
+    c.lora.alpha = l["alpha"].get<double>();
+    c.lora.dropout = l.value("dropout", 0.0);
+    c.lora.use_rslora = l.value("use_rslora", false);
+    c.lora.targets.clear();
+    for (const auto& t : l["targets"]) {
+      if (!t.is_string()) return absl::InvalidArgumentError("config.json: grail_lora.targets must be strings");
+      c.lora.targets.push_back(t.get<std::string>());
+    }
+  }
   if (!(s = c.Validate()).ok()) {
     return absl::InvalidArgumentError(absl::StrCat("config.json: ", s.message()));
   }
@@ -206,6 +246,13 @@ std::string ToHfConfigJson(const ModelConfig& c) {
   j["hidden_act"] = "silu";
   j["torch_dtype"] = "float32";
   j["grail_value_head"] = c.value_head;
+  if (c.lora.enabled()) {
+    j["grail_lora"] = {{"r", c.lora.r},
+                       {"alpha", c.lora.alpha},
+                       {"dropout", c.lora.dropout},
+                       {"use_rslora", c.lora.use_rslora},
+                       {"targets", c.lora.targets}};
+  }
   return j.dump(2);
 }
 

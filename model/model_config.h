@@ -3,12 +3,28 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "proto/grail/v1/common.pb.h"
 
 namespace grail::model {
+
+// LoRA adapters on the decoder's projections (README, "PEFT"): y = x W^T + scale (x A^T) B^T,
+// A [r, in] seeded, B [out, r] zero at the start, so a fresh adapter changes nothing.
+struct LoraConfig {
+  int64_t r = 0;  // 0: no adapters
+  double alpha = 16;
+  double dropout = 0;  // on the adapter's input, while training only
+  bool use_rslora = false;
+  // Projections with an adapter: any of q, k, v, o, gate, up, down.
+  std::vector<std::string> targets = {"q", "k", "v", "o", "gate", "up", "down"};
+
+  bool enabled() const { return r > 0; }
+  double scale() const;  // alpha / r, or alpha / sqrt(r) with use_rslora
+  bool Targets(const std::string& projection) const;
+};
 
 // Architecture of a Llama/Qwen2-style decoder. Field names follow HF config.json.
 struct ModelConfig {
@@ -33,6 +49,7 @@ struct ModelConfig {
   std::string rope_type = "default";
   double rope_factor = 1.0, rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
   int64_t rope_original_max_position_embeddings = 8192;
+  LoraConfig lora;  // grail's, kept in config.json as "grail_lora" while adapters are attached
 
   int64_t head_dim() const { return head_dim_override > 0 ? head_dim_override : hidden_size / num_attention_heads; }
 

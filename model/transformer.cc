@@ -14,10 +14,53 @@ torch::Tensor RotateHalf(const torch::Tensor& x) {
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
+// The projection `name` (q, k, v, o, gate, up, down), with an adapter if config.lora names it.
+Projection MakeProjection(const ModelConfig& c, const std::string& name, int64_t in, int64_t out, bool bias) {
+  const bool adapter = c.lora.Targets(name);
+  return Projection(in, out, bias, adapter ? c.lora.r : 0, adapter ? c.lora.scale() : 0, c.lora.dropout);
+}
+
+bool IsAdapterParameter(const std::string& name) {
+  return name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos;
+}
+
 // Large negative instead of -inf so that fully masked rows (padding queries) stay finite.
 constexpr float kMaskValue = -1e30f;
 
 }  // namespace
+
+ProjectionImpl::ProjectionImpl(int64_t in, int64_t out, bool has_bias, int64_t lora_r, double lora_scale,
+                               double lora_dropout)
+    : scale_(lora_scale), dropout_(lora_dropout) {
+  weight = register_parameter("weight", torch::empty({out, in}));
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (has_bias) bias = register_parameter("bias", torch::zeros({out}));
+  if (lora_r > 0) {
+    lora_a_module_ = register_module("lora_A", MakeLinear(in, lora_r, false));
+    lora_b_module_ = register_module("lora_B", MakeLinear(lora_r, out, false));
+    lora_a_ = lora_a_module_->weight;
+    lora_b_ = lora_b_module_->weight;
+    torch::NoGradGuard no_grad;
+    lora_b_.zero_();
+  }
+}
+
+torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
+  torch::Tensor y = torch::nn::functional::linear(x, weight, bias);
+  if (!has_adapter() || !adapter_enabled_) return y;
+  // Dropout on the adapter's input only while training with gradients (never when sampling
+  // or scoring, which run without them).
+  torch::Tensor in = x;
+  if (dropout_ > 0 && is_training() && torch::GradMode::is_enabled()) {
+    in = torch::nn::functional::dropout(x, torch::nn::functional::DropoutFuncOptions().p(dropout_).training(true));
+  }
+  return y + torch::matmul(torch::matmul(in, lora_a_.t()), lora_b_.t()) * scale_;
+}
+
+torch::Tensor ProjectionImpl::MergedWeight() const {
+  if (!has_adapter()) return weight.detach().clone();
+  return (weight + torch::matmul(lora_b_, lora_a_) * scale_).detach();
+}
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
   weight_ = register_parameter("weight", torch::ones({dim}));
@@ -29,10 +72,10 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 
 AttentionImpl::AttentionImpl(const ModelConfig& c) : config_(c) {
   const int64_t d = c.head_dim();
-  q_proj_ = register_module("q_proj", MakeLinear(c.hidden_size, c.num_attention_heads * d, c.attention_bias));
-  k_proj_ = register_module("k_proj", MakeLinear(c.hidden_size, c.num_key_value_heads * d, c.attention_bias));
-  v_proj_ = register_module("v_proj", MakeLinear(c.hidden_size, c.num_key_value_heads * d, c.attention_bias));
-  o_proj_ = register_module("o_proj", MakeLinear(c.num_attention_heads * d, c.hidden_size, false));
+  q_proj_ = register_module("q_proj", MakeProjection(c, "q", c.hidden_size, c.num_attention_heads * d, c.attention_bias));
+  k_proj_ = register_module("k_proj", MakeProjection(c, "k", c.hidden_size, c.num_key_value_heads * d, c.attention_bias));
+  v_proj_ = register_module("v_proj", MakeProjection(c, "v", c.hidden_size, c.num_key_value_heads * d, c.attention_bias));
+  o_proj_ = register_module("o_proj", MakeProjection(c, "o", c.num_attention_heads * d, c.hidden_size, false));
   if (c.qk_norm) {
     q_norm_ = register_module("q_norm", RMSNorm(d, c.rms_norm_eps));
     k_norm_ = register_module("k_norm", RMSNorm(d, c.rms_norm_eps));
@@ -80,9 +123,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
 }
 
 MlpImpl::MlpImpl(const ModelConfig& c) {
-  gate_proj_ = register_module("gate_proj", MakeLinear(c.hidden_size, c.intermediate_size, false));
-  up_proj_ = register_module("up_proj", MakeLinear(c.hidden_size, c.intermediate_size, false));
-  down_proj_ = register_module("down_proj", MakeLinear(c.intermediate_size, c.hidden_size, false));
+  gate_proj_ = register_module("gate_proj", MakeProjection(c, "gate", c.hidden_size, c.intermediate_size, false));
+  up_proj_ = register_module("up_proj", MakeProjection(c, "up", c.hidden_size, c.intermediate_size, false));
+  down_proj_ = register_module("down_proj", MakeProjection(c, "down", c.intermediate_size, c.hidden_size, false));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
@@ -142,6 +185,7 @@ void CausalLmImpl::InitWeights(uint64_t seed) {
   for (auto& item : named_parameters()) {
     const std::string& name = item.key();
     torch::Tensor& p = item.value();
+    if (IsAdapterParameter(name)) continue;  // InitAdapters below, from its own generator
     if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) {
       p.zero_();
     } else if (p.dim() == 1) {
@@ -149,6 +193,28 @@ void CausalLmImpl::InitWeights(uint64_t seed) {
     } else {
       p.normal_(0.0, 0.02, gen);
     }
+  }
+  InitAdapters(seed ^ 0x9E3779B97F4A7C15ull);
+}
+
+void CausalLmImpl::InitAdapters(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  for (auto& item : named_parameters()) {
+    const std::string& name = item.key();
+    torch::Tensor& p = item.value();
+    if (name.find(".lora_A.") != std::string::npos) {
+      const double bound = 1.0 / std::sqrt(static_cast<double>(p.size(1)));
+      p.uniform_(-bound, bound, gen);
+    } else if (name.find(".lora_B.") != std::string::npos) {
+      p.zero_();
+    }
+  }
+}
+
+void CausalLmImpl::SetAdaptersEnabled(bool enabled) {
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* p = m->as<ProjectionImpl>(); p != nullptr) p->set_adapter_enabled(enabled);
   }
 }
 

@@ -32,6 +32,35 @@ class RMSNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
+// A projection y = x W^T (+ b), HF names "weight" and "bias", with an optional LoRA adapter
+// applied unmerged: y += scale * (dropout(x) A^T) B^T, names "lora_A.weight" [r, in] and
+// "lora_B.weight" [out, r] as the PEFT library writes them. Unmerged, the base weight keeps
+// its bits (a merge and unmerge in floating point would not restore them), so one base can
+// serve every adapter version; the adapter costs two rank-r matmuls.
+class ProjectionImpl : public torch::nn::Module {
+ public:
+  // lora_r 0: no adapter.
+  ProjectionImpl(int64_t in, int64_t out, bool bias, int64_t lora_r = 0, double lora_scale = 0,
+                 double lora_dropout = 0);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  bool has_adapter() const { return lora_a_.defined(); }
+  // W + scale * B A (the weight with the adapter merged in); W without an adapter.
+  torch::Tensor MergedWeight() const;
+  // false: forward() is the base projection alone (e.g. reference log-probs).
+  void set_adapter_enabled(bool enabled) { adapter_enabled_ = enabled; }
+
+  torch::Tensor weight, bias;
+
+ private:
+  torch::nn::Linear lora_a_module_{nullptr}, lora_b_module_{nullptr};
+  torch::Tensor lora_a_, lora_b_;
+  double scale_ = 0;
+  double dropout_ = 0;
+  bool adapter_enabled_ = true;
+};
+TORCH_MODULE(Projection);
+
 class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const ModelConfig& config);
@@ -45,7 +74,7 @@ class AttentionImpl : public torch::nn::Module {
 
  private:
   ModelConfig config_;
-  torch::nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
+  Projection q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
   RMSNorm q_norm_{nullptr}, k_norm_{nullptr};  // Qwen3 only
 };
 TORCH_MODULE(Attention);
@@ -56,7 +85,7 @@ class MlpImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
-  torch::nn::Linear gate_proj_{nullptr}, up_proj_{nullptr}, down_proj_{nullptr};
+  Projection gate_proj_{nullptr}, up_proj_{nullptr}, down_proj_{nullptr};
 };
 TORCH_MODULE(Mlp);
 
@@ -94,8 +123,14 @@ class CausalLmImpl : public torch::nn::Module {
   const ModelConfig& config() const { return config_; }
 
   // Re-initialises every parameter deterministically from `seed` (normal(0, 0.02) for
-  // matrices, ones for norms, zeros for biases).
+  // matrices, ones for norms, zeros for biases). LoRA adapters are set as InitAdapters does;
+  // the other parameters get the same values as in a model without adapters.
   void InitWeights(uint64_t seed);
+  // A fresh adapter: every lora_A uniform in +-1/sqrt(in) from `seed` (PEFT's default
+  // kaiming-uniform bound), every lora_B zero, so the model's outputs do not change.
+  void InitAdapters(uint64_t seed);
+  // Adapters on (default) or off: off, the model computes with its base weights alone.
+  void SetAdaptersEnabled(bool enabled);
 
   // input_ids [B,T] int64; positions [B,T] int64; valid [B,T] bool (false on padding).
   // Without a cache, attends causally within the input. With a cache, appends to it and

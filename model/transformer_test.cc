@@ -120,3 +120,111 @@ TEST(TransformerTest, ValueHeadAndLogProbs) {
 
 }  // namespace
 }  // namespace grail::model
+
+namespace grail::model {
+namespace {
+
+ModelConfig LoraConfigFor(const std::vector<std::string>& targets, bool rslora) {
+  ModelConfig c = SmallConfig(/*gqa=*/true, /*bias=*/true, /*tied=*/false);
+  c.value_head = false;
+  c.lora.r = 4;
+  c.lora.alpha = 8;
+  c.lora.use_rslora = rslora;
+  c.lora.targets = targets;
+  return c;
+}
+
+torch::Tensor LogitsOf(CausalLm& m, const torch::Tensor& ids) {
+  torch::NoGradGuard no_grad;
+  auto valid = torch::ones(ids.sizes(), torch::kBool);
+  return m->Logits(m->Hidden(ids, PositionsFromValid(valid), valid));
+}
+
+// Adapters are named as the PEFT library names them, leave every other parameter as a model
+// without them initialises it, and a fresh adapter (B zero) changes no logit, bit for bit.
+TEST(LoraTest, AFreshAdapterChangesNothing) {
+  const ModelConfig with = LoraConfigFor({"q", "v", "down"}, false);
+  ModelConfig without = with;
+  without.lora = LoraConfig{};
+  CausalLm adapted(with), plain(without);
+  adapted->InitWeights(5);
+  plain->InitWeights(5);
+  auto params = adapted->named_parameters();
+  int adapters = 0;
+  for (const auto& item : plain->named_parameters()) {
+    ASSERT_NE(params.find(item.key()), nullptr) << item.key();
+    EXPECT_TRUE(torch::equal(*params.find(item.key()), item.value())) << item.key();
+  }
+  for (const auto& item : params) {
+    if (item.key().find("lora_") == std::string::npos) continue;
+    ++adapters;
+    if (item.key().find("lora_B") != std::string::npos) EXPECT_EQ(item.value().abs().max().item<float>(), 0.0f);
+  }
+  EXPECT_EQ(adapters, 2 * 3 * 2);  // A and B, three projections, two layers
+  ASSERT_NE(params.find("model.layers.0.self_attn.q_proj.lora_A.weight"), nullptr);
+  EXPECT_EQ(params.find("model.layers.1.mlp.down_proj.lora_B.weight")->sizes(), (std::vector<int64_t>{32, 4}));
+  auto ids = torch::randint(3, 50, {2, 9}, torch::kInt64);
+  EXPECT_TRUE(torch::equal(LogitsOf(adapted, ids), LogitsOf(plain, ids)));
+}
+
+// The unmerged forward (x W + s (x A) B) agrees with a model whose weights have the adapter
+// merged in (W + s B A) to 1e-5, with alpha / r and with rsLoRA's alpha / sqrt(r); with the
+// adapters off the model is its base.
+TEST(LoraTest, MergedAndUnmergedForwardsAgree) {
+  for (bool rslora : {false, true}) {
+    const ModelConfig c = LoraConfigFor({"q", "k", "v", "o", "gate", "up", "down"}, rslora);
+    EXPECT_DOUBLE_EQ(c.lora.scale(), rslora ? 8 / 2.0 : 8 / 4.0);
+    CausalLm adapted(c);
+    adapted->InitWeights(7);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& item : adapted->named_parameters()) {
+        if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.05);
+      }
+    }
+    ModelConfig base_config = c;
+    base_config.lora = LoraConfig{};
+    CausalLm merged(base_config), base(base_config);
+    {
+      torch::NoGradGuard no_grad;
+      auto target = merged->named_parameters();
+      auto plain = base->named_parameters();
+      for (auto& item : adapted->named_parameters()) {
+        if (item.key().find("lora_") != std::string::npos) continue;
+        target.find(item.key())->copy_(item.value());
+        plain.find(item.key())->copy_(item.value());
+      }
+      for (const auto& named : adapted->named_modules()) {
+        auto* p = named.value()->as<ProjectionImpl>();
+        if (p == nullptr) continue;
+        ASSERT_TRUE(p->has_adapter()) << named.key();
+        target.find(named.key() + ".weight")->copy_(p->MergedWeight());
+      }
+    }
+    auto ids = torch::randint(3, 50, {3, 11}, torch::kInt64);
+    const auto unmerged = LogitsOf(adapted, ids);
+    EXPECT_LT((unmerged - LogitsOf(merged, ids)).abs().max().item<double>(), 1e-5) << rslora;
+    EXPECT_GT((unmerged - LogitsOf(base, ids)).abs().max().item<double>(), 1e-3) << "the adapter must matter";
+    adapted->SetAdaptersEnabled(false);
+    EXPECT_TRUE(torch::equal(LogitsOf(adapted, ids), LogitsOf(base, ids)));
+  }
+}
+
+TEST(LoraTest, ConfigJsonKeepsTheAdapterSettings) {
+  ModelConfig c = LoraConfigFor({"q", "up"}, true);
+  c.lora.dropout = 0.1;
+  auto parsed = ParseHfConfigJson(ToHfConfigJson(c));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->lora.r, 4);
+  EXPECT_EQ(parsed->lora.alpha, 8);
+  EXPECT_EQ(parsed->lora.dropout, 0.1);
+  EXPECT_TRUE(parsed->lora.use_rslora);
+  EXPECT_EQ(parsed->lora.targets, (std::vector<std::string>{"q", "up"}));
+  c.lora.targets = {"qkv"};
+  EXPECT_NE(c.Validate().message().find("lora.target_modules"), std::string::npos);
+  ModelConfig none;
+  EXPECT_EQ(ToHfConfigJson(none).find("grail_lora"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace grail::model
