@@ -15,7 +15,8 @@ class TorchRolloutEngine : public RolloutEngine {
 
   absl::Status LoadWeights(std::string blob, int64_t version) override {
     absl::Status s = model_.Load(std::move(blob), version);
-    if (s.ok() && options_.on_weights) options_.on_weights(version);
+    // The version now serving: a frozen part (a LoRA base) loads without changing it.
+    if (s.ok() && options_.on_weights) options_.on_weights(model_.Get().version);
     return s;
   }
 

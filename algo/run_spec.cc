@@ -35,9 +35,9 @@ absl::Status ValidatePeft(const grail::v1::ModelSpec& m) {
   if (p.type() == grail::v1::PEFT_TYPE_PROMPT_TUNING) {
     return Bad("model.peft.type", "prompt_tuning is not built yet (lora is)");
   }
-  if (!p.path().empty()) return Bad("model.peft.path", "loading a PEFT adapter directory is not built yet");
-  if (!lora && (p.r() != 0 || p.alpha() != 0 || p.dropout() != 0 || p.target_modules_size() > 0 || p.use_rslora())) {
-    return Bad("model.peft.type", "the lora fields (r, alpha, dropout, target_modules, use_rslora) need type: lora");
+  if (!lora && (p.r() != 0 || p.alpha() != 0 || p.dropout() != 0 || p.target_modules_size() > 0 || p.use_rslora() ||
+                !p.path().empty())) {
+    return Bad("model.peft.type", "the lora fields (r, alpha, dropout, target_modules, use_rslora, path) need type: lora");
   }
   if (p.r() < 0 || p.r() > 4096) return Bad("model.peft.r", "must be in [1, 4096] (0 = 8)");
   if (!(p.alpha() >= 0) || !std::isfinite(p.alpha())) return Bad("model.peft.alpha", "must be > 0 (0 = 16)");

@@ -15,6 +15,7 @@
 // Service binaries come from GRAIL_BIN_DIR (default build/bin); the demo spec from
 // GRAIL_SOURCE_DIR (default .).
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -135,6 +136,109 @@ int WeightSync() {
   return 0;
 }
 
+// LoRA (README, "PEFT"), r 8 on all seven projections of WeightSync's model, against full
+// fine-tuning of the same model in the same run:
+//   lora_weight_sync_bytes  bytes per version sent to the actors (the adapters), vs the whole model
+//   lora_weight_sync_time   one version fetched and loaded into two actors, vs the whole model
+//   lora_step_time          one supervised learner step on the same batch (32 x 128 tokens)
+// Times are the median of 5 (syncs) or 3 (steps, after one warm-up step), full and LoRA
+// interleaved.
+int Lora() {
+  grail::v1::RunSpec full;
+  auto* c = full.mutable_model()->mutable_config();
+  c->set_vocab_size(8192);
+  c->set_hidden_size(1024);
+  c->set_intermediate_size(2816);
+  c->set_num_hidden_layers(2);
+  c->set_num_attention_heads(8);
+  c->set_num_key_value_heads(8);
+  c->set_max_position_embeddings(256);
+  full.mutable_model()->set_init_seed(1);
+  full.mutable_trainer()->set_sft_learning_rate(1e-4f);
+  grail::v1::RunSpec lora = full;
+  lora.mutable_model()->mutable_peft()->set_type(grail::v1::PEFT_TYPE_LORA);
+  lora.mutable_model()->mutable_peft()->set_r(8);
+  auto learner_proc = ServiceProcess::Start("grail-learner", {"--threads=1"});
+  if (!learner_proc.ok()) return Fail("learner", learner_proc.status());
+  std::vector<std::unique_ptr<ServiceProcess>> actor_procs;
+  std::vector<std::unique_ptr<actor::ActorClient>> actors;
+  for (int i = 0; i < 2; ++i) {
+    auto a = ServiceProcess::Start("grail-actor", {"--threads=1"});
+    if (!a.ok()) return Fail("actor", a.status());
+    ClientOptions o;
+    o.target = (*a)->grpc_address();
+    o.timeout = absl::Minutes(5);
+    actors.push_back(actor::NewGrpcActorClient(o));
+    actor_procs.push_back(std::move(*a));
+  }
+  ClientOptions lo;
+  lo.target = (*learner_proc)->grpc_address();
+  lo.timeout = absl::Minutes(5);
+  auto learner = learner::NewGrpcLearnerClient(lo);
+  grail::v1::SupervisedStepRequest batch;
+  {
+    const int64_t B = 32, T = 128;
+    std::vector<int64_t> ids(B * T);
+    std::vector<float> mask(B * T);
+    for (int64_t i = 0; i < B * T; ++i) ids[i] = 3 + (i * 7919) % 8000, mask[i] = (i % T) >= 16 ? 1.0f : 0.0f;
+    auto* t = batch.mutable_input_ids();
+    t->set_dtype(grail::v1::DTYPE_INT64);
+    t->add_shape(B), t->add_shape(T);
+    t->set_data(reinterpret_cast<const char*>(ids.data()), ids.size() * 8);
+    auto* m = batch.mutable_loss_mask();
+    m->set_dtype(grail::v1::DTYPE_FLOAT32);
+    m->add_shape(B), m->add_shape(T);
+    m->set_data(reinterpret_cast<const char*>(mask.data()), mask.size() * 4);
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  int64_t version = 0;  // actors accept only newer versions
+  std::map<std::string, std::vector<double>> sync_times, step_times;
+  std::map<std::string, int64_t> sync_bytes;
+  for (int round = 0; round < 5; ++round) {
+    for (const auto* spec : {&full, &lora}) {
+      const std::string name = spec == &full ? "full" : "lora";
+      auto init = learner->InitModel(*spec);
+      if (!init.ok()) return Fail("InitModel", init.status());
+      if (round == 0 && spec == &lora) {
+        // Each actor holds the frozen base once per run, before the first adapter.
+        auto frozen = learner->GetWeights(0, grail::v1::WEIGHTS_PART_FROZEN);
+        if (!frozen.ok()) return Fail("GetWeights(frozen)", frozen.status());
+        for (auto& a : actors) {
+          auto loaded = a->LoadWeights(frozen->blob, version);
+          if (!loaded.ok()) return Fail("LoadWeights(frozen)", loaded.status());
+        }
+      }
+      if (round < 4) {  // one warm-up and three timed steps each
+        const double t0 = Now();
+        auto stepped = learner->SupervisedStep(batch);
+        if (!stepped.ok()) return Fail("SupervisedStep", stepped.status());
+        if (round > 0) step_times[name].push_back(Now() - t0);
+        std::cerr << "grail-bench: lora round " << round << " " << name << " step " << Now() - t0 << " s" << std::endl;
+      }
+      const double t0 = Now();
+      auto weights = learner->GetWeights(0);
+      if (!weights.ok()) return Fail("GetWeights", weights.status());
+      ++version;
+      absl::Status s = ParallelFor(actors.size(), [&](size_t i) {
+        return actors[i]->LoadWeights(weights->blob, version).status();
+      });
+      if (!s.ok()) return Fail("LoadWeights", s);
+      sync_times[name].push_back(Now() - t0);
+      sync_bytes[name] = static_cast<int64_t>(weights->blob.size());
+      std::cerr << "grail-bench: lora round " << round << " " << name << " sync " << weights->blob.size() / 1e6
+                << " MB in " << Now() - t0 << " s" << std::endl;
+    }
+  }
+  Emit("lora_weight_sync_bytes", static_cast<double>(sync_bytes["lora"]), "bytes", "full_sync_bytes",
+       static_cast<double>(sync_bytes["full"]));
+  Emit("lora_weight_sync_time", median(sync_times["lora"]), "s", "full_sync_time", median(sync_times["full"]));
+  Emit("lora_step_time", median(step_times["lora"]), "s", "full_step_time", median(step_times["full"]));
+  return 0;
+}
+
 // Mean RL step time (the step report's time_step) of the demo run cut to `steps` steps.
 absl::StatusOr<double> DemoStepTime(int max_staleness, int steps) {
   const char* src = std::getenv("GRAIL_SOURCE_DIR");
@@ -248,8 +352,9 @@ int main(int argc, char** argv) {
   if (what == "weight_sync" || what == "all") rc |= grail::bench::WeightSync();
   if (what == "async_step_time" || what == "all") rc |= grail::bench::AsyncStepTime();
   if (what == "tokenize" || what == "all") rc |= grail::bench::Tokenize();
-  if (what != "all" && what != "weight_sync" && what != "async_step_time" && what != "tokenize") {
-    std::cerr << "usage: grail-bench [all|weight_sync|async_step_time|tokenize]" << std::endl;
+  if (what == "lora" || what == "all") rc |= grail::bench::Lora();
+  if (what != "all" && what != "weight_sync" && what != "async_step_time" && what != "tokenize" && what != "lora") {
+    std::cerr << "usage: grail-bench [all|weight_sync|async_step_time|tokenize|lora]" << std::endl;
     return 2;
   }
   return rc;

@@ -16,6 +16,11 @@ namespace grail {
 // Default chunk size of weights streams (within the 1-4 MiB the contract asks for).
 inline constexpr int64_t kWeightsChunkBytes = int64_t{2} << 20;
 
+// In the FAILED_PRECONDITION of a replica asked to load the trainable part of a model whose
+// frozen part it does not hold (README, "PEFT"): the sender sends the frozen part, then the
+// trainable part again.
+inline constexpr char kNeedsFrozenPart[] = "send the frozen part first";
+
 // SHA-256 of `bytes` as lowercase hex.
 std::string Sha256Hex(absl::string_view bytes);
 

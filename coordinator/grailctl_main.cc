@@ -27,6 +27,8 @@ ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "Deadline of each call");
 ABSL_FLAG(std::string, dtype, "float32", "export: the exported weights' dtype (float32 or bfloat16)");
 ABSL_FLAG(int64_t, max_shard_bytes, int64_t{5} << 30, "export: shard the weights past this many bytes per file");
 ABSL_FLAG(std::string, tokenizer, "", "export: copy tokenizer files from this directory (default: the checkpoint's)");
+ABSL_FLAG(bool, merge, false,
+          "export: merge a LoRA checkpoint's adapters into a plain model directory (default: a PEFT adapter directory)");
 ABSL_FLAG(bool, json, false, "watch: print each step report as one JSON line instead of a progress line");
 ABSL_FLAG(std::string, out, "", "probes: write the probe records to this CSV file");
 ABSL_FLAG(std::string, plot, "", "probes: draw the probe trajectories to this SVG file");
@@ -46,7 +48,8 @@ constexpr char kUsage[] =
     "  health TARGET     exit 0 if the service at TARGET (HOST:PORT) is SERVING\n"
     "  validate FILE     check a run spec locally without submitting it\n"
     "  export DIR OUT    write checkpoint DIR as a Hugging Face model directory OUT (local files;\n"
-    "                    --dtype=float32|bfloat16, --max_shard_bytes=N, --tokenizer=DIR to copy)\n"
+    "                    --dtype=float32|bfloat16, --max_shard_bytes=N, --tokenizer=DIR to copy);\n"
+    "                    a LoRA checkpoint: its adapters in PEFT's format, or --merge for a merged model\n"
     "Security: --auth_token_file=F sends the cluster's bearer token; --tls_ca=CA.pem uses TLS\n"
     "(add --tls_cert/--tls_key for mutual TLS).";
 
@@ -165,6 +168,7 @@ int main(int argc, char** argv) {
     o.dtype = absl::GetFlag(FLAGS_dtype);
     o.max_shard_bytes = absl::GetFlag(FLAGS_max_shard_bytes);
     o.tokenizer_dir = absl::GetFlag(FLAGS_tokenizer);
+    o.merge_adapters = absl::GetFlag(FLAGS_merge);
     absl::Status exported = grail::model::ExportHfDir(args[2], args[3], o);
     if (!exported.ok()) return Fail(exported);
     std::cout << args[3] << ": exported (" << o.dtype << ")" << std::endl;

@@ -12,7 +12,9 @@ ReferenceSession::ReferenceSession(std::shared_ptr<reference::ReferenceClient> c
 
 absl::Status ReferenceSession::Load(WeightsPtr weights) {
   absl::Status loaded = CallWithRetries("reference", options_.load_retries, options_.clock, options_.hooks, [&] {
-    return client_->LoadWeights(weights->blob, weights->version).status();
+    return LoadWeightsInto([&](const std::string& blob, int64_t version) {
+      return client_->LoadWeights(blob, version).status();
+    }, *weights, options_.frozen_part);
   });
   if (!loaded.ok()) {
     return absl::Status(loaded.code(), absl::StrCat("reference: weight sync failed: ", loaded.message()));
@@ -42,7 +44,9 @@ absl::StatusOr<std::vector<std::vector<float>>> ReferenceSession::LogProbs(const
     const bool lost = expected != nullptr && (resp.ok() ? resp->weights_version() != expected->version
                                                         : absl::IsFailedPrecondition(resp.status()));
     if (!lost) return resp;
-    absl::Status reloaded = client_->LoadWeights(expected->blob, expected->version).status();
+    absl::Status reloaded = LoadWeightsInto([&](const std::string& blob, int64_t version) {
+      return client_->LoadWeights(blob, version).status();
+    }, *expected, options_.frozen_part);
     if (!reloaded.ok()) return absl::UnavailableError(absl::StrCat("lost its weights; reload: ", reloaded.message()));
     metrics_->CountRecovery("reference");
     if (options_.on_recovered) {

@@ -30,6 +30,8 @@ class ReferenceSession {
     RetryHooks hooks;          // on_retry counts reference retries; check_cancelled
     // Called after a restarted scorer got its weights back (a run event).
     std::function<void(const std::string& message)> on_recovered;
+    // The model's frozen part, for a scorer that lacks it (LoadWeightsInto).
+    FrozenPartFn frozen_part;
   };
   ReferenceSession(std::shared_ptr<reference::ReferenceClient> client, CoordinatorMetrics* metrics, Options options);
 

@@ -77,6 +77,7 @@ RlLoop::RlLoop(std::string run_id, grail::v1::RunSpec spec, Splits data, Service
     event.set_message(message);
     report_(event);
   };
+  reference.frozen_part = [this] { return weights_->FrozenPart(); };
   reference_ = std::make_unique<ReferenceSession>(clients_.reference, metrics_, std::move(reference));
 }
 
@@ -355,7 +356,8 @@ absl::Status RlLoop::LoadRewardModel() {
   auto init = InitLearner(rm);
   if (!init.ok()) return named(init.status());
   version_ = init->weights_version();
-  auto weights = clients_.learner->GetWeights(version_);
+  // The whole model: the reward scorer loads it once, and keeps no frozen part for it.
+  auto weights = clients_.learner->GetWeights(version_, grail::v1::WEIGHTS_PART_WHOLE);
   if (!weights.ok()) return named(weights.status());
   auto loaded = clients_.reward->LoadRewardModel(weights->blob, weights->version);
   if (!loaded.ok()) return named(loaded.status());

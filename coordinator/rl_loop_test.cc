@@ -692,3 +692,23 @@ TEST_F(RlLoopUnitTest, CancellationStopsTheRun) {
 
 }  // namespace
 }  // namespace grail::coordinator
+
+namespace grail::coordinator {
+namespace {
+
+// A model with frozen parameters (LoRA, freeze-tuning) sends only its trainable part each
+// version; an actor that lacks the frozen part gets it once, from one fetch per run.
+TEST_F(RlLoopUnitTest, ActorsGetTheFrozenPartOnceAndThenOnlyTrainableParts) {
+  learner_->frozen_parts = true;
+  std::vector<grail::v1::StepReport> reports;
+  std::map<std::string, double> summary;
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  EXPECT_EQ(learner_->frozen_part_fetches, 1);
+  for (const auto& a : actors_) {
+    EXPECT_TRUE(a->has_frozen_part);
+    EXPECT_EQ(a->version, learner_->GetWeights(0)->version) << "every actor serves the last trainable part";
+  }
+}
+
+}  // namespace
+}  // namespace grail::coordinator

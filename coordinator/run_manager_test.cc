@@ -217,6 +217,25 @@ TEST_F(RunManagerTest, AStagedRunRunsItsStagesInOrderEachFromThePreviousOnesChec
   EXPECT_TRUE(run.summary().count("rl.heldout_accuracy_after"));
 }
 
+// trainer.sft_epochs: an sft stage of two passes over the training rows at batch 64 takes
+// ceil(2 * rows / 64) steps, and the learner sees them as sft_steps.
+TEST_F(RunManagerTest, SftEpochsBecomeTheStepsThosePassesTake) {
+  ASSERT_TRUE(ParseConfig(std::string(kSpec) + R"(
+dataset: {builtin: arithmetic, heldout_size: 20, train_size: 100}
+stages:
+  - {name: sft, kind: sft, trainer: {sft_epochs: 2, sft_batch_size: 64}}
+)", ConfigFormat::kYaml, &spec_).ok());
+  auto m = NewManager();
+  auto id = m->Submit(spec_);
+  ASSERT_TRUE(id.ok()) << id.status();
+  grail::v1::Run run = WaitForEnd(m.get(), *id);
+  ASSERT_EQ(run.state(), grail::v1::RUN_STATE_SUCCEEDED) << run.error();
+  EXPECT_EQ(learner_->supervised_requests().size(), 4u);  // ceil(2 * 100 / 64)
+  ASSERT_FALSE(learner_->init_requests().empty());
+  EXPECT_EQ(learner_->init_requests()[0].spec().trainer().sft_steps(), 4);
+  EXPECT_EQ(learner_->init_requests()[0].spec().trainer().sft_epochs(), 0);
+}
+
 // A coordinator that died in the dpo stage after its step-2 checkpoint: the next one skips
 // the finished sft stage, resumes dpo from that checkpoint (step 3 trained once more) and
 // runs rl from dpo's final checkpoint.

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/weights_stream.h"
 #include "common/parallel.h"
 #include "common/status_macros.h"
 
@@ -41,6 +43,28 @@ absl::Status WeightsTracker::Keep(int step, int64_t version) {
   return absl::OkStatus();
 }
 
+absl::Status LoadWeightsInto(const std::function<absl::Status(const std::string& blob, int64_t version)>& load,
+                             const learner::LearnerClient::Weights& weights, const FrozenPartFn& frozen) {
+  absl::Status loaded = load(weights.blob, weights.version);
+  if (!absl::IsFailedPrecondition(loaded) || !absl::StrContains(loaded.message(), kNeedsFrozenPart)) return loaded;
+  ASSIGN_OR_RETURN(std::shared_ptr<const std::string> part, frozen());
+  RETURN_IF_ERROR(load(*part, weights.version));
+  return load(weights.blob, weights.version);
+}
+
+absl::StatusOr<std::shared_ptr<const std::string>> WeightsTracker::FrozenPart() {
+  absl::MutexLock lock(&frozen_mu_);
+  if (frozen_ == nullptr) {
+    auto fetched = learner_->GetWeights(0, grail::v1::WEIGHTS_PART_FROZEN);
+    if (!fetched.ok()) {
+      return absl::Status(fetched.status().code(),
+                          absl::StrCat("weight sync: the frozen part: ", fetched.status().message()));
+    }
+    frozen_ = std::make_shared<const std::string>(std::move(fetched->blob));
+  }
+  return frozen_;
+}
+
 WeightsPtr WeightsTracker::After(int step) const {
   absl::MutexLock lock(&mu_);
   auto it = by_step_.find(step);
@@ -62,7 +86,11 @@ absl::Status WeightsTracker::SyncActors(const WeightsPtr& weights) {
   // Failures are collected, not returned: an actor that misses this version is synced again
   // before the next batch and serves nothing until it catches up.
   (void)ParallelFor(results.size(), [&](size_t j) -> absl::Status {
-    results[j] = actors_[behind[j]]->LoadWeights(weights->blob, weights->version).status();
+    results[j] = LoadWeightsInto(
+        [&](const std::string& blob, int64_t version) {
+          return actors_[behind[j]]->LoadWeights(blob, version).status();
+        },
+        *weights, [this] { return FrozenPart(); });
     return absl::OkStatus();
   });
   metrics_->ObservePhase("actor_sync",

@@ -1,7 +1,9 @@
 #ifndef GRAIL_COORDINATOR_WEIGHTS_TRACKER_H_
 #define GRAIL_COORDINATOR_WEIGHTS_TRACKER_H_
 
+#include <functional>
 #include <map>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -15,6 +17,15 @@
 namespace grail::coordinator {
 
 using WeightsPtr = std::shared_ptr<const learner::LearnerClient::Weights>;
+
+// Fetches the frozen part of the run's model (learner.proto, WEIGHTS_PART_FROZEN).
+using FrozenPartFn = std::function<absl::StatusOr<std::shared_ptr<const std::string>>()>;
+
+// Loads `weights` into one replica through `load`. When the replica answers that it lacks
+// the frozen part that `weights` (a trainable part) completes, it gets the frozen part from
+// `frozen` and then `weights` again.
+absl::Status LoadWeightsInto(const std::function<absl::Status(const std::string& blob, int64_t version)>& load,
+                             const learner::LearnerClient::Weights& weights, const FrozenPartFn& frozen);
 
 // The only owner of weights versions in a run: the learner's weights kept per step (a
 // versioned blob), and the version each actor holds. An actor whose update failed serves
@@ -40,6 +51,9 @@ class WeightsTracker {
   // when no actor holds weights->version afterwards.
   absl::Status SyncActors(const WeightsPtr& weights);
 
+  // The learner's frozen part (fetched once per tracker: it does not change within a run).
+  absl::StatusOr<std::shared_ptr<const std::string>> FrozenPart();
+
   // The actors holding `version` (-1: any actor with weights), in index order.
   std::vector<size_t> ActorsHolding(int64_t version) const;
   int64_t NewestActorVersion() const;
@@ -53,6 +67,8 @@ class WeightsTracker {
   mutable absl::Mutex mu_;
   std::map<int, WeightsPtr> by_step_ ABSL_GUARDED_BY(mu_);  // step -> weights after it
   std::vector<int64_t> actor_versions_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex frozen_mu_;
+  std::shared_ptr<const std::string> frozen_ ABSL_GUARDED_BY(frozen_mu_);
 };
 
 }  // namespace grail::coordinator

@@ -105,11 +105,13 @@ class GrpcLearnerClient : public LearnerClient {
                                                absl::FormatDuration(timeout), " (", last.message(), ")"));
   }
 
-  absl::StatusOr<Weights> GetWeights(int64_t min_version) override {
+  using LearnerClient::GetWeights;
+  absl::StatusOr<Weights> GetWeights(int64_t min_version, grail::v1::WeightsPart part) override {
     grpc::ClientContext context;
     SetTimeout(&context, options_.timeout);
     grail::v1::GetWeightsRequest request;
     request.set_min_version(min_version);
+    request.set_part(part);
     auto reader = stub_->GetWeights(&context, request);
     absl::StatusOr<ReceivedWeights> received = ReadWeightsStream(reader.get());
     absl::Status status = FromGrpcStatus(reader->Finish(), "learner", options_.target);

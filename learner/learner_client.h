@@ -33,7 +33,12 @@ class LearnerClient {
       const grail::v1::TrainStepRequest& request) = 0;
   virtual absl::StatusOr<grail::v1::TrainStepResponse> PreferenceStep(
       const grail::v1::PreferenceStepRequest& request) = 0;
-  virtual absl::StatusOr<Weights> GetWeights(int64_t min_version) = 0;
+  // `part`: learner.proto's WeightsPart (by default the trainable part of a model with
+  // frozen parameters, else the whole model).
+  virtual absl::StatusOr<Weights> GetWeights(int64_t min_version, grail::v1::WeightsPart part) = 0;
+  absl::StatusOr<Weights> GetWeights(int64_t min_version) {
+    return GetWeights(min_version, grail::v1::WEIGHTS_PART_DEFAULT);
+  }
   virtual absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(
       const grail::v1::ComputeValuesRequest& request) = 0;
   // The policy's per-token log-probs (and each position's most likely token's) of the

@@ -147,7 +147,10 @@ class LearnerGroupClient : public LearnerClient {
         [&](size_t r) { return ranks_[r]->PreferenceStep(parts[r]); });
   }
 
-  absl::StatusOr<Weights> GetWeights(int64_t min_version) override { return ranks_[0]->GetWeights(min_version); }
+  using LearnerClient::GetWeights;
+  absl::StatusOr<Weights> GetWeights(int64_t min_version, grail::v1::WeightsPart part) override {
+    return ranks_[0]->GetWeights(min_version, part);
+  }
 
   absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(
       const grail::v1::ComputeValuesRequest& request) override {

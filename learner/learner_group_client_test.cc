@@ -67,7 +67,7 @@ class RecordingRank : public LearnerClient {
     r.set_weights_version(version);
     return r;
   }
-  absl::StatusOr<Weights> GetWeights(int64_t) override { return absl::UnimplementedError(""); }
+  absl::StatusOr<Weights> GetWeights(int64_t, grail::v1::WeightsPart) override { return absl::UnimplementedError(""); }
   absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(const grail::v1::ComputeValuesRequest&) override {
     return absl::UnimplementedError("");
   }

@@ -89,7 +89,7 @@ grpc::Status LearnerServiceImpl::GetWeights(grpc::ServerContext* context,
                                             const grail::v1::GetWeightsRequest* request,
                                             grpc::ServerWriter<grail::v1::WeightsChunk>* writer) {
   GRAIL_AUTHORIZE(auth_, context);
-  auto weights = trainer_->GetWeights();
+  auto weights = trainer_->GetWeights(request->part());
   if (!weights.ok()) return Reply(weights.status());
   if (weights->version < request->min_version()) {
     return Reply(absl::FailedPreconditionError(absl::StrCat(

@@ -1,5 +1,6 @@
 #include "learner/trainable.h"
 
+#include <optional>
 #include <set>
 #include <string>
 
@@ -7,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "model/hf_export.h"
 
 namespace grail::learner {
 namespace {
@@ -40,20 +42,57 @@ int LayerOf(const std::string& name) {
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<model::CausalLm>> WithAdapters(const grail::v1::ModelSpec& spec,
-                                                             std::shared_ptr<model::CausalLm> model, uint64_t seed) {
+                                                             std::shared_ptr<model::CausalLm> model, uint64_t seed,
+                                                             const std::string& adapter_dir) {
   const auto& p = spec.peft();
-  if (p.type() != grail::v1::PEFT_TYPE_LORA || (*model)->config().lora.enabled()) return model;
+  if (p.type() != grail::v1::PEFT_TYPE_LORA) return model;
+  if ((*model)->config().lora.enabled()) {
+    if (!adapter_dir.empty()) {
+      return absl::InvalidArgumentError("model.peft.path: model.path has adapters already (a LoRA run's checkpoint)");
+    }
+    return model;
+  }
   model::ModelConfig config = (*model)->config();
-  config.lora.r = p.r() > 0 ? p.r() : 8;
-  config.lora.alpha = p.alpha() > 0 ? p.alpha() : 16;
-  config.lora.dropout = p.dropout();
-  config.lora.use_rslora = p.use_rslora();
-  if (!p.target_modules().empty()) config.lora.targets.assign(p.target_modules().begin(), p.target_modules().end());
+  std::optional<model::PeftAdapter> loaded;
+  if (!adapter_dir.empty()) {
+    auto read = model::ReadPeftAdapterDir(adapter_dir);
+    if (!read.ok()) return absl::Status(read.status().code(), absl::StrCat("model.peft.path: ", read.status().message()));
+    loaded = std::move(*read);
+    config.lora = loaded->lora;  // the adapter's own settings
+  } else {
+    config.lora.r = p.r() > 0 ? p.r() : 8;
+    config.lora.alpha = p.alpha() > 0 ? p.alpha() : 16;
+    config.lora.dropout = p.dropout();
+    config.lora.use_rslora = p.use_rslora();
+    if (!p.target_modules().empty()) config.lora.targets.assign(p.target_modules().begin(), p.target_modules().end());
+  }
   absl::Status valid = config.Validate();
   if (!valid.ok()) return absl::InvalidArgumentError(absl::StrCat("model.peft: ", valid.message()));
   auto adapted = std::make_shared<model::CausalLm>(config);
   CopyMatchingParameters(*model, *adapted);
   (*adapted)->InitAdapters(seed);
+  if (loaded.has_value()) {
+    torch::NoGradGuard no_grad;
+    auto params = (*adapted)->named_parameters();
+    size_t copied = 0;
+    for (const auto& [name, tensor] : loaded->tensors) {
+      torch::Tensor* dst = params.find(name);
+      if (dst == nullptr || !IsAdapter(name)) {
+        return absl::InvalidArgumentError(absl::StrCat("model.peft.path: ", name, " is not an adapter of this model"));
+      }
+      if (dst->sizes().vec() != tensor.first) {
+        return absl::InvalidArgumentError(absl::StrCat("model.peft.path: ", name, " has another shape than the model's"));
+      }
+      dst->copy_(torch::from_blob(const_cast<char*>(tensor.second.data()), tensor.first, torch::kFloat32));
+      ++copied;
+    }
+    size_t adapters = 0;
+    for (const auto& item : params) adapters += IsAdapter(item.key());
+    if (copied != adapters) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.peft.path: holds ", copied, " of the model's ", adapters, " adapter tensors"));
+    }
+  }
   return adapted;
 }
 

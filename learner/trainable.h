@@ -7,6 +7,7 @@
 // state, no all-reduce.
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -17,9 +18,12 @@ namespace grail::learner {
 
 // `model` as model.peft asks: with lora, rebuilt with adapters on the named projections
 // (every other parameter copied, adapters fresh from `seed`, so the outputs are unchanged),
-// unless it has adapters already (a checkpoint of a LoRA run). Otherwise `model` itself.
+// unless it has adapters already (a checkpoint of a LoRA run). `adapter_dir` (model.peft.path
+// resolved; "" for none) is a PEFT adapter directory whose settings and weights the adapters
+// take instead. Otherwise `model` itself.
 absl::StatusOr<std::shared_ptr<model::CausalLm>> WithAdapters(const grail::v1::ModelSpec& spec,
-                                                             std::shared_ptr<model::CausalLm> model, uint64_t seed);
+                                                             std::shared_ptr<model::CausalLm> model, uint64_t seed,
+                                                             const std::string& adapter_dir = "");
 
 // Sets requires_grad on every parameter: with adapters, only the adapters and a value head
 // ("score.weight") train; with model.trainable, the parameters it selects and a value head;

@@ -55,15 +55,29 @@ class TorchTrainer : public Trainer {
   absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::InitModelRequest& request) override {
     return Guarded("model init", [&] { return InitModelImpl(request); });
   }
-  absl::StatusOr<Weights> GetWeights() override {
+  using Trainer::GetWeights;
+  absl::StatusOr<Weights> GetWeights(grail::v1::WeightsPart part) override {
     return Guarded("get weights", [&]() -> absl::StatusOr<Weights> {
       absl::MutexLock lock(&mu_);
       RETURN_IF_ERROR(ReadyLocked());
+      const torch::ScalarType dtype = settings_.bf16_weights ? torch::kBFloat16 : torch::kFloat32;
       Weights w;
-      ASSIGN_OR_RETURN(w.blob, model::ModelToSafetensors(
-                                   *model_, settings_.bf16_weights ? torch::kBFloat16 : torch::kFloat32,
-                                   BlobMetadataLocked()));
       w.version = version_;
+      bool frozen = false;
+      for (const auto& p : (*model_)->parameters()) frozen |= !p.requires_grad();
+      if (part == grail::v1::WEIGHTS_PART_WHOLE || !frozen) {
+        if (part == grail::v1::WEIGHTS_PART_FROZEN) {
+          return absl::FailedPreconditionError("weights: the model has no frozen parameters");
+        }
+        ASSIGN_OR_RETURN(w.blob, model::ModelToSafetensors(*model_, dtype, BlobMetadataLocked()));
+      } else if (part == grail::v1::WEIGHTS_PART_FROZEN) {
+        RETURN_IF_ERROR(FrozenPartLocked(dtype));
+        w.blob = frozen_blob_;
+      } else {
+        RETURN_IF_ERROR(FrozenPartLocked(dtype));
+        ASSIGN_OR_RETURN(w.blob, model::ModelPartToSafetensors(*model_, model::WeightsPart::kTrainable,
+                                                              frozen_digest_, dtype, BlobMetadataLocked()));
+      }
       return w;
     });
   }
@@ -113,6 +127,14 @@ class TorchTrainer : public Trainer {
  private:
   // A reward model's weights and checkpoints name the run's tokenizer, so that the reward
   // scorer reads texts the way the model was trained (model::kTokenizerMetadataKey).
+  absl::Status FrozenPartLocked(torch::ScalarType dtype) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!frozen_blob_.empty()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(frozen_digest_, model::FrozenPartDigest(*model_, dtype));
+    ASSIGN_OR_RETURN(frozen_blob_, model::ModelPartToSafetensors(*model_, model::WeightsPart::kFrozen, frozen_digest_,
+                                                                dtype, BlobMetadataLocked()));
+    return absl::OkStatus();
+  }
+
   std::map<std::string, std::string> BlobMetadataLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (settings_.preference.objective() != grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL) return {};
     return {{model::kTokenizerMetadataKey, settings_.tokenizer}};
@@ -154,7 +176,11 @@ class TorchTrainer : public Trainer {
       CopyMatchingParameters(*built, *rm);
       built = std::move(rm);
     }
-    ASSIGN_OR_RETURN(built, WithAdapters(spec.model(), std::move(built), spec.model().init_seed() + 2));
+    std::string adapter_dir;
+    if (!spec.model().peft().path().empty()) {
+      ASSIGN_OR_RETURN(adapter_dir, ResolveUnderRoot(options_.data_root, spec.model().peft().path(), "model.peft.path"));
+    }
+    ASSIGN_OR_RETURN(built, WithAdapters(spec.model(), std::move(built), spec.model().init_seed() + 2, adapter_dir));
     RETURN_IF_ERROR(SelectTrainable(spec.model(), *built));
     grail::v1::InitModelResponse response;
     response.set_num_parameters((*built)->NumParameters());
@@ -169,6 +195,8 @@ class TorchTrainer : public Trainer {
       RETURN_IF_ERROR(group_.Check(group_.collective().Broadcast(params, 0, "model broadcast")));
     }
     model_ = std::move(built);
+    frozen_blob_.clear();
+    frozen_digest_.clear();
     settings_ = settings;
     // Frozen parameters (model.peft, model.trainable) get no optimizer state.
     auto params = TrainableParameters(*model_);
@@ -413,6 +441,9 @@ class TorchTrainer : public Trainer {
   TrainSettings settings_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<torch::optim::AdamW> sft_optimizer_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<torch::optim::AdamW> rl_optimizer_ ABSL_GUARDED_BY(mu_);
+  // The frozen part never changes while the model lives: written and digested once.
+  std::string frozen_blob_ ABSL_GUARDED_BY(mu_);
+  std::string frozen_digest_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Critic> critic_ ABSL_GUARDED_BY(mu_);
   int64_t rl_steps_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t version_ ABSL_GUARDED_BY(mu_) = -1;

@@ -57,12 +57,15 @@ class Trainer {
   }
 
   // The current weights as a safetensors blob (with its config) and their version.
-  // FAILED_PRECONDITION before InitModel.
+  // FAILED_PRECONDITION before InitModel. `part` (learner.proto, WeightsPart): by default
+  // the whole model, or only its trainable part when some parameters are frozen
+  // (model.peft, model.trainable).
   struct Weights {
     std::string blob;
     int64_t version = -1;
   };
-  virtual absl::StatusOr<Weights> GetWeights() = 0;
+  virtual absl::StatusOr<Weights> GetWeights(grail::v1::WeightsPart part) = 0;
+  absl::StatusOr<Weights> GetWeights() { return GetWeights(grail::v1::WEIGHTS_PART_DEFAULT); }
 
   // One optimizer step of cross-entropy on the masked tokens (supervised warm-up), at the
   // warm-up's scheduled rate (SftLearningRate of request.step), over

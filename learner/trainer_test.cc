@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/checkpoint.h"
+#include "model/hf_export.h"
 #include "model/safetensors.h"
 
 namespace grail::learner {
@@ -583,7 +584,7 @@ namespace {
 
 // The weights the learner would send, by name.
 std::map<std::string, torch::Tensor> SentTensors(Trainer& trainer) {
-  auto w = trainer.GetWeights();
+  auto w = trainer.GetWeights(grail::v1::WEIGHTS_PART_WHOLE);
   EXPECT_TRUE(w.ok()) << w.status();
   std::map<std::string, torch::Tensor> out;
   if (!w.ok()) return out;
@@ -631,10 +632,50 @@ TEST_F(TrainerTest, LoraTrainsTheAdaptersAndLeavesTheBaseBitIdentical) {
     }
   }
   EXPECT_EQ(adapters_moved, 2 * 7 * 2);  // A and B of seven projections in two layers
-  auto w = trainer_->GetWeights();
+  auto w = trainer_->GetWeights(grail::v1::WEIGHTS_PART_WHOLE);
   auto rebuilt = model::ModelFromSafetensors(*model::SafetensorsFile::Parse(w->blob));
   ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
   EXPECT_EQ((*rebuilt)->config().lora.r, 4);
+  // By default only what can change is sent: the adapters, naming the frozen part.
+  auto part = model::SafetensorsFile::Parse(trainer_->GetWeights()->blob);
+  ASSERT_TRUE(part.ok());
+  EXPECT_EQ(part->tensors().size(), 2u * 7 * 2);
+  EXPECT_EQ(part->metadata().at(model::kWeightsPartMetadataKey), "trainable");
+  auto frozen = model::SafetensorsFile::Parse(trainer_->GetWeights(grail::v1::WEIGHTS_PART_FROZEN)->blob);
+  ASSERT_TRUE(frozen.ok());
+  EXPECT_EQ(frozen->metadata().at(model::kFrozenDigestMetadataKey), part->metadata().at(model::kFrozenDigestMetadataKey));
+  EXPECT_EQ(frozen->tensors().size() + part->tensors().size(), (*rebuilt)->named_parameters().size());
+}
+
+// A LoRA run's checkpoint exported in PEFT's format continues as model.peft.path on the
+// base it was trained on: the adapters come back bit for bit, and training goes on.
+TEST_F(TrainerTest, APeftAdapterDirectoryContinuesTraining) {
+  ASSERT_TRUE(trainer_->InitModel(spec_).ok());
+  ASSERT_TRUE(trainer_->SaveCheckpoint("base", "").ok());
+  grail::v1::RunSpec lora = spec_;
+  lora.mutable_model()->clear_config();
+  lora.mutable_model()->set_path("base");
+  lora.mutable_model()->mutable_peft()->set_type(grail::v1::PEFT_TYPE_LORA);
+  lora.mutable_model()->mutable_peft()->set_r(4);
+  ASSERT_TRUE(trainer_->InitModel(lora).ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(trainer_->SupervisedStep(SftRows()).ok());
+  const auto trained = SentTensors(*trainer_);
+  ASSERT_TRUE(trainer_->SaveCheckpoint("lora", "").ok());
+  ASSERT_TRUE(model::ExportHfDir(root_ + "/lora", root_ + "/adapter", model::HfExportOptions{}).ok());
+
+  grail::v1::RunSpec resumed = lora;
+  resumed.mutable_model()->mutable_peft()->set_r(0);  // the directory's own settings
+  resumed.mutable_model()->mutable_peft()->set_path("adapter");
+  auto init = trainer_->InitModel(resumed);
+  ASSERT_TRUE(init.ok()) << init.status();
+  const auto loaded = SentTensors(*trainer_);
+  ASSERT_EQ(loaded.size(), trained.size());
+  for (const auto& [name, t] : trained) EXPECT_TRUE(torch::equal(t, loaded.at(name))) << name;
+  ASSERT_TRUE(trainer_->SupervisedStep(SftRows()).ok());
+
+  resumed.mutable_model()->mutable_peft()->set_path("missing");
+  auto refused = trainer_->InitModel(resumed);
+  EXPECT_NE(refused.status().message().find("model.peft.path"), std::string::npos) << refused.status();
 }
 
 // model.trainable: only the selected layers (and modules) train; everything else is

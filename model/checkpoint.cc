@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "common/weights_stream.h"
 
 namespace grail::model {
 namespace {
@@ -44,11 +45,15 @@ std::string SafetensorsDType(torch::ScalarType type) {
   }
 }
 
-absl::StatusOr<std::string> ModelToSafetensors(CausalLm& model, torch::ScalarType dtype,
-                                               const std::map<std::string, std::string>& metadata) {
+namespace {
+
+absl::StatusOr<std::string> Serialize(CausalLm& model, WeightsPart part, torch::ScalarType dtype,
+                                      const std::map<std::string, std::string>& metadata) {
   std::map<std::string, SafetensorsTensor> tensors;
   std::vector<torch::Tensor> keep;  // contiguous CPU copies the views point into
   for (const auto& item : model->named_parameters()) {
+    if (part == WeightsPart::kTrainable && !item.value().requires_grad()) continue;
+    if (part == WeightsPart::kFrozen && item.value().requires_grad()) continue;
     torch::Tensor t = item.value().detach().to(torch::kCPU).to(dtype).contiguous();
     keep.push_back(t);
     SafetensorsTensor st;
@@ -62,6 +67,28 @@ absl::StatusOr<std::string> ModelToSafetensors(CausalLm& model, torch::ScalarTyp
   meta[kConfigMetadataKey] = ToHfConfigJson(model->config());
   meta["format"] = "pt";
   return SerializeSafetensors(tensors, meta);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ModelToSafetensors(CausalLm& model, torch::ScalarType dtype,
+                                               const std::map<std::string, std::string>& metadata) {
+  return Serialize(model, WeightsPart::kWhole, dtype, metadata);
+}
+
+absl::StatusOr<std::string> FrozenPartDigest(CausalLm& model, torch::ScalarType dtype) {
+  ASSIGN_OR_RETURN(std::string frozen, Serialize(model, WeightsPart::kFrozen, dtype, {}));
+  return Sha256Hex(frozen);
+}
+
+absl::StatusOr<std::string> ModelPartToSafetensors(CausalLm& model, WeightsPart part, const std::string& frozen_digest,
+                                                   torch::ScalarType dtype,
+                                                   const std::map<std::string, std::string>& metadata) {
+  if (part == WeightsPart::kWhole) return absl::InvalidArgumentError("weights: kWhole is ModelToSafetensors");
+  std::map<std::string, std::string> meta = metadata;
+  meta[kFrozenDigestMetadataKey] = frozen_digest;
+  meta[kWeightsPartMetadataKey] = part == WeightsPart::kFrozen ? "frozen" : "trainable";
+  return Serialize(model, part, dtype, meta);
 }
 
 namespace {
@@ -107,6 +134,25 @@ absl::Status LoadParameters(const SafetensorsFile& file, CausalLm& model) {
   std::map<std::string, const SafetensorsTensor*> tensors;
   for (const auto& [name, t] : file.tensors()) tensors[name] = &t;
   return LoadNamedTensors(tensors, model);
+}
+
+absl::Status LoadSomeParameters(const SafetensorsFile& file, CausalLm& model) {
+  torch::NoGradGuard no_grad;
+  auto params = model->named_parameters();
+  for (const auto& [name, st] : file.tensors()) {
+    torch::Tensor* p = params.find(name);
+    if (p == nullptr) return absl::InvalidArgumentError(absl::StrCat("weights: unexpected tensor ", name));
+    if (st.shape != p->sizes().vec()) {
+      return absl::InvalidArgumentError(absl::StrCat("weights: ", name, " has shape [", absl::StrJoin(st.shape, ","),
+                                                     "], model wants [", absl::StrJoin(p->sizes(), ","), "]"));
+    }
+    ASSIGN_OR_RETURN(torch::ScalarType type, TorchDType(st.dtype));
+    if (!c10::isFloatingType(type)) {
+      return absl::InvalidArgumentError(absl::StrCat("weights: ", name, " has dtype ", st.dtype));
+    }
+    p->copy_(torch::from_blob(const_cast<char*>(st.data.data()), st.shape, torch::TensorOptions().dtype(type)));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<CausalLm> ModelFromSafetensors(const SafetensorsFile& file) {

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -147,7 +148,31 @@ TEST(LoraCheckpointTest, SavesReloadsAndExportsMerged) {
     ASSERT_NE(original.find(item.key()), nullptr) << item.key();
     EXPECT_TRUE(torch::equal(*original.find(item.key()), item.value())) << item.key();
   }
-  ASSERT_TRUE(ExportHfDir(dir + "/ckpt", dir + "/hf", HfExportOptions{}).ok());
+  // Without --merge: the adapters alone, as the PEFT library writes them.
+  ASSERT_TRUE(ExportHfDir(dir + "/ckpt", dir + "/peft", HfExportOptions{}).ok());
+  auto adapter_file = SafetensorsFile::Read(dir + "/peft/adapter_model.safetensors");
+  ASSERT_TRUE(adapter_file.ok()) << adapter_file.status();
+  EXPECT_EQ(adapter_file->tensors().size(), 2u * 4 * 2);  // A and B, four projections, two layers
+  EXPECT_EQ(adapter_file->tensors().count("base_model.model.model.layers.1.mlp.down_proj.lora_B.weight"), 1u);
+  auto peft = ReadPeftAdapterDir(dir + "/peft");
+  ASSERT_TRUE(peft.ok()) << peft.status();
+  EXPECT_EQ(peft->lora.r, 4);
+  EXPECT_EQ(peft->lora.alpha, 8);
+  EXPECT_EQ(peft->lora.targets, (std::vector<std::string>{"q", "v", "up", "down"}));
+  for (const auto& [name, t] : peft->tensors) {
+    ASSERT_NE(original.find(name), nullptr) << name;
+    auto back = torch::from_blob(const_cast<char*>(t.second.data()), t.first, torch::kFloat32);
+    EXPECT_TRUE(torch::equal(*original.find(name), back)) << name;
+  }
+  std::ifstream config_in(dir + "/peft/adapter_config.json");
+  const std::string config_text((std::istreambuf_iterator<char>(config_in)), std::istreambuf_iterator<char>());
+  for (const char* key : {"\"peft_type\": \"LORA\"", "\"lora_alpha\"", "\"target_modules\"", "\"q_proj\"",
+                          "\"task_type\": \"CAUSAL_LM\""}) {
+    EXPECT_NE(config_text.find(key), std::string::npos) << key;
+  }
+  HfExportOptions merge;
+  merge.merge_adapters = true;
+  ASSERT_TRUE(ExportHfDir(dir + "/ckpt", dir + "/hf", merge).ok());
   auto exported = LoadModelDir(dir + "/hf");
   ASSERT_TRUE(exported.ok()) << exported.status();
   EXPECT_FALSE((*exported)->config().lora.enabled());
@@ -160,6 +185,59 @@ TEST(LoraCheckpointTest, SavesReloadsAndExportsMerged) {
   auto got = (*exported)->Logits((*exported)->Hidden(ids, pos, valid));
   EXPECT_LT((want - got).abs().max().item<double>(), 1e-5);
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace grail::model
+
+#include "model/versioned_model.h"
+
+namespace grail::model {
+namespace {
+
+// A LoRA model's parts: the frozen part alone serves nothing; each trainable part becomes a
+// model whose frozen parameters are the one resident copy (shared storage, never copied),
+// with exactly the sender's weights; a trainable part for another frozen part is refused.
+TEST(VersionedModelTest, TrainablePartsShareOneFrozenPart) {
+  ModelConfig c = Config();
+  c.value_head = false;
+  c.lora.r = 2;
+  c.lora.targets = {"q", "v"};
+  CausalLm sender(c);
+  sender->InitWeights(4);
+  for (auto& item : sender->named_parameters()) {
+    item.value().set_requires_grad(item.key().find("lora_") != std::string::npos);
+  }
+  auto digest = FrozenPartDigest(sender);
+  ASSERT_TRUE(digest.ok());
+  VersionedModel served;
+  auto trainable = [&]() { return *ModelPartToSafetensors(sender, WeightsPart::kTrainable, *digest); };
+  absl::Status early = served.Load(trainable(), 1);
+  EXPECT_EQ(early.code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(served.Load(*ModelPartToSafetensors(sender, WeightsPart::kFrozen, *digest), 1).ok());
+  EXPECT_EQ(served.Get().version, -1);
+  const void* base_data = nullptr;
+  for (int v = 1; v <= 3; ++v) {
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& item : sender->named_parameters()) {
+        if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.1);
+      }
+    }
+    ASSERT_TRUE(served.Load(trainable(), v).ok()) << v;
+    auto snap = served.Get();
+    EXPECT_EQ(snap.version, v);
+    ExpectSameParameters(*snap.model, sender);
+    const void* data = (*snap.model)->named_parameters()["model.embed_tokens.weight"].data_ptr();
+    if (base_data == nullptr) base_data = data;
+    EXPECT_EQ(data, base_data) << "version " << v << " copied the frozen part";
+  }
+  EXPECT_EQ(served.frozen_digest(), *digest);
+  std::string other = std::string(*digest);
+  other[0] = other[0] == '0' ? '1' : '0';
+  absl::Status refused = served.Load(*ModelPartToSafetensors(sender, WeightsPart::kTrainable, other), 4);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(served.Get().version, 3);
 }
 
 }  // namespace

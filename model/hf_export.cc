@@ -62,7 +62,99 @@ absl::StatusOr<std::string> AsF32(const std::string& name, const SafetensorsTens
                                                  " (export converts F32 and BF16)"));
 }
 
+constexpr char kPeftPrefix[] = "base_model.model.";
+
+std::string Bf16Bytes(const std::string& f32) {
+  std::string bytes(f32.size() / 2, '\0');
+  for (size_t i = 0; i < f32.size() / 4; ++i) {
+    float f;
+    std::memcpy(&f, f32.data() + 4 * i, 4);
+    const uint16_t h = ToBf16(f);
+    std::memcpy(bytes.data() + 2 * i, &h, 2);
+  }
+  return bytes;
+}
+
+absl::Status WritePeftAdapter(const ModelConfig& config,
+                              const std::map<std::string, std::pair<std::vector<int64_t>, std::string>>& tensors,
+                              const std::string& out, const std::string& dtype) {
+  std::map<std::string, std::string> bytes;
+  std::map<std::string, SafetensorsTensor> adapter;
+  for (const auto& [name, st] : tensors) {
+    if (name.find(".lora_A.") == std::string::npos && name.find(".lora_B.") == std::string::npos) continue;
+    const std::string peft = kPeftPrefix + name;
+    bytes[peft] = dtype == "bfloat16" ? Bf16Bytes(st.second) : st.second;
+    adapter[peft] = {dtype == "bfloat16" ? "BF16" : "F32", st.first, bytes[peft]};
+  }
+  if (adapter.empty()) return absl::InvalidArgumentError("weights: grail_lora is set but no lora_A/lora_B tensor is");
+  nlohmann::ordered_json cfg;
+  cfg["peft_type"] = "LORA";
+  cfg["task_type"] = "CAUSAL_LM";
+  cfg["r"] = config.lora.r;
+  cfg["lora_alpha"] = config.lora.alpha;
+  cfg["lora_dropout"] = config.lora.dropout;
+  cfg["use_rslora"] = config.lora.use_rslora;
+  std::vector<std::string> targets;
+  for (const auto& t : config.lora.targets) targets.push_back(t + "_proj");
+  cfg["target_modules"] = targets;
+  cfg["bias"] = "none";
+  cfg["fan_in_fan_out"] = false;
+  cfg["inference_mode"] = true;
+  cfg["base_model_name_or_path"] = "";
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) return absl::InternalError(absl::StrCat(out, ": cannot create: ", ec.message()));
+  ASSIGN_OR_RETURN(std::string blob, SerializeSafetensors(adapter, {{"format", "pt"}}));
+  RETURN_IF_ERROR(WriteFileAtomically(out + "/adapter_model.safetensors", blob));
+  return WriteFileAtomically(out + "/adapter_config.json", cfg.dump(2));
+}
+
 }  // namespace
+
+absl::StatusOr<PeftAdapter> ReadPeftAdapterDir(const std::string& dir) {
+  ASSIGN_OR_RETURN(std::string text, ReadAll(dir + "/adapter_config.json"));
+  const auto cfg = nlohmann::json::parse(text, nullptr, false);
+  if (!cfg.is_object()) return absl::InvalidArgumentError(absl::StrCat(dir, "/adapter_config.json: not a JSON object"));
+  if (cfg.value("peft_type", "") != "LORA") {
+    return absl::InvalidArgumentError(absl::StrCat(dir, "/adapter_config.json: peft_type is not LORA"));
+  }
+  PeftAdapter a;
+  if (!cfg.value("r", nlohmann::json()).is_number_integer() || !cfg.value("lora_alpha", nlohmann::json()).is_number() ||
+      !cfg.value("target_modules", nlohmann::json()).is_array()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir, "/adapter_config.json: needs integer r, number lora_alpha and a target_modules list"));
+  }
+  a.lora.r = cfg["r"].get<int64_t>();
+  a.lora.alpha = cfg["lora_alpha"].get<double>();
+  a.lora.dropout = cfg.value("lora_dropout", 0.0);
+  a.lora.use_rslora = cfg.value("use_rslora", false);
+  a.lora.targets.clear();
+  for (const auto& t : cfg["target_modules"]) {
+    std::string name = t.is_string() ? t.get<std::string>() : "";
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, "_proj") == 0) name.resize(name.size() - 5);
+    a.lora.targets.push_back(name);
+  }
+  ModelConfig check;
+  check.lora = a.lora;
+  absl::Status valid = check.Validate();
+  if (!valid.ok()) return absl::InvalidArgumentError(absl::StrCat(dir, "/adapter_config.json: ", valid.message()));
+  ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Read(dir + "/adapter_model.safetensors"));
+  for (const auto& [name, t] : f.tensors()) {
+    if (name.rfind(kPeftPrefix, 0) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(dir, "/adapter_model.safetensors: ", name, " is not under ",
+                                                     kPeftPrefix));
+    }
+    std::string grail = name.substr(std::strlen(kPeftPrefix));
+    // PEFT names tensors of the adapter "default" in memory, not on disk; accept either.
+    for (const char* which : {".lora_A.default.", ".lora_B.default."}) {
+      const size_t at = grail.find(which);
+      if (at != std::string::npos) grail.replace(at, std::strlen(which), std::string(which).substr(0, 8));
+    }
+    ASSIGN_OR_RETURN(std::string f32, AsF32(name, t));
+    a.tensors[grail] = {t.shape, std::move(f32)};
+  }
+  return a;
+}
 
 absl::Status ExportHfDir(const std::string& src, const std::string& out, const HfExportOptions& o) {
   if (o.dtype != "float32" && o.dtype != "bfloat16") {
@@ -100,6 +192,7 @@ absl::Status ExportHfDir(const std::string& src, const std::string& out, const H
       tensors[name] = {t.shape, std::move(f32)};
     }
   }
+  if (config.lora.enabled() && !o.merge_adapters) return WritePeftAdapter(config, tensors, out, o.dtype);
   // LoRA adapters (a model.peft run's checkpoint) are merged into their projections, W + s B A,
   // and dropped: a Hugging Face model directory has no adapters.
   if (config.lora.enabled()) {

@@ -7,6 +7,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "model/safetensors.h"
 #include "model/transformer.h"
 
 namespace grail::model {
@@ -28,12 +29,32 @@ class VersionedModel {
   // Builds a model from a verified safetensors blob (see ModelToSafetensors) and swaps it
   // in. On any error the current model keeps serving. A version older than the current one
   // is FAILED_PRECONDITION.
+  //
+  // Parts (model/checkpoint.h, WeightsPart): a frozen part is kept, not served, until a
+  // trainable part completes it. A trainable part becomes a model whose frozen parameters
+  // are those of the serving model, the retired one or the kept frozen part with the same
+  // digest, shared rather than copied (the base is resident once, whatever the number of
+  // versions); with none of them it is FAILED_PRECONDITION (kNeedsFrozenPart).
   absl::Status Load(std::string blob, int64_t version) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The frozen digest of the serving model ("" for a whole model or none).
+  std::string frozen_digest() const ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
+  struct Held {
+    std::shared_ptr<CausalLm> model;
+    std::string frozen_digest;  // "" when loaded whole
+  };
+  absl::Status LoadFrozen(const SafetensorsFile& file, const std::string& digest) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<Held> StageTrainable(const SafetensorsFile& file, const std::string& digest)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<Held> StageWhole(const SafetensorsFile& file) ABSL_LOCKS_EXCLUDED(mu_);
+
   mutable absl::Mutex mu_;
   Snapshot current_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<CausalLm> spare_ ABSL_GUARDED_BY(mu_);  // the retired model, reused for staging
+  std::string current_digest_ ABSL_GUARDED_BY(mu_);
+  Held spare_ ABSL_GUARDED_BY(mu_);   // the retired model, reused for staging
+  Held frozen_ ABSL_GUARDED_BY(mu_);  // a frozen part waiting for its trainable part
 };
 
 }  // namespace grail::model

@@ -25,6 +25,7 @@ struct Objective {
   std::string extra = "";    // further top-level YAML
   int value_pretrain_steps = 0;
   std::vector<std::string> metrics = {};  // reported by this objective's steps
+  float lora_learning_rate = 0;  // > 0: LoRA (model.peft, r 8 on every projection) at this rate
 };
 
 std::ostream& operator<<(std::ostream& os, const Objective& o) { return os << o.name; }
@@ -72,6 +73,10 @@ TEST_P(ObjectivesTest, ShortRunRaisesMeanReward) {
   spec.mutable_dataset()->set_train_size(kTrainProblems);
   t->set_value_pretrain_steps(o.value_pretrain_steps);
   t->set_total_steps(o.value_pretrain_steps + kSteps);
+  if (o.lora_learning_rate > 0) {
+    spec.mutable_model()->mutable_peft()->set_type(grail::v1::PEFT_TYPE_LORA);
+    t->set_learning_rate(o.lora_learning_rate);
+  }
 
   auto client = cluster_->NewRunClient();
   auto id = client->Submit(spec);
@@ -142,6 +147,8 @@ INSTANTIATE_TEST_SUITE_P(
                            "clip_ratio_high: 0.28}"},
         Objective{"gfpo", "{advantage_estimator: gfpo, group_size: 16, gfpo_k: 12, gfpo_metric: token_efficiency}"},
         Objective{"rloo", "{advantage_estimator: rloo, group_size: 16}"},
+        // GRPO through LoRA adapters over the frozen warm-up checkpoint (README, "PEFT").
+        Objective{"grpo_lora", "{advantage_estimator: grpo, group_size: 16}", "", 0, {}, 0.003},
         Objective{"reinforce_pp", "{advantage_estimator: reinforce_pp, group_size: 16, kl_coef: 0.001, "
                                   "kl_estimator: k3}",
                   "", 0, {"kl"}}),

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <cmath>
+#include <iostream>
 #include <cstring>
 #include <thread>
 
@@ -126,6 +127,77 @@ TEST_F(WeightsFlowTest, ActorAndReferenceAgreeOnLearnerWeights) {
     const int P = s.prompt_token_ids_size();
     for (int t = 0; t < s.token_ids_size(); ++t) {
       EXPECT_NEAR(values[P - 1 + t], s.behavior_log_probs(t), 1e-4);
+    }
+  }
+}
+
+grail::v1::Tensor FloatTensor(const std::vector<std::vector<float>>& rows) {
+  grail::v1::Tensor t;
+  t.set_dtype(grail::v1::DTYPE_FLOAT32);
+  t.add_shape(rows.size());
+  t.add_shape(rows[0].size());
+  for (const auto& r : rows) t.mutable_data()->append(reinterpret_cast<const char*>(r.data()), r.size() * 4);
+  return t;
+}
+
+// LoRA (model.peft): the actor gets the frozen base once, then each version's adapters
+// only (a few percent of the bytes). An actor without the base refuses an adapter and says
+// what it needs. After every update, the log-probs the actor samples with are the
+// learner's log-probs of the same tokens: the adapter really reached it.
+TEST_F(WeightsFlowTest, AdapterOnlyUpdatesReachTheActorExactly) {
+  grail::v1::RunSpec spec = SmallModelSpec();
+  spec.mutable_model()->mutable_peft()->set_type(grail::v1::PEFT_TYPE_LORA);
+  spec.mutable_model()->mutable_peft()->set_r(4);
+  spec.mutable_trainer()->set_sft_learning_rate(0.01f);
+  ASSERT_TRUE(learner_->InitModel(spec).ok());
+  auto whole = learner_->GetWeights(0, grail::v1::WEIGHTS_PART_WHOLE);
+  auto frozen = learner_->GetWeights(0, grail::v1::WEIGHTS_PART_FROZEN);
+  auto adapter = learner_->GetWeights(0);
+  ASSERT_TRUE(whole.ok() && frozen.ok() && adapter.ok()) << adapter.status();
+  std::cout << "adapter " << adapter->blob.size() << " bytes, frozen part " << frozen->blob.size()
+            << " bytes, whole model " << whole->blob.size() << " bytes" << std::endl;
+  EXPECT_LT(adapter->blob.size(), whole->blob.size() / 4);
+  auto refused = actor_->LoadWeights(adapter->blob, adapter->version);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr(kNeedsFrozenPart));
+  ASSERT_TRUE(actor_->LoadWeights(frozen->blob, adapter->version).ok());
+  EXPECT_EQ(actor_->GetInfo()->weights_version(), -1) << "a frozen part alone serves nothing";
+
+  grail::v1::SupervisedStepRequest sft;
+  *sft.mutable_input_ids() = Int64Tensor({{1, 3, 4, 5, 6, 7}, {1, 8, 9, 10, 11, 12}});
+  *sft.mutable_loss_mask() = FloatTensor({{0, 0, 0, 1, 1, 1}, {0, 0, 0, 1, 1, 1}});
+  for (int update = 0; update < 3; ++update) {
+    if (update > 0) {
+      for (int i = 0; i < 5; ++i) ASSERT_TRUE(learner_->SupervisedStep(sft).ok());
+    }
+    auto w = learner_->GetWeights(0);
+    ASSERT_TRUE(w.ok()) << w.status();
+    ASSERT_TRUE(actor_->LoadWeights(w->blob, w->version).ok()) << "update " << update;
+    EXPECT_EQ(actor_->GetInfo()->weights_version(), w->version);
+    grail::v1::GenerateRequest gen;
+    gen.set_group_size(2);
+    auto* p = gen.add_prompts();
+    p->set_prompt_id(update);
+    p->add_token_ids(1), p->add_token_ids(3), p->add_token_ids(4);
+    gen.mutable_sampling()->set_temperature(1.0);
+    gen.mutable_sampling()->set_max_new_tokens(5);
+    gen.mutable_sampling()->set_seed(update + 1);
+    std::vector<grail::v1::Sample> samples;
+    ASSERT_TRUE(actor_->Generate(gen, [&](grail::v1::Sample s) { samples.push_back(std::move(s)); }).ok());
+    ASSERT_EQ(samples.size(), 2u);
+    for (const auto& s : samples) {
+      EXPECT_EQ(s.policy_version(), w->version);
+      std::vector<int64_t> seq(s.prompt_token_ids().begin(), s.prompt_token_ids().end());
+      seq.insert(seq.end(), s.token_ids().begin(), s.token_ids().end());
+      grail::v1::ScoreSequencesRequest req;
+      *req.mutable_input_ids() = Int64Tensor({seq});
+      auto scored = learner_->ScoreSequences(req);
+      ASSERT_TRUE(scored.ok()) << scored.status();
+      const float* lp = reinterpret_cast<const float*>(scored->log_probs().data().data());
+      const int P = s.prompt_token_ids_size();
+      for (int t = 0; t < s.token_ids_size(); ++t) {
+        EXPECT_NEAR(lp[P + t], s.behavior_log_probs(t), 1e-4) << "update " << update << " token " << t;
+      }
     }
   }
 }

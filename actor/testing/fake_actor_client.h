@@ -9,11 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "actor/actor_client.h"
+#include "common/weights_stream.h"
 #include "tokenizer/char_tokenizer.h"
 
 namespace grail::actor::testing {
@@ -32,6 +34,7 @@ class FakeActorClient : public ::grail::actor::ActorClient {
   std::atomic<int> failed_calls{0};
   std::atomic<int64_t> version{-1};
   std::atomic<int> fail_loads{0};  // the next N LoadWeights calls fail (UNAVAILABLE)
+  std::atomic<bool> has_frozen_part{false};  // "frozen-part" loaded (FakeLearnerClient::frozen_parts)
 
   // The weights version of every Generate call, in order.
   std::vector<int64_t> generate_versions() {
@@ -86,6 +89,16 @@ class FakeActorClient : public ::grail::actor::ActorClient {
     if (fail_loads > 0) {
       --fail_loads;
       return absl::UnavailableError("fake actor: connection refused");
+    }
+    // Parts of a model with frozen parameters, as VersionedModel takes them.
+    if (blob == "frozen-part") {
+      has_frozen_part = true;
+      grail::v1::LoadWeightsResponse r;
+      r.set_version(version);
+      return r;
+    }
+    if (absl::StartsWith(blob, "trainable-") && !has_frozen_part) {
+      return absl::FailedPreconditionError(absl::StrCat("fake actor: no frozen part (", kNeedsFrozenPart, ")"));
     }
     version = v;
     grail::v1::LoadWeightsResponse r;

@@ -66,8 +66,21 @@ class FakeLearnerClient : public ::grail::learner::LearnerClient {
     (*r.mutable_metrics())["loss"] = 0.0;
     return r;
   }
-  absl::StatusOr<Weights> GetWeights(int64_t) override {
+  // With `frozen_parts` the fake's model has frozen parameters: the default part is
+  // "trainable-<version>" and the frozen part "frozen-part" (FakeActorClient understands
+  // both).
+  std::atomic<bool> frozen_parts{false};
+  std::atomic<int> frozen_part_fetches{0};
+  using LearnerClient::GetWeights;
+  absl::StatusOr<Weights> GetWeights(int64_t, grail::v1::WeightsPart part) override {
     absl::MutexLock lock(&mu_);
+    if (frozen_parts && part == grail::v1::WEIGHTS_PART_FROZEN) {
+      ++frozen_part_fetches;
+      return Weights{"frozen-part", version_};
+    }
+    if (frozen_parts && part == grail::v1::WEIGHTS_PART_DEFAULT) {
+      return Weights{absl::StrCat("trainable-", version_), version_};
+    }
     return Weights{absl::StrCat("weights-", version_), version_};
   }
   // Values 0.25 everywhere (column 0 excepted, as the real learner does).
