@@ -182,6 +182,7 @@ class TorchTrainer : public Trainer {
     }
     ASSIGN_OR_RETURN(built, WithAdapters(spec.model(), std::move(built), spec.model().init_seed() + 2, adapter_dir));
     RETURN_IF_ERROR(SelectTrainable(spec.model(), *built));
+
     grail::v1::InitModelResponse response;
     response.set_num_parameters((*built)->NumParameters());
     absl::MutexLock lock(&mu_);

@@ -54,7 +54,11 @@ torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
   if (dropout_ > 0 && is_training() && torch::GradMode::is_enabled()) {
     in = torch::nn::functional::dropout(x, torch::nn::functional::DropoutFuncOptions().p(dropout_).training(true));
   }
-  return y + torch::matmul(torch::matmul(in, lora_a_.t()), lora_b_.t()) * scale_;
+  // y + scale (in A^T) B^T as one GEMM that accumulates into y (no separate scale and add).
+  const int64_t out = y.size(-1);
+  auto y2 = y.reshape({-1, out});
+  auto mid = in.reshape({-1, in.size(-1)}).mm(lora_a_.t());
+  return torch::addmm(y2, mid, lora_b_.t(), /*beta=*/1, /*alpha=*/scale_).view(y.sizes());
 }
 
 torch::Tensor ProjectionImpl::MergedWeight() const {

@@ -187,11 +187,13 @@ TEST(DataParallelTest, TwoRanksMatchOneRankAfterThreeSteps) {
   struct Case {
     const char* policy_loss;
     const char* agg;
+    bool lora = false;  // model.peft: the adapters (the weights sent) are compared
   };
   for (const Case& c : {Case{"ppo", "token-mean"}, Case{"gmpo", "seq-mean-token-mean"},
-                        Case{"cispo", "seq-mean-token-sum-norm"}}) {
-    SCOPED_TRACE(absl::StrCat(c.policy_loss, " / ", c.agg));
-    const grail::v1::RunSpec spec = Spec(c.policy_loss, c.agg);
+                        Case{"cispo", "seq-mean-token-sum-norm"}, Case{"ppo", "token-mean", true}}) {
+    SCOPED_TRACE(absl::StrCat(c.policy_loss, " / ", c.agg, c.lora ? " / lora" : ""));
+    grail::v1::RunSpec spec = Spec(c.policy_loss, c.agg);
+    if (c.lora) spec.mutable_model()->mutable_peft()->set_type(grail::v1::PEFT_TYPE_LORA);
     auto init_group = both->InitModel(spec);
     auto init_single = single->InitModel(spec);
     ASSERT_TRUE(init_group.ok()) << init_group.status();
@@ -223,7 +225,8 @@ TEST(DataParallelTest, TwoRanksMatchOneRankAfterThreeSteps) {
     // The ranks took identical optimizer steps from identical summed gradients.
     EXPECT_EQ(MaxAbsDiff(w_rank0->blob, w_rank1->blob), 0.0);
     const double diff = MaxAbsDiff(w_rank0->blob, w_single->blob);
-    std::cout << c.policy_loss << " / " << c.agg << ": max |2-rank - 1-rank| parameter difference " << diff
+    std::cout << c.policy_loss << " / " << c.agg << (c.lora ? " / lora" : "")
+              << ": max |2-rank - 1-rank| parameter difference " << diff
               << std::endl;
     EXPECT_LT(diff, 2e-5);  // measured about 2e-6: float32 sums taken in a different order
     // The initial weights moved far more than that (the comparison is not vacuous).
