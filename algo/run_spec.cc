@@ -48,9 +48,13 @@ absl::Status ValidatePeft(const grail::v1::ModelSpec& m) {
                  absl::StrCat("'", t.substr(0, 64), "' is not one of q, k, v, o, gate, up, down"));
     }
   }
-  if (!m.quantize().empty()) {
-    return Bad("model.quantize", absl::StrCat("'", m.quantize().substr(0, 64), "': quantised bases are not built yet"));
+  if (!m.quantize().empty() && m.quantize() != "nf4") {
+    return Bad("model.quantize", absl::StrCat("'", m.quantize().substr(0, 64), "' is not nf4"));
   }
+  if (m.quantize() == "nf4" && !lora) {
+    return Bad("model.quantize", "nf4 stores a frozen base: it needs model.peft type lora (QLoRA)");
+  }
+  if (m.has_double_quant() && m.quantize().empty()) return Bad("model.double_quant", "needs model.quantize: nf4");
   if (m.has_trainable()) {
     const auto& t = m.trainable();
     if (lora) return Bad("model.trainable", "set model.trainable or model.peft, not both (an adapter trains alone)");

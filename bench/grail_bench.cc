@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -141,6 +142,8 @@ int WeightSync() {
 //   lora_weight_sync_bytes  bytes per version sent to the actors (the adapters), vs the whole model
 //   lora_weight_sync_time   one version fetched and loaded into two actors, vs the whole model
 //   lora_step_time          one supervised learner step on the same batch (32 x 128 tokens)
+//   qlora_base_memory       the frozen base's resident bytes in NF4 vs float32 (and bfloat16)
+//   qlora_logprob_drift     mean per-token |log-prob change| of the batch from quantising
 // Times are the median of 5 (syncs) or 3 (steps), full and LoRA interleaved, each after an
 // untimed first step and fetch.
 int Lora() {
@@ -238,6 +241,35 @@ int Lora() {
                 << " MB in " << Now() - t0 << " s" << std::endl;
     }
   }
+  // QLoRA: the frozen base held in NF4 (double-quantised scales) against float32, and the
+  // quality cost: the mean per-token change of the same tokens' log-probs.
+  grail::v1::RunSpec qlora = lora;
+  qlora.mutable_model()->set_quantize("nf4");
+  grail::v1::ScoreSequencesRequest score;
+  *score.mutable_input_ids() = batch.input_ids();
+  std::vector<std::vector<float>> log_probs;
+  int64_t base_bytes[2] = {0, 0};
+  for (const auto* spec : {&lora, &qlora}) {
+    auto init = learner->InitModel(*spec);
+    if (!init.ok()) return Fail("InitModel", init.status());
+    base_bytes[spec == &qlora] = init->frozen_resident_bytes();
+    auto scored = learner->ScoreSequences(score);
+    if (!scored.ok()) return Fail("ScoreSequences", scored.status());
+    const auto& t = scored->log_probs();
+    const float* v = reinterpret_cast<const float*>(t.data().data());
+    log_probs.emplace_back(v, v + t.data().size() / 4);
+  }
+  double drift = 0;
+  for (size_t i = 0; i < log_probs[0].size(); ++i) drift += std::abs(log_probs[0][i] - log_probs[1][i]);
+  drift /= std::max<size_t>(1, log_probs[0].size());
+  std::cerr << "grail-bench: qlora base " << base_bytes[1] / 1e6 << " MB in nf4, " << base_bytes[0] / 1e6
+            << " MB in float32 (" << base_bytes[0] / 2e6 << " MB as bfloat16); mean |log-prob change| per token "
+            << drift << std::endl;
+  Emit("qlora_base_memory", static_cast<double>(base_bytes[1]), "bytes", "fp32_base_bytes",
+       static_cast<double>(base_bytes[0]));
+  Emit("qlora_base_memory_vs_bf16", static_cast<double>(base_bytes[1]), "bytes", "bf16_base_bytes",
+       static_cast<double>(base_bytes[0]) / 2);
+  Emit("qlora_logprob_drift", drift, "nats/token", "none", 0);
   Emit("lora_weight_sync_bytes", static_cast<double>(sync_bytes["lora"]), "bytes", "full_sync_bytes",
        static_cast<double>(sync_bytes["full"]));
   Emit("lora_weight_sync_time", median(sync_times["lora"]), "s", "full_sync_time", median(sync_times["full"]));

@@ -1,5 +1,6 @@
 #include "learner/trainable.h"
 
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -159,12 +160,14 @@ std::vector<torch::Tensor> TrainableParameters(model::CausalLm& model) {
 
 void CopyMatchingParameters(model::CausalLm& from, model::CausalLm& to) {
   torch::NoGradGuard no_grad;
-  auto source = from->named_parameters();
+  // Exported: an NF4-stored parameter of `from` comes dequantised.
+  std::map<std::string, torch::Tensor> source;
+  for (auto& [name, value] : from->ExportedParameters()) source.emplace(name, value);
   for (auto& item : to->named_parameters()) {
-    const torch::Tensor* src = source.find(item.key());
-    if (src == nullptr || src->sizes() != item.value().sizes()) continue;
-    item.value().copy_(*src);
-    item.value().set_requires_grad(src->requires_grad());
+    auto it = source.find(item.key());
+    if (it == source.end() || it->second.sizes() != item.value().sizes()) continue;
+    item.value().copy_(it->second);
+    item.value().set_requires_grad(it->second.requires_grad());
   }
 }
 

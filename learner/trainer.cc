@@ -226,6 +226,12 @@ class TorchTrainer : public Trainer {
       version_ = std::max(version_, state.weights_version);
       response.set_run_state(state.run_state);
     }
+    if (spec.model().quantize() == "nf4") {
+      (*model_)->QuantizeFrozen(spec.model().has_double_quant() ? spec.model().double_quant() : true);
+      frozen_blob_.clear();
+      frozen_digest_.clear();
+    }
+    response.set_frozen_resident_bytes((*model_)->FrozenResidentBytes());
     response.set_weights_version(version_);
     return response;
   }

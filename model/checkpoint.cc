@@ -51,17 +51,17 @@ absl::StatusOr<std::string> Serialize(CausalLm& model, WeightsPart part, torch::
                                       const std::map<std::string, std::string>& metadata) {
   std::map<std::string, SafetensorsTensor> tensors;
   std::vector<torch::Tensor> keep;  // contiguous CPU copies the views point into
-  for (const auto& item : model->named_parameters()) {
-    if (part == WeightsPart::kTrainable && !item.value().requires_grad()) continue;
-    if (part == WeightsPart::kFrozen && item.value().requires_grad()) continue;
-    torch::Tensor t = item.value().detach().to(torch::kCPU).to(dtype).contiguous();
+  for (const auto& [name, value] : model->ExportedParameters()) {
+    if (part == WeightsPart::kTrainable && !value.requires_grad()) continue;
+    if (part == WeightsPart::kFrozen && value.requires_grad()) continue;
+    torch::Tensor t = value.detach().to(torch::kCPU).to(dtype).contiguous();
     keep.push_back(t);
     SafetensorsTensor st;
     st.dtype = SafetensorsDType(t.scalar_type());
-    if (st.dtype.empty()) return absl::InvalidArgumentError(absl::StrCat(item.key(), ": unsupported dtype"));
+    if (st.dtype.empty()) return absl::InvalidArgumentError(absl::StrCat(name, ": unsupported dtype"));
     st.shape = t.sizes().vec();
     st.data = absl::string_view(static_cast<const char*>(t.data_ptr()), t.nbytes());
-    tensors.emplace(item.key(), st);
+    tensors.emplace(name, st);
   }
   std::map<std::string, std::string> meta = metadata;
   meta[kConfigMetadataKey] = ToHfConfigJson(model->config());

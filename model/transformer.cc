@@ -1,6 +1,7 @@
 #include "model/transformer.h"
 
 #include <cmath>
+#include <map>
 
 namespace grail::model {
 namespace {
@@ -46,7 +47,7 @@ ProjectionImpl::ProjectionImpl(int64_t in, int64_t out, bool has_bias, int64_t l
 }
 
 torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = torch::nn::functional::linear(x, weight, bias);
+  torch::Tensor y = nf4_.defined() ? Nf4Linear(x, nf4_, bias) : torch::nn::functional::linear(x, weight, bias);
   if (!has_adapter() || !adapter_enabled_) return y;
   // Dropout on the adapter's input only while training with gradients (never when sampling
   // or scoring, which run without them).
@@ -62,8 +63,16 @@ torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
 }
 
 torch::Tensor ProjectionImpl::MergedWeight() const {
-  if (!has_adapter()) return weight.detach().clone();
-  return (weight + torch::matmul(lora_b_, lora_a_) * scale_).detach();
+  if (!has_adapter()) return DenseWeight().detach().clone();
+  return (DenseWeight() + torch::matmul(lora_b_, lora_a_) * scale_).detach();
+}
+
+torch::Tensor ProjectionImpl::DenseWeight() const { return nf4_.defined() ? DequantizeNf4(nf4_) : weight; }
+
+void ProjectionImpl::QuantizeWeight(bool double_quant) {
+  if (nf4_.defined() || weight.requires_grad()) return;
+  nf4_ = QuantizeNf4(weight, double_quant);
+  weight.set_data(torch::empty({0}));
 }
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
@@ -216,6 +225,56 @@ void CausalLmImpl::InitAdapters(uint64_t seed) {
   }
 }
 
+void CausalLmImpl::QuantizeFrozen(bool double_quant) {
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* p = m->as<ProjectionImpl>(); p != nullptr) p->QuantizeWeight(double_quant);
+  }
+  if (config_.hidden_size % kNf4Block != 0) return;
+  torch::Tensor& embed = body_->embed_tokens->weight;
+  if (!embed_nf4_.defined() && !embed.requires_grad()) {
+    embed_nf4_ = QuantizeNf4(embed, double_quant);
+    embed.set_data(torch::empty({0}));
+  }
+  if (lm_head_ && !lm_head_nf4_.defined() && !lm_head_->weight.requires_grad()) {
+    lm_head_nf4_ = QuantizeNf4(lm_head_->weight, double_quant);
+    lm_head_->weight.set_data(torch::empty({0}));
+  }
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> CausalLmImpl::ExportedParameters() {
+  std::map<std::string, const Nf4Tensor*> quantized;
+  for (const auto& named : named_modules()) {
+    if (auto* p = named.value()->as<ProjectionImpl>(); p != nullptr && p->nf4().defined()) {
+      quantized[named.key() + ".weight"] = &p->nf4();
+    }
+  }
+  if (embed_nf4_.defined()) quantized["model.embed_tokens.weight"] = &embed_nf4_;
+  if (lm_head_nf4_.defined()) quantized["lm_head.weight"] = &lm_head_nf4_;
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& item : named_parameters()) {
+    auto it = quantized.find(item.key());
+    if (it == quantized.end()) {
+      out.emplace_back(item.key(), item.value());
+    } else {
+      torch::Tensor dense = DequantizeNf4(*it->second);
+      dense.set_requires_grad(false);
+      out.emplace_back(item.key(), dense);
+    }
+  }
+  return out;
+}
+
+int64_t CausalLmImpl::FrozenResidentBytes() {
+  int64_t bytes = embed_nf4_.ResidentBytes() + lm_head_nf4_.ResidentBytes();
+  for (const auto& m : modules(/*include_self=*/false)) {
+    if (auto* p = m->as<ProjectionImpl>(); p != nullptr) bytes += p->nf4().ResidentBytes();
+  }
+  for (const auto& p : parameters()) {
+    if (!p.requires_grad()) bytes += p.numel() * static_cast<int64_t>(p.element_size());
+  }
+  return bytes;
+}
+
 void CausalLmImpl::SetAdaptersEnabled(bool enabled) {
   for (auto& m : modules(/*include_self=*/false)) {
     if (auto* p = m->as<ProjectionImpl>(); p != nullptr) p->set_adapter_enabled(enabled);
@@ -245,7 +304,7 @@ torch::Tensor CausalLmImpl::Hidden(const torch::Tensor& input_ids, const torch::
   auto emb = torch::cat({freqs, freqs}, -1);
   auto cos = emb.cos(), sin = emb.sin();
 
-  auto h = body_->embed_tokens(input_ids);
+  auto h = embed_nf4_.defined() ? Nf4Rows(embed_nf4_, input_ids) : body_->embed_tokens(input_ids);
   for (size_t i = 0; i < body_->layers->size(); ++i) {
     h = body_->layers[i]->as<DecoderLayer>()->forward(h, cos, sin, mask, cache,
                                                       static_cast<int64_t>(i));
@@ -265,7 +324,7 @@ torch::Tensor CausalLmImpl::DecodeHidden(const torch::Tensor& tokens, const torc
   auto freqs = positions.to(torch::kFloat32).view({B, 1, 1}) * inv_freq_;  // [B,1,D/2]
   auto emb = torch::cat({freqs, freqs}, -1);
   auto cos = emb.cos(), sin = emb.sin();
-  auto h = body_->embed_tokens(tokens.view({B, 1}));
+  auto h = embed_nf4_.defined() ? Nf4Rows(embed_nf4_, tokens.view({B, 1})) : body_->embed_tokens(tokens.view({B, 1}));
   for (size_t i = 0; i < body_->layers->size(); ++i) {
     h = body_->layers[i]->as<DecoderLayer>()->forward(h, cos, sin, mask, cache,
                                                       static_cast<int64_t>(i), lengths);
@@ -275,8 +334,10 @@ torch::Tensor CausalLmImpl::DecodeHidden(const torch::Tensor& tokens, const torc
 
 torch::Tensor CausalLmImpl::Logits(const torch::Tensor& hidden) {
   if (config_.tie_word_embeddings) {
+    if (embed_nf4_.defined()) return Nf4Linear(hidden, embed_nf4_);
     return torch::matmul(hidden, body_->embed_tokens->weight.t());
   }
+  if (lm_head_nf4_.defined()) return Nf4Linear(hidden, lm_head_nf4_);
   return lm_head_(hidden);
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/model_config.h"
+#include "model/nf4.h"
 
 namespace grail::model {
 
@@ -47,6 +48,13 @@ class ProjectionImpl : public torch::nn::Module {
   bool has_adapter() const { return lora_a_.defined(); }
   // W + scale * B A (the weight with the adapter merged in); W without an adapter.
   torch::Tensor MergedWeight() const;
+  // The base weight stored in NF4 from now on (model.quantize; a frozen weight only): the
+  // "weight" parameter keeps its name with no storage, and forward() dequantises inside the
+  // matmul (Nf4Linear).
+  void QuantizeWeight(bool double_quant);
+  const Nf4Tensor& nf4() const { return nf4_; }
+  // The weight as float32 (dequantised when stored in NF4).
+  torch::Tensor DenseWeight() const;
   // false: forward() is the base projection alone (e.g. reference log-probs).
   void set_adapter_enabled(bool enabled) { adapter_enabled_ = enabled; }
 
@@ -55,6 +63,7 @@ class ProjectionImpl : public torch::nn::Module {
  private:
   torch::nn::Linear lora_a_module_{nullptr}, lora_b_module_{nullptr};
   torch::Tensor lora_a_, lora_b_;
+  Nf4Tensor nf4_;
   double scale_ = 0;
   double dropout_ = 0;
   bool adapter_enabled_ = true;
@@ -132,6 +141,17 @@ class CausalLmImpl : public torch::nn::Module {
   // Adapters on (default) or off: off, the model computes with its base weights alone.
   void SetAdaptersEnabled(bool enabled);
 
+  // QLoRA (model.quantize nf4): every frozen projection, and the frozen embeddings and
+  // lm_head when the hidden size is whole NF4 blocks, stored in NF4 and dequantised on the
+  // fly. Their parameters keep their names with no storage; ExportedParameters gives them
+  // dequantised.
+  void QuantizeFrozen(bool double_quant);
+  // Every parameter by name, quantised ones dequantised (what checkpoints and weight sync
+  // write), each with its requires_grad.
+  std::vector<std::pair<std::string, torch::Tensor>> ExportedParameters();
+  // Bytes the frozen parameters occupy (NF4 codes and scales for quantised ones).
+  int64_t FrozenResidentBytes();
+
   // input_ids [B,T] int64; positions [B,T] int64; valid [B,T] bool (false on padding).
   // Without a cache, attends causally within the input. With a cache, appends to it and
   // attends to everything cached so far. Returns final hidden states [B,T,C].
@@ -157,6 +177,7 @@ class CausalLmImpl : public torch::nn::Module {
   torch::nn::Linear lm_head_{nullptr};
   torch::nn::Linear score_{nullptr};
   torch::Tensor inv_freq_;
+  Nf4Tensor embed_nf4_, lm_head_nf4_;  // QuantizeFrozen
 };
 TORCH_MODULE(CausalLm);
 
