@@ -32,8 +32,11 @@ absl::Status ValidatePeft(const grail::v1::ModelSpec& m) {
     return Bad("model.peft.type", absl::StrCat(p.type(), " is not one of ", SpecNames(grail::v1::PeftType_descriptor())));
   }
   const bool lora = p.type() == grail::v1::PEFT_TYPE_LORA;
-  if (p.type() == grail::v1::PEFT_TYPE_PROMPT_TUNING) {
-    return Bad("model.peft.type", "prompt_tuning is not built yet (lora is)");
+  if (p.num_virtual_tokens() < 0 || p.num_virtual_tokens() > 1024) {
+    return Bad("model.peft.num_virtual_tokens", "must be in [1, 1024] (0 = 8)");
+  }
+  if (p.num_virtual_tokens() != 0 && p.type() != grail::v1::PEFT_TYPE_PROMPT_TUNING) {
+    return Bad("model.peft.num_virtual_tokens", "needs model.peft.type prompt_tuning");
   }
   if (!lora && (p.r() != 0 || p.alpha() != 0 || p.dropout() != 0 || p.target_modules_size() > 0 || p.use_rslora() ||
                 !p.path().empty())) {
@@ -57,7 +60,9 @@ absl::Status ValidatePeft(const grail::v1::ModelSpec& m) {
   if (m.has_double_quant() && m.quantize().empty()) return Bad("model.double_quant", "needs model.quantize: nf4");
   if (m.has_trainable()) {
     const auto& t = m.trainable();
-    if (lora) return Bad("model.trainable", "set model.trainable or model.peft, not both (an adapter trains alone)");
+    if (p.type() != grail::v1::PEFT_TYPE_UNSPECIFIED) {
+      return Bad("model.trainable", "set model.trainable or model.peft, not both (an adapter trains alone)");
+    }
     if (!t.layers().empty() && t.layer_indices_size() > 0) {
       return Bad("model.trainable.layers", "set layers or layer_indices, not both");
     }
@@ -566,6 +571,9 @@ namespace grail::algo {
 void ResolveDefaults(grail::v1::RunSpec* spec) {
   auto* m = spec->mutable_model();
   if (m->tokenizer().empty()) m->set_tokenizer("char");
+  if (m->peft().type() == grail::v1::PEFT_TYPE_PROMPT_TUNING && m->peft().num_virtual_tokens() == 0) {
+    m->mutable_peft()->set_num_virtual_tokens(8);
+  }
   if (m->peft().type() == grail::v1::PEFT_TYPE_LORA) {
     auto* p = m->mutable_peft();
     if (p->r() == 0) p->set_r(8);

@@ -129,6 +129,33 @@ INSTANTIATE_TEST_SUITE_P(
              },
              "trainer.sft_epochs"},
         Edit{[](auto* s) { s->mutable_trainer()->set_sft_epochs(1000); }, "trainer.sft_epochs"},
+        Edit{[](auto* s) {
+               s->mutable_model()->mutable_peft()->set_type(grail::v1::PEFT_TYPE_LORA);
+               s->mutable_model()->mutable_peft()->set_num_virtual_tokens(4);
+             },
+             "model.peft.num_virtual_tokens"},
+        Edit{[](auto* s) {
+               s->mutable_model()->mutable_peft()->set_type(grail::v1::PEFT_TYPE_PROMPT_TUNING);
+               s->mutable_model()->mutable_peft()->set_r(8);
+             },
+             "model.peft.type"},
+        Edit{[](auto* s) {
+               s->mutable_model()->mutable_peft()->set_type(grail::v1::PEFT_TYPE_PROMPT_TUNING);
+               s->mutable_model()->set_quantize("nf4");
+             },
+             "model.quantize"},
+        Edit{[](auto* s) {
+               s->mutable_model()->mutable_peft()->set_type(grail::v1::PEFT_TYPE_LORA);
+               s->mutable_model()->mutable_trainable()->set_layers("last:1");
+             },
+             "model.trainable"},
+        Edit{[](auto* s) { s->mutable_model()->mutable_trainable()->set_layers("first:2"); },
+             "model.trainable.layers"},
+        Edit{[](auto* s) {
+               s->mutable_model()->mutable_peft()->set_type(grail::v1::PEFT_TYPE_LORA);
+               s->mutable_model()->mutable_peft()->add_target_modules("qkv");
+             },
+             "model.peft.target_modules"},
         Edit{[](auto* s) { s->mutable_preference()->mutable_sampled_pairs()->set_prompts(10); },
              "preference.sampled_pairs"},
         Edit{[](auto* s) {

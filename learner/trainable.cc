@@ -46,6 +46,18 @@ absl::StatusOr<std::shared_ptr<model::CausalLm>> WithAdapters(const grail::v1::M
                                                              std::shared_ptr<model::CausalLm> model, uint64_t seed,
                                                              const std::string& adapter_dir) {
   const auto& p = spec.peft();
+  if (p.type() == grail::v1::PEFT_TYPE_PROMPT_TUNING) {
+    if (!adapter_dir.empty()) return absl::InvalidArgumentError("model.peft.path: prompt tuning loads no adapter");
+    if ((*model)->config().num_virtual_tokens > 0) return model;  // a prompt-tuned checkpoint
+    model::ModelConfig config = (*model)->config();
+    config.num_virtual_tokens = p.num_virtual_tokens() > 0 ? p.num_virtual_tokens() : 8;
+    absl::Status valid = config.Validate();
+    if (!valid.ok()) return absl::InvalidArgumentError(absl::StrCat("model.peft: ", valid.message()));
+    auto tuned = std::make_shared<model::CausalLm>(config);
+    CopyMatchingParameters(*model, *tuned);
+    (*tuned)->InitPromptEmbeddings(seed);
+    return tuned;
+  }
   if (p.type() != grail::v1::PEFT_TYPE_LORA) return model;
   if ((*model)->config().lora.enabled()) {
     if (!adapter_dir.empty()) {
@@ -98,7 +110,7 @@ absl::StatusOr<std::shared_ptr<model::CausalLm>> WithAdapters(const grail::v1::M
 }
 
 absl::Status SelectTrainable(const grail::v1::ModelSpec& spec, model::CausalLm& model) {
-  const bool adapters = model->config().lora.enabled();
+  const bool adapters = model->config().lora.enabled() || model->config().num_virtual_tokens > 0;
   const bool selective = spec.has_trainable() && !adapters;
   const auto& t = spec.trainable();
   const int64_t layers = model->config().num_hidden_layers;
@@ -129,7 +141,7 @@ absl::Status SelectTrainable(const grail::v1::ModelSpec& spec, model::CausalLm& 
     const std::string& name = item.key();
     bool train = true;
     if (adapters) {
-      train = IsAdapter(name) || IsValueHead(name);
+      train = IsAdapter(name) || name == "prompt_embeddings" || IsValueHead(name);
     } else if (selective) {
       const std::string module = ModuleOf(name);
       const int layer = LayerOf(name);

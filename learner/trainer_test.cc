@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 
 #include "common/weights_stream.h"
@@ -733,6 +734,49 @@ TEST_F(TrainerTest, QloraKeepsTheBaseInNf4AndTrainsTheAdapters) {
   for (const auto& [name, t] : before) {
     if (name.find("lora_") == std::string::npos) EXPECT_TRUE(torch::equal(t, after.at(name))) << name;
   }
+}
+
+}  // namespace
+}  // namespace grail::learner
+
+namespace grail::learner {
+namespace {
+
+// Prompt tuning (model.peft prompt_tuning): only the prompt embeddings train, the loss falls,
+// and they are all the learner sends each version.
+TEST_F(TrainerTest, PromptTuningTrainsOnlyThePromptEmbeddings) {
+  spec_.mutable_model()->mutable_peft()->set_type(grail::v1::PEFT_TYPE_PROMPT_TUNING);
+  spec_.mutable_model()->mutable_peft()->set_num_virtual_tokens(4);
+  auto init = trainer_->InitModel(spec_);
+  ASSERT_TRUE(init.ok()) << init.status();
+  const auto before = SentTensors(*trainer_);
+  ASSERT_EQ(before.count("prompt_embeddings"), 1u);
+  EXPECT_EQ(before.at("prompt_embeddings").sizes(), (std::vector<int64_t>{4, 32}));
+  const double first = trainer_->SupervisedStep(SftRows())->metrics().at("sft_loss");
+  double last = first;
+  for (int i = 0; i < 40; ++i) last = trainer_->SupervisedStep(SftRows())->metrics().at("sft_loss");
+  EXPECT_LT(last, first - 0.1);
+  const auto after = SentTensors(*trainer_);
+  for (const auto& [name, t] : before) {
+    EXPECT_EQ(torch::equal(t, after.at(name)), name != "prompt_embeddings") << name;
+  }
+  auto part = model::SafetensorsFile::Parse(trainer_->GetWeights()->blob);
+  ASSERT_TRUE(part.ok());
+  EXPECT_EQ(part->tensors().size(), 1u);
+  EXPECT_EQ(part->tensors().count("prompt_embeddings"), 1u);
+  // Exported in PEFT's prompt-tuning format.
+  ASSERT_TRUE(trainer_->SaveCheckpoint("tuned", "").ok());
+  ASSERT_TRUE(model::ExportHfDir(root_ + "/tuned", root_ + "/peft", model::HfExportOptions{}).ok());
+  auto exported = model::SafetensorsFile::Read(root_ + "/peft/adapter_model.safetensors");
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  ASSERT_EQ(exported->tensors().count("prompt_embeddings"), 1u);
+  const auto& t = exported->tensors().at("prompt_embeddings");
+  auto back = torch::from_blob(const_cast<char*>(t.data.data()), t.shape, torch::kFloat32);
+  EXPECT_TRUE(torch::equal(back, after.at("prompt_embeddings")));
+  std::ifstream config(root_ + "/peft/adapter_config.json");
+  const std::string text((std::istreambuf_iterator<char>(config)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"peft_type\": \"PROMPT_TUNING\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"num_virtual_tokens\": 4"), std::string::npos) << text;
 }
 
 }  // namespace

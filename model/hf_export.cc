@@ -109,6 +109,32 @@ absl::Status WritePeftAdapter(const ModelConfig& config,
   return WriteFileAtomically(out + "/adapter_config.json", cfg.dump(2));
 }
 
+// A prompt-tuned checkpoint as PEFT writes one: adapter_config.json (PROMPT_TUNING) and
+// adapter_model.safetensors holding "prompt_embeddings". The base is not written: it is the
+// model the run started from.
+absl::Status WritePeftPromptTuning(const ModelConfig& config,
+                                   const std::map<std::string, std::pair<std::vector<int64_t>, std::string>>& tensors,
+                                   const std::string& out) {
+  auto it = tensors.find("prompt_embeddings");
+  if (it == tensors.end()) return absl::InvalidArgumentError("weights: grail_num_virtual_tokens set, no prompt_embeddings");
+  nlohmann::ordered_json cfg;
+  cfg["peft_type"] = "PROMPT_TUNING";
+  cfg["task_type"] = "CAUSAL_LM";
+  cfg["num_virtual_tokens"] = config.num_virtual_tokens;
+  cfg["token_dim"] = config.hidden_size;
+  cfg["num_transformer_submodules"] = 1;
+  cfg["prompt_tuning_init"] = "RANDOM";
+  cfg["inference_mode"] = true;
+  cfg["base_model_name_or_path"] = "";
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) return absl::InternalError(absl::StrCat(out, ": cannot create: ", ec.message()));
+  std::map<std::string, SafetensorsTensor> part = {{"prompt_embeddings", {"F32", it->second.first, it->second.second}}};
+  ASSIGN_OR_RETURN(std::string blob, SerializeSafetensors(part, {{"format", "pt"}}));
+  RETURN_IF_ERROR(WriteFileAtomically(out + "/adapter_model.safetensors", blob));
+  return WriteFileAtomically(out + "/adapter_config.json", cfg.dump(2));
+}
+
 }  // namespace
 
 absl::StatusOr<PeftAdapter> ReadPeftAdapterDir(const std::string& dir) {
@@ -192,6 +218,7 @@ absl::Status ExportHfDir(const std::string& src, const std::string& out, const H
       tensors[name] = {t.shape, std::move(f32)};
     }
   }
+  if (config.num_virtual_tokens > 0) return WritePeftPromptTuning(config, tensors, out);
   if (config.lora.enabled() && !o.merge_adapters) return WritePeftAdapter(config, tensors, out, o.dtype);
   // LoRA adapters (a model.peft run's checkpoint) are merged into their projections, W + s B A,
   // and dropped: a Hugging Face model directory has no adapters.

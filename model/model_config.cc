@@ -48,6 +48,9 @@ absl::Status ModelConfig::Validate() const {
   }
   if (!(rms_norm_eps > 0)) return absl::InvalidArgumentError("rms_norm_eps: must be > 0");
   if (lora.r < 0 || lora.r > 4096) return absl::InvalidArgumentError("lora.r: must be in [0, 4096]");
+  if (num_virtual_tokens < 0 || num_virtual_tokens > 1024) {
+    return absl::InvalidArgumentError("num_virtual_tokens: must be in [0, 1024]");
+  }
   if (lora.enabled()) {
     if (!(lora.alpha > 0) || !std::isfinite(lora.alpha)) return absl::InvalidArgumentError("lora.alpha: must be > 0");
     if (!(lora.dropout >= 0 && lora.dropout < 1)) return absl::InvalidArgumentError("lora.dropout: must be in [0, 1)");
@@ -198,6 +201,7 @@ absl::StatusOr<ModelConfig> ParseHfConfigJson(const std::string& text) {
   if (!(s = get_bool("attention_bias", &c.attention_bias)).ok()) return s;
   if (!(s = get_bool("tie_word_embeddings", &c.tie_word_embeddings)).ok()) return s;
   if (!(s = get_bool("grail_value_head", &c.value_head)).ok()) return s;
+  if (!(s = get_int("grail_num_virtual_tokens", &c.num_virtual_tokens, false)).ok()) return s;
   if (j.contains("grail_lora") && !j["grail_lora"].is_null()) {
     const auto& l = j["grail_lora"];
     if (!l.is_object() || !l.value("r", nlohmann::json()).is_number_integer() ||
@@ -246,6 +250,7 @@ std::string ToHfConfigJson(const ModelConfig& c) {
   j["hidden_act"] = "silu";
   j["torch_dtype"] = "float32";
   j["grail_value_head"] = c.value_head;
+  if (c.num_virtual_tokens > 0) j["grail_num_virtual_tokens"] = c.num_virtual_tokens;
   if (c.lora.enabled()) {
     j["grail_lora"] = {{"r", c.lora.r},
                        {"alpha", c.lora.alpha},

@@ -50,6 +50,9 @@ struct ModelConfig {
   double rope_factor = 1.0, rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
   int64_t rope_original_max_position_embeddings = 8192;
   LoraConfig lora;  // grail's, kept in config.json as "grail_lora" while adapters are attached
+  // Prompt tuning: trained embeddings ("prompt_embeddings" [n, hidden]) ahead of every input,
+  // at positions 0..n-1 (real tokens start at n). grail's, "grail_num_virtual_tokens".
+  int64_t num_virtual_tokens = 0;
 
   int64_t head_dim() const { return head_dim_override > 0 ? head_dim_override : hidden_size / num_attention_heads; }
 

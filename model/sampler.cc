@@ -71,6 +71,9 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
   const int64_t P = static_cast<int64_t>(prompts.size());
   const int64_t context = model->config().max_position_embeddings;
   const int64_t vocab = model->config().vocab_size;
+  // Prompt tuning: the prompt embeddings fill the first n cache entries (and positions) of
+  // every row, ahead of its prompt; the context bounds the real tokens.
+  const int64_t virtual_tokens = model->config().num_virtual_tokens;
   int64_t capacity = 0;
   for (int64_t i = 0; i < P; ++i) {
     const int64_t len = static_cast<int64_t>(prompts[i].size());
@@ -85,7 +88,7 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
                                                        " outside the vocabulary of ", vocab));
       }
     }
-    capacity = std::max(capacity, len + std::min<int64_t>(o.max_new_tokens, context - len));
+    capacity = std::max(capacity, virtual_tokens + len + std::min<int64_t>(o.max_new_tokens, context - len));
   }
   const int64_t rows = P * group_size;
   std::vector<GenerationResult> results(rows);
@@ -110,7 +113,7 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
     const int64_t len = static_cast<int64_t>(prompts[p].size());
     auto ids = torch::tensor(std::vector<int64_t>(prompts[p].begin(), prompts[p].end())).view({1, len});
     auto ones = torch::ones({1, len}, torch::kBool);
-    KVCache tmp = model->NewCache(1, len);
+    KVCache tmp = model->NewCache(1, virtual_tokens + len);
     auto h = model->Hidden(ids, PositionsFromValid(ones), ones, &tmp);
     Prefix& pre = prefixes[p];
     pre.logits = model->Logits(h.select(1, len - 1)).squeeze(0);
@@ -127,7 +130,7 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
   int64_t next_row = 0, active = 0;
   auto admit = [&](int64_t s) {
     const int64_t r = next_row++, p = r / group_size;
-    const int64_t len = static_cast<int64_t>(prompts[p].size());
+    const int64_t len = virtual_tokens + static_cast<int64_t>(prompts[p].size());  // cache entries
     if (prefixes[p].pending == 0) prefill(p);
     Prefix& pre = prefixes[p];
     for (int64_t l = 0; l < layers; ++l) {
@@ -140,7 +143,7 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
     if (--pre.pending == 0) pre = Prefix();  // last sample admitted: free the prefix
     slot_row[s] = r;
     slot_len[s] = len;
-    slot_limit[s] = std::min<int64_t>(o.max_new_tokens, context - len);
+    slot_limit[s] = std::min<int64_t>(o.max_new_tokens, context - (len - virtual_tokens));
     ++active;
   };
 

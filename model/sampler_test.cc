@@ -196,3 +196,48 @@ TEST(SamplerTest, RejectsBadInputNamingTheField) {
 
 }  // namespace
 }  // namespace grail::model
+
+namespace grail::model {
+namespace {
+
+// Prompt tuning: generation with n prompt embeddings ahead of every prompt (in the KV cache,
+// positions counting them) reports the log-probs of a full forward pass, which adds them
+// the same way; continuous batching with several rows and slot reuse included. The
+// embeddings matter: without them the log-probs differ.
+TEST(SamplerTest, PromptTunedGenerationMatchesAFullForwardPass) {
+  ModelConfig c = TinyModel()->config();
+  c.num_virtual_tokens = 3;
+  CausalLm tuned(c);
+  tuned->InitWeights(7);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : tuned->parameters()) {
+      if (p.dim() == 2) p.mul_(20);
+    }
+  }
+  tuned->InitPromptEmbeddings(5);
+  auto names = tuned->named_parameters();
+  ASSERT_NE(names.find("prompt_embeddings"), nullptr);
+  EXPECT_GT(names.find("prompt_embeddings")->abs().sum().item<double>(), 0);
+  SamplingOptions o;
+  o.max_new_tokens = 9;
+  o.seed = 4;
+  auto out = GenerateGroups(tuned, kPrompts, 3, o, /*max_batch_rows=*/2);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->size(), 9u);
+  for (size_t r = 0; r < out->size(); ++r) {
+    ExpectLogProbsMatchFullForward(tuned, kPrompts[r / 3], (*out)[r], 1.0, "row " + std::to_string(r));
+  }
+  // The same weights without the prompt embeddings give other log-probs.
+  CausalLm plain = TinyModel();
+  torch::NoGradGuard no_grad;
+  auto ids = torch::tensor(std::vector<int64_t>{3, 4, 5, 6}).unsqueeze(0);
+  auto valid = torch::ones_like(ids, torch::kBool);
+  auto with = tuned->Logits(tuned->Hidden(ids, PositionsFromValid(valid), valid));
+  auto without = plain->Logits(plain->Hidden(ids, PositionsFromValid(valid), valid));
+  EXPECT_EQ(with.sizes(), without.sizes());
+  EXPECT_GT((with - without).abs().max().item<double>(), 1e-3);
+}
+
+}  // namespace
+}  // namespace grail::model

@@ -189,6 +189,9 @@ CausalLmImpl::CausalLmImpl(const ModelConfig& c) : config_(c) {
     inv_freq = torch::where(medium, smoothed, scaled);
   }
   inv_freq_ = register_buffer("inv_freq", inv_freq.to(torch::kFloat32));
+  if (c.num_virtual_tokens > 0) {
+    prompt_embeddings_ = register_parameter("prompt_embeddings", torch::zeros({c.num_virtual_tokens, c.hidden_size}));
+  }
   InitWeights(0);
 }
 
@@ -275,15 +278,34 @@ int64_t CausalLmImpl::FrozenResidentBytes() {
   return bytes;
 }
 
+void CausalLmImpl::InitPromptEmbeddings(uint64_t seed) {
+  if (!prompt_embeddings_.defined()) return;
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto ids = torch::randint(0, config_.vocab_size, {config_.num_virtual_tokens}, gen, torch::kInt64);
+  auto rows = embed_nf4_.defined() ? Nf4Rows(embed_nf4_, ids) : body_->embed_tokens->weight.index_select(0, ids);
+  prompt_embeddings_.copy_(rows);
+}
+
 void CausalLmImpl::SetAdaptersEnabled(bool enabled) {
   for (auto& m : modules(/*include_self=*/false)) {
     if (auto* p = m->as<ProjectionImpl>(); p != nullptr) p->set_adapter_enabled(enabled);
   }
 }
 
-torch::Tensor CausalLmImpl::Hidden(const torch::Tensor& input_ids, const torch::Tensor& positions,
-                                   const torch::Tensor& valid, KVCache* cache) {
-  const int64_t T = input_ids.size(1);
+torch::Tensor CausalLmImpl::Hidden(const torch::Tensor& input_ids, const torch::Tensor& input_positions,
+                                   const torch::Tensor& input_valid, KVCache* cache) {
+  auto h = embed_nf4_.defined() ? Nf4Rows(embed_nf4_, input_ids) : body_->embed_tokens(input_ids);
+  torch::Tensor positions = input_positions, valid = input_valid;
+  const int64_t n = prompt_embeddings_.defined() && (cache == nullptr || cache->length == 0) ? prompt_embeddings_.size(0) : 0;
+  if (n > 0) {  // prompt tuning: the prompt embeddings first, everything else n positions on
+    const int64_t B = input_ids.size(0);
+    h = torch::cat({prompt_embeddings_.unsqueeze(0).expand({B, n, h.size(2)}), h}, 1);
+    auto virtual_positions = torch::arange(n, input_positions.options()).unsqueeze(0).expand({B, n});
+    positions = torch::cat({virtual_positions, input_positions + n}, 1);
+    valid = torch::cat({torch::ones({B, n}, input_valid.options()), input_valid}, 1);
+  }
+  const int64_t T = h.size(1);
   const int64_t past = cache ? cache->length : 0;
   torch::Tensor key_valid;
   if (cache != nullptr) {
@@ -304,13 +326,13 @@ torch::Tensor CausalLmImpl::Hidden(const torch::Tensor& input_ids, const torch::
   auto emb = torch::cat({freqs, freqs}, -1);
   auto cos = emb.cos(), sin = emb.sin();
 
-  auto h = embed_nf4_.defined() ? Nf4Rows(embed_nf4_, input_ids) : body_->embed_tokens(input_ids);
   for (size_t i = 0; i < body_->layers->size(); ++i) {
     h = body_->layers[i]->as<DecoderLayer>()->forward(h, cos, sin, mask, cache,
                                                       static_cast<int64_t>(i));
   }
   if (cache != nullptr) cache->length += T;
-  return body_->norm(h);
+  h = body_->norm(h);
+  return n > 0 ? h.narrow(1, n, T - n) : h;
 }
 
 torch::Tensor CausalLmImpl::DecodeHidden(const torch::Tensor& tokens, const torch::Tensor& positions,

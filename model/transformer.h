@@ -140,6 +140,9 @@ class CausalLmImpl : public torch::nn::Module {
   void InitAdapters(uint64_t seed);
   // Adapters on (default) or off: off, the model computes with its base weights alone.
   void SetAdaptersEnabled(bool enabled);
+  // Prompt tuning: the prompt embeddings set to the token embeddings of n token ids drawn
+  // from `seed` (Lester et al.'s initialisation from the vocabulary).
+  void InitPromptEmbeddings(uint64_t seed);
 
   // QLoRA (model.quantize nf4): every frozen projection, and the frozen embeddings and
   // lm_head when the hidden size is whole NF4 blocks, stored in NF4 and dequantised on the
@@ -155,6 +158,10 @@ class CausalLmImpl : public torch::nn::Module {
   // input_ids [B,T] int64; positions [B,T] int64; valid [B,T] bool (false on padding).
   // Without a cache, attends causally within the input. With a cache, appends to it and
   // attends to everything cached so far. Returns final hidden states [B,T,C].
+  // Prompt tuning (config().num_virtual_tokens = n): the n prompt embeddings go ahead of
+  // the input at positions 0..n-1 and every position moves up by n; the returned states are
+  // the input's only. With a cache, only the first call (an empty cache) adds them, filling
+  // n + T entries; later calls and DecodeHidden take positions that count them.
   torch::Tensor Hidden(const torch::Tensor& input_ids, const torch::Tensor& positions,
                        const torch::Tensor& valid, KVCache* cache = nullptr);
   // One decoding step in which every row has its own cache length (continuous batching):
@@ -177,6 +184,7 @@ class CausalLmImpl : public torch::nn::Module {
   torch::nn::Linear lm_head_{nullptr};
   torch::nn::Linear score_{nullptr};
   torch::Tensor inv_freq_;
+  torch::Tensor prompt_embeddings_;     // [n, C] with prompt tuning
   Nf4Tensor embed_nf4_, lm_head_nf4_;  // QuantizeFrozen
 };
 TORCH_MODULE(CausalLm);

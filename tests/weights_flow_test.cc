@@ -140,28 +140,33 @@ grail::v1::Tensor FloatTensor(const std::vector<std::vector<float>>& rows) {
   return t;
 }
 
-// LoRA (model.peft): the actor gets the frozen base once, then each version's adapters
-// only (a few percent of the bytes). An actor without the base refuses an adapter and says
-// what it needs. After every update, the log-probs the actor samples with are the
-// learner's log-probs of the same tokens: the adapter really reached it.
+// LoRA and prompt tuning (model.peft): the actor gets the frozen base once, then each
+// version's adapters or prompt embeddings only (a fraction of the bytes). An actor without
+// the base refuses them and says what it needs. After every update, the log-probs the
+// actor samples with are the learner's log-probs of the same tokens: the adapter really
+// reached it.
 TEST_F(WeightsFlowTest, AdapterOnlyUpdatesReachTheActorExactly) {
+ for (auto type : {grail::v1::PEFT_TYPE_LORA, grail::v1::PEFT_TYPE_PROMPT_TUNING}) {
+  SCOPED_TRACE(type == grail::v1::PEFT_TYPE_LORA ? "lora" : "prompt_tuning");
   grail::v1::RunSpec spec = SmallModelSpec();
-  spec.mutable_model()->mutable_peft()->set_type(grail::v1::PEFT_TYPE_LORA);
-  spec.mutable_model()->mutable_peft()->set_r(4);
+  spec.mutable_model()->mutable_peft()->set_type(type);
+  if (type == grail::v1::PEFT_TYPE_LORA) spec.mutable_model()->mutable_peft()->set_r(4);
+  if (type != grail::v1::PEFT_TYPE_LORA) spec.mutable_model()->mutable_peft()->set_num_virtual_tokens(4);
   spec.mutable_trainer()->set_sft_learning_rate(0.01f);
   ASSERT_TRUE(learner_->InitModel(spec).ok());
   auto whole = learner_->GetWeights(0, grail::v1::WEIGHTS_PART_WHOLE);
   auto frozen = learner_->GetWeights(0, grail::v1::WEIGHTS_PART_FROZEN);
   auto adapter = learner_->GetWeights(0);
   ASSERT_TRUE(whole.ok() && frozen.ok() && adapter.ok()) << adapter.status();
-  std::cout << "adapter " << adapter->blob.size() << " bytes, frozen part " << frozen->blob.size()
+  std::cout << (type == grail::v1::PEFT_TYPE_LORA ? "lora" : "prompt tuning") << ": adapter " << adapter->blob.size() << " bytes, frozen part " << frozen->blob.size()
             << " bytes, whole model " << whole->blob.size() << " bytes" << std::endl;
   EXPECT_LT(adapter->blob.size(), whole->blob.size() / 4);
   auto refused = actor_->LoadWeights(adapter->blob, adapter->version);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr(kNeedsFrozenPart));
+  const int64_t serving = actor_->GetInfo()->weights_version();
   ASSERT_TRUE(actor_->LoadWeights(frozen->blob, adapter->version).ok());
-  EXPECT_EQ(actor_->GetInfo()->weights_version(), -1) << "a frozen part alone serves nothing";
+  EXPECT_EQ(actor_->GetInfo()->weights_version(), serving) << "a frozen part alone serves nothing new";
 
   grail::v1::SupervisedStepRequest sft;
   *sft.mutable_input_ids() = Int64Tensor({{1, 3, 4, 5, 6, 7}, {1, 8, 9, 10, 11, 12}});
@@ -200,6 +205,7 @@ TEST_F(WeightsFlowTest, AdapterOnlyUpdatesReachTheActorExactly) {
       }
     }
   }
+ }
 }
 
 TEST_F(WeightsFlowTest, CorruptedOrPartialWeightsLeaveTheOldVersionServing) {
