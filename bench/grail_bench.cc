@@ -68,8 +68,9 @@ int Fail(const std::string& what, const absl::Status& status) {
   return 1;
 }
 
-int WeightSync() {
-  // About 37M float32 parameters: ~150 MB of safetensors.
+// The weight_sync and lora benches' model: about 37M float32 parameters (~170 MB of
+// safetensors).
+grail::v1::RunSpec BenchModelSpec() {
   grail::v1::RunSpec spec;
   auto* c = spec.mutable_model()->mutable_config();
   c->set_vocab_size(8192);
@@ -80,23 +81,41 @@ int WeightSync() {
   c->set_num_key_value_heads(8);
   c->set_max_position_embeddings(256);
   spec.mutable_model()->set_init_seed(1);
-  auto learner_proc = ServiceProcess::Start("grail-learner", {"--threads=1"});
-  if (!learner_proc.ok()) return Fail("learner", learner_proc.status());
+  return spec;
+}
+
+// A learner and two actors, one thread each, with clients (5-minute deadlines).
+struct Services {
+  std::unique_ptr<ServiceProcess> learner_proc;
   std::vector<std::unique_ptr<ServiceProcess>> actor_procs;
   std::vector<std::unique_ptr<actor::ActorClient>> actors;
+  std::unique_ptr<learner::LearnerClient> learner;
+};
+
+absl::StatusOr<Services> StartLearnerAndActors() {
+  Services s;
+  ASSIGN_OR_RETURN(s.learner_proc, ServiceProcess::Start("grail-learner", {"--threads=1"}));
   for (int i = 0; i < 2; ++i) {
-    auto a = ServiceProcess::Start("grail-actor", {"--threads=1"});
-    if (!a.ok()) return Fail("actor", a.status());
+    ASSIGN_OR_RETURN(std::unique_ptr<ServiceProcess> a, ServiceProcess::Start("grail-actor", {"--threads=1"}));
     ClientOptions o;
-    o.target = (*a)->grpc_address();
+    o.target = a->grpc_address();
     o.timeout = absl::Minutes(5);
-    actors.push_back(actor::NewGrpcActorClient(o));
-    actor_procs.push_back(std::move(*a));
+    s.actors.push_back(actor::NewGrpcActorClient(o));
+    s.actor_procs.push_back(std::move(a));
   }
   ClientOptions lo;
-  lo.target = (*learner_proc)->grpc_address();
+  lo.target = s.learner_proc->grpc_address();
   lo.timeout = absl::Minutes(5);
-  auto learner = learner::NewGrpcLearnerClient(lo);
+  s.learner = learner::NewGrpcLearnerClient(lo);
+  return s;
+}
+
+int WeightSync() {
+  const grail::v1::RunSpec spec = BenchModelSpec();
+  auto services = StartLearnerAndActors();
+  if (!services.ok()) return Fail("services", services.status());
+  auto& actors = services->actors;
+  auto& learner = services->learner;
   auto init = learner->InitModel(spec);
   if (!init.ok()) return Fail("InitModel", init.status());
 
@@ -147,37 +166,15 @@ int WeightSync() {
 // Times are the median of 5 (syncs) or 3 (steps), full and LoRA interleaved, each after an
 // untimed first step and fetch.
 int Lora() {
-  grail::v1::RunSpec full;
-  auto* c = full.mutable_model()->mutable_config();
-  c->set_vocab_size(8192);
-  c->set_hidden_size(1024);
-  c->set_intermediate_size(2816);
-  c->set_num_hidden_layers(2);
-  c->set_num_attention_heads(8);
-  c->set_num_key_value_heads(8);
-  c->set_max_position_embeddings(256);
-  full.mutable_model()->set_init_seed(1);
+  grail::v1::RunSpec full = BenchModelSpec();
   full.mutable_trainer()->set_sft_learning_rate(1e-4f);
   grail::v1::RunSpec lora = full;
   lora.mutable_model()->mutable_peft()->set_type(grail::v1::PEFT_TYPE_LORA);
   lora.mutable_model()->mutable_peft()->set_r(8);
-  auto learner_proc = ServiceProcess::Start("grail-learner", {"--threads=1"});
-  if (!learner_proc.ok()) return Fail("learner", learner_proc.status());
-  std::vector<std::unique_ptr<ServiceProcess>> actor_procs;
-  std::vector<std::unique_ptr<actor::ActorClient>> actors;
-  for (int i = 0; i < 2; ++i) {
-    auto a = ServiceProcess::Start("grail-actor", {"--threads=1"});
-    if (!a.ok()) return Fail("actor", a.status());
-    ClientOptions o;
-    o.target = (*a)->grpc_address();
-    o.timeout = absl::Minutes(5);
-    actors.push_back(actor::NewGrpcActorClient(o));
-    actor_procs.push_back(std::move(*a));
-  }
-  ClientOptions lo;
-  lo.target = (*learner_proc)->grpc_address();
-  lo.timeout = absl::Minutes(5);
-  auto learner = learner::NewGrpcLearnerClient(lo);
+  auto services = StartLearnerAndActors();
+  if (!services.ok()) return Fail("services", services.status());
+  auto& actors = services->actors;
+  auto& learner = services->learner;
   grail::v1::SupervisedStepRequest batch;
   {
     const int64_t B = 32, T = 128;
