@@ -51,7 +51,17 @@ absl::StatusOr<std::string> Serialize(CausalLm& model, WeightsPart part, torch::
                                       const std::map<std::string, std::string>& metadata) {
   std::map<std::string, SafetensorsTensor> tensors;
   std::vector<torch::Tensor> keep;  // contiguous CPU copies the views point into
-  for (const auto& [name, value] : model->ExportedParameters()) {
+  // A trainable parameter is never stored in NF4: the trainable part skips dequantising the
+  // (quantised) frozen base, which it would not send anyway.
+  std::vector<std::pair<std::string, torch::Tensor>> params;
+  if (part == WeightsPart::kTrainable) {
+    for (const auto& item : model->named_parameters()) {
+      if (item.value().requires_grad()) params.emplace_back(item.key(), item.value());
+    }
+  } else {
+    params = model->ExportedParameters();
+  }
+  for (const auto& [name, value] : params) {
     if (part == WeightsPart::kTrainable && !value.requires_grad()) continue;
     if (part == WeightsPart::kFrozen && value.requires_grad()) continue;
     torch::Tensor t = value.detach().to(torch::kCPU).to(dtype).contiguous();
