@@ -20,12 +20,15 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -92,10 +95,10 @@ struct Services {
   std::unique_ptr<learner::LearnerClient> learner;
 };
 
-absl::StatusOr<Services> StartLearnerAndActors() {
+absl::StatusOr<Services> StartLearnerAndActors(int num_actors = 2) {
   Services s;
   ASSIGN_OR_RETURN(s.learner_proc, ServiceProcess::Start("grail-learner", {"--threads=1"}));
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < num_actors; ++i) {
     ASSIGN_OR_RETURN(std::unique_ptr<ServiceProcess> a, ServiceProcess::Start("grail-actor", {"--threads=1"}));
     ClientOptions o;
     o.target = a->grpc_address();
@@ -339,6 +342,146 @@ absl::StatusOr<std::string> Output(const std::string& command) {
   return out;
 }
 
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// "median (min..max)" of a list of repetitions, for stderr.
+std::string Spread(const std::vector<double>& v) {
+  return absl::StrCat(Median(v), " (", *std::min_element(v.begin(), v.end()), "..",
+                      *std::max_element(v.begin(), v.end()), ")");
+}
+
+// Writes `text` to `path`.
+absl::Status WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+// The eager PyTorch peer (bench/eager_peer.py) run once; its JSON output.
+absl::StatusOr<nlohmann::json> RunPeer(const std::string& args) {
+  const char* src = std::getenv("GRAIL_SOURCE_DIR");
+  const std::string command =
+      absl::StrCat("/usr/bin/python3 ", src ? src : ".", "/bench/eager_peer.py ", args, " --threads=1");
+  ASSIGN_OR_RETURN(std::string out, Output(command));
+  auto j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InternalError(absl::StrCat("peer printed no JSON: ", out));
+  return j;
+}
+
+// The rollout benches' model (the reference shape): hidden 256, 4 layers, 4 heads
+// over 2 key/value heads, vocabulary 2048.
+grail::v1::RunSpec RolloutModelSpec() {
+  grail::v1::RunSpec spec;
+  auto* c = spec.mutable_model()->mutable_config();
+  c->set_vocab_size(2048);
+  c->set_hidden_size(256);
+  c->set_intermediate_size(704);
+  c->set_num_hidden_layers(4);
+  c->set_num_attention_heads(4);
+  c->set_num_key_value_heads(2);
+  c->set_max_position_embeddings(256);
+  spec.mutable_model()->set_init_seed(1);
+  return spec;
+}
+
+// The model's config.json for the peer.
+std::string PeerConfig(const grail::v1::ModelConfig& c) {
+  nlohmann::json j;
+  j["vocab_size"] = c.vocab_size();
+  j["hidden_size"] = c.hidden_size();
+  j["intermediate_size"] = c.intermediate_size();
+  j["num_hidden_layers"] = c.num_hidden_layers();
+  j["num_attention_heads"] = c.num_attention_heads();
+  j["num_key_value_heads"] = c.num_key_value_heads();
+  return j.dump();
+}
+
+// Rollout throughput, one actor on one thread against the eager peer on one thread, the
+// same weights and prompts (16 tokens each, 64 new tokens, temperature 1, no stop token):
+//   rollout_tokens_per_s_b64, rollout_tokens_per_s_b16   generated tokens per second
+//   decode_flops_b64   the actor's matmul FLOP/s at batch 64 against a one-thread sgemm
+//                      (1024^3, measured by the peer in the same run)
+// Each figure is the median of 3 repetitions, grail and peer interleaved, after one untimed
+// generation each.
+int Rollout() {
+  const grail::v1::RunSpec spec = RolloutModelSpec();
+  const auto& c = spec.model().config();
+  auto services = StartLearnerAndActors(/*num_actors=*/1);
+  if (!services.ok()) return Fail("services", services.status());
+  auto init = services->learner->InitModel(spec);
+  if (!init.ok()) return Fail("InitModel", init.status());
+  auto weights = services->learner->GetWeights(0);
+  if (!weights.ok()) return Fail("GetWeights", weights.status());
+  auto loaded = services->actors[0]->LoadWeights(weights->blob, weights->version);
+  if (!loaded.ok()) return Fail("LoadWeights", loaded.status());
+  const std::string dir = absl::StrCat("/tmp/grail-bench-rollout-", getpid());
+  std::filesystem::create_directories(dir);
+  if (auto s = WriteFile(dir + "/model.safetensors", weights->blob); !s.ok()) return Fail("weights", s);
+  if (auto s = WriteFile(dir + "/config.json", PeerConfig(c)); !s.ok()) return Fail("config", s);
+  const int kPromptLen = 16, kNewTokens = 64;
+  // Matmul FLOPs per generated token: every projection and the lm_head (2 per weight).
+  const int64_t head_dim = c.hidden_size() / c.num_attention_heads();
+  const double per_layer = static_cast<double>(c.hidden_size()) *
+                               (2 * c.num_attention_heads() * head_dim + 2 * c.num_key_value_heads() * head_dim) +
+                           3.0 * c.hidden_size() * c.intermediate_size();
+  const double flops_per_token = 2 * (c.num_hidden_layers() * per_layer + static_cast<double>(c.hidden_size()) * c.vocab_size());
+  for (int batch : {64, 16}) {
+    std::vector<std::vector<int64_t>> prompts(batch);
+    grail::v1::GenerateRequest request;
+    request.set_run_id("bench");
+    request.set_group_size(1);
+    request.mutable_sampling()->set_temperature(1.0f);
+    request.mutable_sampling()->set_max_new_tokens(kNewTokens);
+    request.mutable_sampling()->set_seed(7);
+    for (int b = 0; b < batch; ++b) {
+      auto* p = request.add_prompts();
+      p->set_prompt_id(b);
+      for (int t = 0; t < kPromptLen; ++t) {
+        prompts[b].push_back(3 + (b * 131 + t * 977 + 17) % (c.vocab_size() - 3));
+        p->add_token_ids(static_cast<int32_t>(prompts[b].back()));
+      }
+    }
+    if (auto s = WriteFile(dir + "/prompts.json", nlohmann::json(prompts).dump()); !s.ok()) return Fail("prompts", s);
+    const std::string peer_args = absl::StrCat("generate --weights=", dir, "/model.safetensors --config=", dir,
+                                               "/config.json --prompts=", dir, "/prompts.json --new_tokens=",
+                                               kNewTokens, " --temperature=1 --seed=7");
+    std::vector<double> grail_rate, peer_rate;
+    for (int rep = 0; rep < 4; ++rep) {  // rep 0 untimed on both sides
+      int64_t tokens = 0;
+      const double t0 = Now();
+      absl::Status s = services->actors[0]->Generate(request, [&](grail::v1::Sample sample) {
+        tokens += sample.token_ids_size();
+      });
+      const double seconds = Now() - t0;
+      if (!s.ok()) return Fail("Generate", s);
+      auto peer = RunPeer(peer_args);
+      if (!peer.ok()) return Fail("peer generate", peer.status());
+      if (rep == 0) continue;
+      grail_rate.push_back(tokens / seconds);
+      peer_rate.push_back((*peer)["tokens"].get<double>() / (*peer)["seconds"].get<double>());
+      std::cerr << "grail-bench: rollout batch " << batch << " rep " << rep << ": grail " << grail_rate.back()
+                << " tokens/s, eager peer " << peer_rate.back() << " tokens/s" << std::endl;
+    }
+    std::cerr << "grail-bench: rollout batch " << batch << ": grail " << Spread(grail_rate) << ", eager peer "
+              << Spread(peer_rate) << " tokens/s" << std::endl;
+    Emit(absl::StrCat("rollout_tokens_per_s_b", batch), Median(grail_rate), "tokens/s", "eager_pytorch_tokens_per_s",
+         Median(peer_rate));
+    if (batch == 64) {
+      auto peak = RunPeer("sgemm");
+      if (!peak.ok()) return Fail("peer sgemm", peak.status());
+      Emit("decode_flops_b64", Median(grail_rate) * flops_per_token, "FLOP/s", "sgemm_1thread_flops",
+           (*peak)["flops"].get<double>());
+    }
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}
+
 int Tokenize() {
   const char* src = std::getenv("GRAIL_SOURCE_DIR");
   const std::string root = src ? src : ".";
@@ -388,8 +531,10 @@ int main(int argc, char** argv) {
   if (what == "async_step_time" || what == "all") rc |= grail::bench::AsyncStepTime();
   if (what == "tokenize" || what == "all") rc |= grail::bench::Tokenize();
   if (what == "lora" || what == "all") rc |= grail::bench::Lora();
-  if (what != "all" && what != "weight_sync" && what != "async_step_time" && what != "tokenize" && what != "lora") {
-    std::cerr << "usage: grail-bench [all|weight_sync|async_step_time|tokenize|lora]" << std::endl;
+  if (what == "rollout" || what == "all") rc |= grail::bench::Rollout();
+  if (what != "all" && what != "weight_sync" && what != "async_step_time" && what != "tokenize" && what != "lora" &&
+      what != "rollout") {
+    std::cerr << "usage: grail-bench [all|weight_sync|async_step_time|tokenize|lora|rollout]" << std::endl;
     return 2;
   }
   return rc;

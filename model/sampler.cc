@@ -33,10 +33,24 @@ std::pair<torch::Tensor, torch::Tensor> SampleTokens(const torch::Tensor& logits
     auto lp = torch::log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
     return {tokens, lp};
   }
-  auto scaled = logits / o.temperature;
-  auto log_probs = torch::log_softmax(scaled, -1);
-  auto filtered = scaled.clone();
   const int64_t V = logits.size(-1);
+  const bool truncated = (o.top_k > 0 && o.top_k < V) || (o.top_p > 0 && o.top_p < 1);
+  auto scaled = o.temperature == 1.0f ? logits : logits / o.temperature;
+  if (!truncated) {
+    // Plain temperature sampling in one pass over the vocabulary: the normaliser, one
+    // uniform draw per row and the inverse-CDF search (no V random draws, no softmax copy).
+    auto max = std::get<0>(scaled.max(-1, /*keepdim=*/true));
+    auto e = (scaled - max).exp_();
+    auto cdf = e.cumsum(-1);
+    auto total = cdf.narrow(-1, V - 1, 1);
+    auto u = torch::rand({scaled.size(0), 1}, generator, scaled.scalar_type());
+    auto tokens = torch::searchsorted(cdf, u * total, /*out_int32=*/false, /*right=*/true).clamp_max_(V - 1).squeeze(-1);
+    auto lp = (scaled.gather(-1, tokens.unsqueeze(-1)) - max - total.log()).squeeze(-1);
+    return {tokens, lp};
+  }
+  auto log_probs = torch::log_softmax(scaled, -1);
+  // `filtered` may be changed in place: it is `logits` itself only at temperature 1.
+  auto filtered = o.temperature == 1.0f ? logits.clone() : scaled;
   if (o.top_k > 0 && o.top_k < V) {
     auto kth = std::get<0>(filtered.topk(o.top_k, -1)).narrow(-1, o.top_k - 1, 1);
     filtered.masked_fill_(filtered < kth, -std::numeric_limits<float>::infinity());
@@ -109,19 +123,52 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
     int pending = 0;
   };
   std::vector<Prefix> prefixes(P);
-  auto prefill = [&](int64_t p) {
-    const int64_t len = static_cast<int64_t>(prompts[p].size());
-    auto ids = torch::tensor(std::vector<int64_t>(prompts[p].begin(), prompts[p].end())).view({1, len});
-    auto ones = torch::ones({1, len}, torch::kBool);
-    KVCache tmp = model->NewCache(1, virtual_tokens + len);
-    auto h = model->Hidden(ids, PositionsFromValid(ones), ones, &tmp);
-    Prefix& pre = prefixes[p];
-    pre.logits = model->Logits(h.select(1, len - 1)).squeeze(0);
-    for (int64_t l = 0; l < layers; ++l) {
-      pre.keys.push_back(tmp.keys[l][0]);
-      pre.values.push_back(tmp.values[l][0]);
+  // Prefills, together, the prompts of rows [first, first + count) that have no prefix yet:
+  // sorted by length and cut into batches of at most kPrefillTokens padded tokens, each row
+  // right-padded (padding is masked out, so every prompt computes as it would alone).
+  constexpr int64_t kPrefillTokens = 4096;
+  auto prefill_rows = [&](int64_t first, int64_t count) {
+    std::vector<int64_t> need;
+    for (int64_t r = first; r < first + count; ++r) {
+      const int64_t p = r / group_size;
+      if (prefixes[p].pending == 0 && (need.empty() || need.back() != p)) need.push_back(p);
     }
-    pre.pending = group_size;
+    std::stable_sort(need.begin(), need.end(),
+                     [&](int64_t a, int64_t b) { return prompts[a].size() < prompts[b].size(); });
+    for (size_t begin = 0; begin < need.size();) {
+      size_t end = begin + 1;
+      while (end < need.size() &&
+             static_cast<int64_t>((end - begin + 1) * prompts[need[end]].size()) <= kPrefillTokens) {
+        ++end;
+      }
+      const int64_t n = static_cast<int64_t>(end - begin);
+      const int64_t width = static_cast<int64_t>(prompts[need[end - 1]].size());
+      auto ids = torch::zeros({n, width}, torch::kInt64);
+      auto valid = torch::zeros({n, width}, torch::kBool);
+      std::vector<int64_t> last(n);
+      for (int64_t i = 0; i < n; ++i) {
+        const auto& prompt = prompts[need[begin + i]];
+        const int64_t len = static_cast<int64_t>(prompt.size());
+        auto row = ids[i].narrow(0, 0, len);
+        row.copy_(torch::tensor(std::vector<int64_t>(prompt.begin(), prompt.end())));
+        valid[i].narrow(0, 0, len).fill_(true);
+        last[i] = len - 1;
+      }
+      KVCache tmp = model->NewCache(n, virtual_tokens + width);
+      auto h = model->Hidden(ids, PositionsFromValid(valid), valid, &tmp);
+      auto logits = model->Logits(h.index({torch::arange(n), torch::tensor(last)}));
+      for (int64_t i = 0; i < n; ++i) {
+        Prefix& pre = prefixes[need[begin + i]];
+        const int64_t entries = virtual_tokens + last[i] + 1;
+        for (int64_t l = 0; l < layers; ++l) {
+          pre.keys.push_back(tmp.keys[l][i].narrow(1, 0, entries));
+          pre.values.push_back(tmp.values[l][i].narrow(1, 0, entries));
+        }
+        pre.logits = logits[i];
+        pre.pending = group_size;
+      }
+      begin = end;
+    }
   };
 
   // Slot state. A free slot has row -1.
@@ -131,7 +178,6 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
   auto admit = [&](int64_t s) {
     const int64_t r = next_row++, p = r / group_size;
     const int64_t len = virtual_tokens + static_cast<int64_t>(prompts[p].size());  // cache entries
-    if (prefixes[p].pending == 0) prefill(p);
     Prefix& pre = prefixes[p];
     for (int64_t l = 0; l < layers; ++l) {
       cache.keys[l][s].narrow(1, 0, len).copy_(pre.keys[l]);
@@ -148,6 +194,8 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
   };
 
   while (true) {
+    const int64_t free_slots = S - active;
+    if (free_slots > 0 && next_row < rows) prefill_rows(next_row, std::min(free_slots, rows - next_row));
     for (int64_t s = 0; s < S && next_row < rows; ++s) {
       if (slot_row[s] < 0) admit(s);
     }
@@ -192,10 +240,9 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
     auto hidden = model->DecodeHidden(torch::tensor(feed_tokens), torch::tensor(feed_pos),
                                       torch::tensor(write_at), &cache);
     auto logits = model->Logits(hidden);
-    for (int64_t s : decoding) {
-      next_logits[s].copy_(logits[s]);
-      ++slot_len[s];
-    }
+    auto decoding_idx = torch::tensor(decoding);
+    next_logits.index_copy_(0, decoding_idx, logits.index_select(0, decoding_idx));
+    for (int64_t s : decoding) ++slot_len[s];
   }
   return results;
 }

@@ -117,21 +117,23 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     auto rows = torch::arange(B, write_index.options());
     cache->keys[layer].index_put_({rows, Slice(), write_index}, k.squeeze(2));
     cache->values[layer].index_put_({rows, Slice(), write_index}, v.squeeze(2));
-    k = cache->keys[layer];
-    v = cache->values[layer];
+    // Only the filled part of the cache: DecodeHidden's mask spans it.
+    k = cache->keys[layer].narrow(2, 0, mask.size(-1));
+    v = cache->values[layer].narrow(2, 0, mask.size(-1));
   } else if (cache != nullptr) {
     cache->keys[layer].narrow(2, cache->length, T).copy_(k);
     cache->values[layer].narrow(2, cache->length, T).copy_(v);
     k = cache->keys[layer].narrow(2, 0, cache->length + T);
     v = cache->values[layer].narrow(2, 0, cache->length + T);
   }
-  if (KV != H) {
-    k = k.repeat_interleave(H / KV, 1);
-    v = v.repeat_interleave(H / KV, 1);
-  }
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(D));
-  scores = scores.masked_fill(mask.logical_not(), kMaskValue);
-  auto out = torch::matmul(torch::softmax(scores, -1), v);
+  // Grouped-query attention without repeating keys and values: the G query heads that share
+  // a key/value head are G x T rows of one matmul against it.
+  const int64_t G = H / KV, S = k.size(2);
+  auto scores = torch::matmul(q.reshape({B, KV, G * T, D}), k.transpose(-2, -1))
+                    .mul_(1.0 / std::sqrt(static_cast<double>(D)))
+                    .view({B, KV, G, T, S});
+  scores.masked_fill_(mask.logical_not().unsqueeze(1), kMaskValue);
+  auto out = torch::matmul(torch::softmax(scores, -1).view({B, KV, G * T, S}), v).view({B, H, T, D});
   return o_proj_(out.transpose(1, 2).reshape({B, T, H * D}));
 }
 
@@ -338,11 +340,12 @@ torch::Tensor CausalLmImpl::Hidden(const torch::Tensor& input_ids, const torch::
 torch::Tensor CausalLmImpl::DecodeHidden(const torch::Tensor& tokens, const torch::Tensor& positions,
                                          const torch::Tensor& lengths, KVCache* cache) {
   const int64_t B = tokens.size(0);
-  TORCH_CHECK(lengths.max().item<int64_t>() < cache->capacity(), "KV cache overflow");
+  const int64_t filled = lengths.max().item<int64_t>() + 1;  // attention spans [0, filled)
+  TORCH_CHECK(filled <= cache->capacity(), "KV cache overflow");
   auto rows = torch::arange(B, lengths.options());
   cache->key_valid.index_put_({rows, lengths}, true);
-  auto k_pos = torch::arange(cache->capacity(), lengths.options()).unsqueeze(0);  // [1,S]
-  auto mask = ((k_pos <= lengths.unsqueeze(1)) & cache->key_valid).unsqueeze(1).unsqueeze(1);
+  auto k_pos = torch::arange(filled, lengths.options()).unsqueeze(0);  // [1,S]
+  auto mask = ((k_pos <= lengths.unsqueeze(1)) & cache->key_valid.narrow(1, 0, filled)).unsqueeze(1).unsqueeze(1);
   auto freqs = positions.to(torch::kFloat32).view({B, 1, 1}) * inv_freq_;  // [B,1,D/2]
   auto emb = torch::cat({freqs, freqs}, -1);
   auto cos = emb.cos(), sin = emb.sin();
