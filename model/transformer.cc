@@ -3,6 +3,10 @@
 #include <cmath>
 #include <map>
 
+#include <ATen/Parallel.h>
+
+#include "model/cpu_kernels.h"
+
 namespace grail::model {
 namespace {
 
@@ -125,6 +129,22 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     cache->values[layer].narrow(2, cache->length, T).copy_(v);
     k = cache->keys[layer].narrow(2, 0, cache->length + T);
     v = cache->values[layer].narrow(2, 0, cache->length + T);
+  }
+  if (cache != nullptr && write_index.defined() && !torch::GradMode::is_enabled() && q.is_cpu() &&
+      q.scalar_type() == torch::kFloat32 && cache->keys[layer].is_contiguous()) {
+    // A decoding step (one query per row): the CPU kernel, free of per-(row, head) matmul
+    // dispatch and BLAS packing.
+    auto qc = q.contiguous();
+    auto m = mask.reshape({B, mask.size(-1)}).contiguous();
+    auto out = torch::empty({B, H, D}, q.options());
+    DecodeAttentionShape shape{B, H, KV, D, cache->capacity(), mask.size(-1)};
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+    at::parallel_for(0, B * KV, 1, [&](int64_t begin, int64_t end) {
+      DecodeAttention(shape, qc.data_ptr<float>(), cache->keys[layer].data_ptr<float>(),
+                      cache->values[layer].data_ptr<float>(), m.data_ptr<bool>(), m.size(1), scale,
+                      out.data_ptr<float>(), begin, end);
+    });
+    return o_proj_(out.view({B, T, H * D}));
   }
   // Grouped-query attention without repeating keys and values: the G query heads that share
   // a key/value head are G x T rows of one matmul against it.

@@ -1,5 +1,7 @@
 #include "model/transformer.h"
 
+#include "model/cpu_kernels.h"
+
 #include "gtest/gtest.h"
 
 namespace grail::model {
@@ -73,6 +75,31 @@ TEST(TransformerTest, LeftPaddingDoesNotChangeLogits) {
   auto padded = model->Logits(model->Hidden(padded_ids, PositionsFromValid(padded_valid), padded_valid));
   EXPECT_LT((padded.narrow(1, 3, 6) - alone).abs().max().item<double>(), kTol);
   EXPECT_FALSE(padded.isnan().any().item<bool>());
+}
+
+// The decoding kernel against the same attention written with LibTorch operators (repeated
+// K/V, masked softmax), with masked positions inside the span and a row with none left.
+TEST(TransformerTest, DecodeAttentionKernelMatchesTheOperatorForm) {
+  torch::manual_seed(3);
+  const int64_t B = 3, H = 6, KV = 2, D = 16, cap = 12, span = 9;
+  auto q = torch::randn({B, H, D}), keys = torch::randn({B, KV, cap, D}), values = torch::randn({B, KV, cap, D});
+  auto mask = torch::rand({B, cap}) > 0.3;
+  mask[0][4] = false;
+  mask[1].fill_(true);
+  mask[2].fill_(false);  // nothing to attend to: zeros
+  auto out = torch::empty({B, H, D});
+  DecodeAttentionShape shape{B, H, KV, D, cap, span};
+  const float scale = 0.25f;
+  DecodeAttention(shape, q.data_ptr<float>(), keys.data_ptr<float>(), values.data_ptr<float>(), mask.data_ptr<bool>(),
+                  cap, scale, out.data_ptr<float>(), 0, B * KV);
+  auto k = keys.narrow(2, 0, span).repeat_interleave(H / KV, 1), v = values.narrow(2, 0, span).repeat_interleave(H / KV, 1);
+  auto scores = torch::matmul(q.unsqueeze(2), k.transpose(-2, -1)).squeeze(2) * scale;  // [B,H,span]
+  auto m = mask.narrow(1, 0, span).unsqueeze(1);
+  auto probs = torch::softmax(scores.masked_fill(m.logical_not(), -INFINITY), -1);
+  auto expected = torch::matmul(probs.unsqueeze(2), v).squeeze(2);
+  EXPECT_TRUE(torch::allclose(out.narrow(0, 0, 2), expected.narrow(0, 0, 2), 1e-5, 1e-5))
+      << (out - expected).abs().max();
+  EXPECT_EQ(out[2].abs().max().item<float>(), 0.0f);
 }
 
 TEST(TransformerTest, ParameterNamesFollowHf) {

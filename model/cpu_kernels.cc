@@ -1,0 +1,69 @@
+#include "model/cpu_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace grail::model {
+namespace {
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define GRAIL_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define GRAIL_CPU_CLONES
+#endif
+
+// One (row, key/value head) pair: its G query heads against the same keys and values, so
+// each key and value row is read once per group while it is in cache.
+GRAIL_CPU_CLONES
+void AttendGroup(const float* __restrict q, const float* __restrict keys, const float* __restrict values,
+                 const bool* __restrict mask, int64_t groups, int64_t dim, int64_t span, float scale,
+                 float* __restrict scores, float* __restrict out) {
+  for (int64_t g = 0; g < groups; ++g) {
+    const float* qg = q + g * dim;
+    float* og = out + g * dim;
+    float max = -std::numeric_limits<float>::infinity();
+    for (int64_t s = 0; s < span; ++s) {
+      if (!mask[s]) continue;
+      const float* k = keys + s * dim;
+      float dot = 0;
+      for (int64_t d = 0; d < dim; ++d) dot += qg[d] * k[d];
+      scores[s] = dot * scale;
+      max = std::max(max, scores[s]);
+    }
+    std::fill(og, og + dim, 0.0f);
+    if (max == -std::numeric_limits<float>::infinity()) continue;  // nothing to attend to
+    float total = 0;
+    for (int64_t s = 0; s < span; ++s) {
+      if (!mask[s]) continue;
+      scores[s] = std::exp(scores[s] - max);
+      total += scores[s];
+    }
+    const float inv = 1.0f / total;
+    for (int64_t s = 0; s < span; ++s) {
+      if (!mask[s]) continue;
+      const float w = scores[s] * inv;
+      const float* v = values + s * dim;
+      for (int64_t d = 0; d < dim; ++d) og[d] += w * v[d];
+    }
+  }
+}
+
+}  // namespace
+
+void DecodeAttention(const DecodeAttentionShape& shape, const float* q, const float* keys,
+                     const float* values, const bool* mask, int64_t mask_stride, float scale,
+                     float* out, int64_t begin, int64_t end) {
+  const int64_t KV = shape.kv_heads, D = shape.head_dim, G = shape.heads / shape.kv_heads;
+  std::vector<float> scores(static_cast<size_t>(shape.span));
+  for (int64_t pair = begin; pair < end; ++pair) {
+    const int64_t b = pair / KV, j = pair % KV;
+    const int64_t kv_offset = (b * KV + j) * shape.capacity * D;
+    const int64_t q_offset = (b * shape.heads + j * G) * D;
+    AttendGroup(q + q_offset, keys + kv_offset, values + kv_offset, mask + b * mask_stride, G, D, shape.span,
+                scale, scores.data(), out + q_offset);
+  }
+}
+
+}  // namespace grail::model

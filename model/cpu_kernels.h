@@ -1,0 +1,36 @@
+#ifndef GRAIL_MODEL_CPU_KERNELS_H_
+#define GRAIL_MODEL_CPU_KERNELS_H_
+
+// Hand-written CPU kernels for the shapes where LibTorch's general operators spend more on
+// dispatch and BLAS packing than on arithmetic. Torch-free: plain float buffers, so this
+// file is compiled with its own optimisation flags (model/CMakeLists.txt) and, on x86-64,
+// in an AVX2/FMA clone picked at load time next to a portable one.
+
+#include <cstdint>
+
+namespace grail::model {
+
+// The shape of one decoding step's attention: `batch` rows of one query each.
+struct DecodeAttentionShape {
+  int64_t batch = 0;
+  int64_t heads = 0;     // query heads H
+  int64_t kv_heads = 0;  // key/value heads KV (H a multiple of it)
+  int64_t head_dim = 0;
+  int64_t capacity = 0;  // cache positions allocated per row
+  int64_t span = 0;      // cache positions attended to: [0, span)
+};
+
+// Grouped-query attention of one query per row over a KV cache, without repeating keys and
+// values: for every row b and query head h, with j = h / (H / KV),
+//   out[b, h, :] = sum_s softmax_s(scale * q[b, h, :] . keys[b, j, s, :]) values[b, j, s, :]
+// over the positions s < span where mask[b * mask_stride + s] is true (a row with none gets
+// zeros). q and out are [B, H, D]; keys and values [B, KV, capacity, D]; all contiguous.
+// Computes the (b, j) pairs with b * KV + j in [begin, end), so callers can split the work
+// across threads.
+void DecodeAttention(const DecodeAttentionShape& shape, const float* q, const float* keys,
+                     const float* values, const bool* mask, int64_t mask_stride, float scale,
+                     float* out, int64_t begin, int64_t end);
+
+}  // namespace grail::model
+
+#endif  // GRAIL_MODEL_CPU_KERNELS_H_
