@@ -12,8 +12,8 @@ ratio against a baseline measured in the same run.
 
   eager_peer.py ppo_step --weights W.safetensors --config C.json --batch B --seq_len L
                          --repeats R --seed S
-      R PPO policy steps (clipped ratio loss, token-mean, entropy reported, AdamW) on a
-      fixed synthetic batch. Prints {"seconds": [per step], "peak_rss_bytes"}.
+      R PPO policy steps (clipped ratio loss, token-mean, entropy reported without a
+      gradient, gradient clip 1, AdamW) on a fixed synthetic batch. Prints {"seconds": [per step], "peak_rss_bytes"}.
 
   eager_peer.py sgemm
       One-thread sgemm peak (1024^3). Prints {"flops"}.
@@ -176,7 +176,8 @@ def ppo_step(args):
         logits = model(ids, positions)[:, :-1]
         logp_all = torch.log_softmax(logits, -1)
         lp = logp_all.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        entropy = -(logp_all.exp() * logp_all).sum(-1)
+        with torch.no_grad():  # reported, not trained on (no entropy bonus)
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
         if old_lp is None:
             old_lp = lp.detach() - 0.01
         ratio = torch.exp(lp - old_lp)

@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <unistd.h>
@@ -482,6 +483,128 @@ int Rollout() {
   return 0;
 }
 
+// A float32 or int64 [rows, cols] wire tensor.
+template <typename T>
+grail::v1::Tensor WireMatrix(int64_t rows, int64_t cols, const std::vector<T>& values) {
+  grail::v1::Tensor t;
+  t.set_dtype(std::is_same_v<T, float> ? grail::v1::DTYPE_FLOAT32 : grail::v1::DTYPE_INT64);
+  t.add_shape(rows);
+  t.add_shape(cols);
+  t.set_data(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+  return t;
+}
+
+// A PPO batch of `rows` x `cols` tokens (16 prompt tokens, the rest response) on the
+// learner's current policy: old log-probs 0.01 below its own, one advantage per row.
+absl::StatusOr<grail::v1::TrainStepRequest> PpoBatch(learner::LearnerClient& learner, int64_t vocab, int64_t rows,
+                                                     int64_t cols) {
+  std::vector<int64_t> ids(rows * cols);
+  std::vector<float> mask(rows * cols), adv(rows * cols);
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    ids[i] = 3 + (i * 7919 + 13) % (vocab - 3);
+    mask[i] = (i % cols) >= 16 ? 1.0f : 0.0f;
+    adv[i] = static_cast<float>(((i / cols) * 37 % 11) - 5) / 5.0f;
+  }
+  grail::v1::TrainStepRequest request;
+  auto* x = request.mutable_experience();
+  *x->mutable_input_ids() = WireMatrix(rows, cols, ids);
+  *x->mutable_response_mask() = WireMatrix(rows, cols, mask);
+  *x->mutable_advantages() = WireMatrix(rows, cols, adv);
+  grail::v1::ScoreSequencesRequest score;
+  *score.mutable_input_ids() = x->input_ids();
+  ASSIGN_OR_RETURN(auto scored, learner.ScoreSequences(score));
+  std::vector<float> old(rows * cols);
+  std::memcpy(old.data(), scored.log_probs().data().data(), old.size() * 4);
+  for (float& v : old) v -= 0.01f;
+  *x->mutable_old_log_probs() = WireMatrix(rows, cols, old);
+  return request;
+}
+
+// Peak resident bytes of a process (VmHWM).
+int64_t PeakRss(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+// The learner's PPO step (one thread) against the eager peer's (one thread), the same
+// weights and batch (token-mean clipped loss, gradient clip 1, AdamW, entropy reported):
+//   ppo_step_time      64 rows x 128 tokens on the rollout model: median of 3 steps, each
+//                      side after an untimed first step, grail and peer interleaved
+//   learner_peak_rss   peak RSS of a fresh learner process through one PPO step on a
+//                      150k-vocabulary model (hidden 256, 2 layers) with one 2048-token row,
+//                      against the peer's process on the same step
+int LearnerStep() {
+  const std::string dir = absl::StrCat("/tmp/grail-bench-learner-", getpid());
+  std::filesystem::create_directories(dir);
+  for (const bool big : {false, true}) {
+    grail::v1::RunSpec spec = RolloutModelSpec();
+    auto* c = spec.mutable_model()->mutable_config();
+    int64_t rows = 64, cols = 128;
+    if (big) {
+      c->set_vocab_size(151936);
+      c->set_num_hidden_layers(2);
+      c->set_max_position_embeddings(2048);
+      rows = 1, cols = 2048;
+    }
+    spec.mutable_algorithm()->set_policy_loss(grail::v1::POLICY_LOSS_PPO);
+    spec.mutable_algorithm()->set_clip_ratio_low(0.2f);
+    spec.mutable_algorithm()->set_clip_ratio_high(0.28f);
+    spec.mutable_trainer()->set_learning_rate(1e-5f);
+    spec.mutable_trainer()->set_grad_clip(1.0f);
+    auto services = StartLearnerAndActors(/*num_actors=*/0);
+    if (!services.ok()) return Fail("services", services.status());
+    auto& learner = services->learner;
+    auto init = learner->InitModel(spec);
+    if (!init.ok()) return Fail("InitModel", init.status());
+    auto weights = learner->GetWeights(0);
+    if (!weights.ok()) return Fail("GetWeights", weights.status());
+    if (auto s = WriteFile(dir + "/model.safetensors", weights->blob); !s.ok()) return Fail("weights", s);
+    if (auto s = WriteFile(dir + "/config.json", PeerConfig(*c)); !s.ok()) return Fail("config", s);
+    auto batch = PpoBatch(*learner, c->vocab_size(), rows, cols);
+    if (!batch.ok()) return Fail("batch", batch.status());
+    const std::string peer_args =
+        absl::StrCat("ppo_step --weights=", dir, "/model.safetensors --config=", dir, "/config.json --batch=", rows,
+                     " --seq_len=", cols, " --prompt_len=16 --repeats=", big ? 1 : 2);
+    if (big) {
+      const int64_t before = PeakRss(services->learner_proc->pid());
+      batch->set_step(1);
+      auto stepped = learner->TrainStep(*batch);
+      if (!stepped.ok()) return Fail("TrainStep", stepped.status());
+      const int64_t grail_peak = PeakRss(services->learner_proc->pid());
+      auto peer = RunPeer(peer_args);
+      if (!peer.ok()) return Fail("peer ppo_step", peer.status());
+      const double peer_peak = (*peer)["peak_rss_bytes"].get<double>();
+      std::cerr << "grail-bench: learner_peak_rss: grail " << grail_peak / 1e9 << " GB (" << before / 1e9
+                << " GB before the step), eager peer " << peer_peak / 1e9 << " GB" << std::endl;
+      Emit("learner_peak_rss", static_cast<double>(grail_peak), "bytes", "eager_pytorch_peak_rss", peer_peak);
+      continue;
+    }
+    std::vector<double> grail_s, peer_s;
+    for (int rep = 0; rep < 4; ++rep) {  // rep 0: grail's untimed first step
+      batch->set_step(rep + 1);
+      const double t0 = Now();
+      auto stepped = learner->TrainStep(*batch);
+      if (!stepped.ok()) return Fail("TrainStep", stepped.status());
+      if (rep == 0) continue;
+      grail_s.push_back(Now() - t0);
+      auto peer = RunPeer(peer_args);
+      if (!peer.ok()) return Fail("peer ppo_step", peer.status());
+      peer_s.push_back((*peer)["seconds"].back().get<double>());  // the peer's second step
+      std::cerr << "grail-bench: ppo_step rep " << rep << ": grail " << grail_s.back() << " s, eager peer "
+                << peer_s.back() << " s" << std::endl;
+    }
+    std::cerr << "grail-bench: ppo_step: grail " << Spread(grail_s) << " s, eager peer " << Spread(peer_s) << " s"
+              << std::endl;
+    Emit("ppo_step_time", Median(grail_s), "s", "eager_pytorch_step_time", Median(peer_s));
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}
+
 int Tokenize() {
   const char* src = std::getenv("GRAIL_SOURCE_DIR");
   const std::string root = src ? src : ".";
@@ -532,9 +655,10 @@ int main(int argc, char** argv) {
   if (what == "tokenize" || what == "all") rc |= grail::bench::Tokenize();
   if (what == "lora" || what == "all") rc |= grail::bench::Lora();
   if (what == "rollout" || what == "all") rc |= grail::bench::Rollout();
+  if (what == "learner_step" || what == "all") rc |= grail::bench::LearnerStep();
   if (what != "all" && what != "weight_sync" && what != "async_step_time" && what != "tokenize" && what != "lora" &&
-      what != "rollout") {
-    std::cerr << "usage: grail-bench [all|weight_sync|async_step_time|tokenize|lora|rollout]" << std::endl;
+      what != "rollout" && what != "learner_step") {
+    std::cerr << "usage: grail-bench [all|weight_sync|async_step_time|tokenize|lora|rollout|learner_step]" << std::endl;
     return 2;
   }
   return rc;

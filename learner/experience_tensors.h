@@ -19,9 +19,15 @@ namespace grail::learner {
 // `temperature` (> 0) scales the logits as the actors' sampler does, so that RL log-probs
 // are taken under the same distribution as the behaviour log-probs. With `entropy`, also
 // the per-position entropy, aligned the same way; with `max_log_probs`, the log-prob of
-// each position's most likely token.
+// each position's most likely token. Both carry no gradient unless `entropy_grad` (an
+// entropy bonus) asks for the entropy's.
+// The log-probs come from the output projection taken over chunks of token rows, so the
+// full [B, T, vocab] logits are never materialised or kept for backward (backward
+// recomputes a chunk's logits); with `entropy_grad`, or an NF4 output projection, from the
+// full logits.
 torch::Tensor AlignedLogProbs(model::CausalLm& model, const torch::Tensor& ids, torch::Tensor* entropy = nullptr,
-                              double temperature = 1.0, torch::Tensor* max_log_probs = nullptr);
+                              double temperature = 1.0, torch::Tensor* max_log_probs = nullptr,
+                              bool entropy_grad = false);
 
 // Values aligned with input_ids: column t is the value head at position t-1; column 0 is 0.
 torch::Tensor AlignedValues(model::CausalLm& critic, const torch::Tensor& ids);

@@ -1,5 +1,8 @@
 // grail-learner: trains the policy (and critic) for the coordinator.
 
+#include <malloc.h>
+
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,6 +34,18 @@ ABSL_FLAG(absl::Duration, collective_timeout, absl::Seconds(60),
           "A collective that has not completed within this fails, and the rank reports NOT_SERVING");
 ABSL_FLAG(absl::Duration, rendezvous_timeout, absl::Minutes(5), "How long to wait for every rank to join");
 ABSL_FLAG(int, bucket_mb, 25, "Gradient all-reduce bucket size in MiB");
+ABSL_FLAG(bool, keep_freed_memory, true,
+          "Keep freed heap memory for reuse instead of returning it to the system after each step "
+          "(no page faults re-zeroing activations every step; resident memory stays at its peak)");
+
+// Every step allocates and frees the same activations. glibc serves blocks above its mmap
+// threshold (128 KiB, adapting up to 32 MiB) with fresh mappings and trims the heap's top
+// on free, so each step faults its activations in again and the kernel zeroes those pages.
+// The largest threshold and no trimming keep them in the heap for the next step.
+void KeepFreedMemory() {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+}
 
 int main(int argc, char** argv) {
   grail::ServiceMainSpec spec;
@@ -44,6 +59,7 @@ int main(int argc, char** argv) {
       "With --world_size > 1 the ranks rendezvous before serving (start them together);\n"
       "the coordinator's --learner lists every rank's address, rank 0 first.";
   spec.make_services = [](prometheus::Registry& registry, const grail::ServiceEnv& env) -> absl::StatusOr<grail::ServiceBundle> {
+    if (absl::GetFlag(FLAGS_keep_freed_memory)) KeepFreedMemory();
     // Gauges: the last step's value of each training metric the trainer reports.
     static constexpr struct {
       const char* key;

@@ -53,7 +53,8 @@ absl::StatusOr<std::map<std::string, double>> UpdatePolicy(model::CausalLm& m, t
         const double w_agg = shard.For(settings.loss_agg);
         const double w_pg = row_objective ? shard.rows : w_agg;
         torch::Tensor entropy;
-        auto lp = AlignedLogProbs(m, sl(ids), &entropy, settings.temperature);
+        auto lp = AlignedLogProbs(m, sl(ids), &entropy, settings.temperature, nullptr,
+                                  /*entropy_grad=*/settings.entropy_coef > 0);
         if (tis != nullptr && epoch == 0) *tis = ApplyTis(settings.tis_cap, lp.detach(), mask, shard, &old_lp, &adv);
         PolicyLossResult pg =
             PolicyLoss(settings.policy_loss, sl(old_lp), lp, sl(adv), sl(mask), settings.loss_agg, settings.clip);

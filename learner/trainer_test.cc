@@ -8,11 +8,13 @@
 #include <map>
 
 #include "common/weights_stream.h"
+#include "learner/experience_tensors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/checkpoint.h"
 #include "model/hf_export.h"
 #include "model/safetensors.h"
+#include "model/testing/tiny_model.h"
 
 namespace grail::learner {
 namespace {
@@ -24,6 +26,33 @@ grail::v1::Tensor Matrix(grail::v1::DType dtype, int64_t rows, int64_t cols, con
   t.add_shape(cols);
   t.set_data(static_cast<const char*>(data), rows * cols * item);
   return t;
+}
+
+// The chunked log-probs (the default path) against the full-logits path (taken when an
+// entropy bonus needs its gradient): the same values, entropies, most likely tokens'
+// log-probs and parameter gradients, over several chunks of rows and at a temperature.
+TEST(AlignedLogProbsTest, ChunkedPathMatchesFullLogitsInValueAndGradient) {
+  model::CausalLm m = model::testing::TinyModel(5);
+  torch::manual_seed(2);
+  auto ids = torch::randint(0, model::testing::TinyConfig().vocab_size, {6, 30});  // 174 rows: two chunks
+  auto weights = torch::randn({6, 30});
+  std::vector<torch::Tensor> grads[2];
+  torch::Tensor lp[2], ent[2], max_lp[2];
+  for (int full = 0; full < 2; ++full) {
+    m->zero_grad();
+    lp[full] = AlignedLogProbs(m, ids, &ent[full], 0.7, &max_lp[full], /*entropy_grad=*/full == 1);
+    (lp[full] * weights).sum().backward();
+    for (const auto& p : m->parameters()) grads[full].push_back(p.grad().clone());
+  }
+  EXPECT_TRUE(torch::allclose(lp[0], lp[1], 1e-5, 1e-5)) << (lp[0] - lp[1]).abs().max();
+  EXPECT_TRUE(torch::allclose(ent[0], ent[1].detach(), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(max_lp[0], max_lp[1], 1e-5, 1e-5));
+  EXPECT_FALSE(ent[0].requires_grad());
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (size_t i = 0; i < grads[0].size(); ++i) {
+    EXPECT_TRUE(torch::allclose(grads[0][i], grads[1][i], 1e-4, 1e-6)) << "parameter " << i << ": "
+                                                                      << (grads[0][i] - grads[1][i]).abs().max();
+  }
 }
 
 class TrainerTest : public ::testing::Test {
