@@ -8,6 +8,41 @@
 namespace grail::actor {
 namespace {
 
+class GrpcWeightsUpload : public WeightsUpload {
+ public:
+  GrpcWeightsUpload(grail::v1::ActorService::Stub* stub, const ClientOptions& options) : target_(options.target) {
+    SetTimeout(&context_, options.timeout);
+    writer_ = stub->LoadWeights(&context_, &response_);
+  }
+  ~GrpcWeightsUpload() override {
+    if (!finished_) context_.TryCancel();
+  }
+
+  bool Write(const grail::v1::WeightsChunk& chunk) override {
+    if (broken_) return false;
+    broken_ = !writer_->Write(chunk);
+    return !broken_;
+  }
+
+  absl::StatusOr<grail::v1::LoadWeightsResponse> Finish() override {
+    finished_ = true;
+    writer_->WritesDone();
+    // The actor's own error (a short stream, a digest mismatch) explains a broken stream.
+    absl::Status status = FromGrpcStatus(writer_->Finish(), "actor", target_);
+    if (!status.ok()) return status;
+    if (broken_) return absl::UnavailableError(absl::StrCat("actor ", target_, ": weights stream broken"));
+    return response_;
+  }
+
+ private:
+  const std::string target_;
+  grpc::ClientContext context_;
+  grail::v1::LoadWeightsResponse response_;
+  std::unique_ptr<grpc::ClientWriter<grail::v1::WeightsChunk>> writer_;
+  bool broken_ = false;
+  bool finished_ = false;
+};
+
 class GrpcActorClient : public ActorClient {
  public:
   explicit GrpcActorClient(const ClientOptions& options)
@@ -41,6 +76,10 @@ class GrpcActorClient : public ActorClient {
     absl::Status status = NamePeer(UploadWeights(writer.get(), blob, version), "actor", options_.target);
     if (!status.ok()) return status;
     return response;
+  }
+
+  std::unique_ptr<WeightsUpload> StartWeightsUpload() override {
+    return std::make_unique<GrpcWeightsUpload>(stub_.get(), options_);
   }
 
   absl::StatusOr<grail::v1::ActorInfo> GetInfo() override {

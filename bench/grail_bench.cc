@@ -1,16 +1,24 @@
 // grail-bench: measurements with a baseline taken in the same run, one JSON line each:
 //   {"name", "value", "unit", "baseline_name", "baseline_value", "ratio": value / baseline}
 //
-//   grail-bench weight_sync       a >= 100 MB model: learner -> coordinator-side client -> two
-//                                 actors over loopback gRPC (chunked, digest-checked, staged
+//   grail-bench weight_sync       a >= 100 MB model: learner -> coordinator -> two actors over
+//                                 loopback gRPC, as the synchronous loop syncs (chunks streamed
+//                                 through to the actors as they arrive, digest-checked, staged
 //                                 and swapped), bytes delivered per second, against an
-//                                 in-process memcpy of the same bytes.
+//                                 in-process memcpy of the same bytes, and against the
+//                                 store-and-forward path (whole fetch, then upload).
 //   grail-bench async_step_time   mean RL step time with max_staleness 1 against the
 //                                 synchronous loop, on the demo run (same seed, same steps).
 //   grail-bench tokenize          bytes of mixed text (tests/tokenizer/make_corpus.py) encoded
 //                                 per second on one thread with the real Qwen3, Llama-3 and Llama-2
 //                                 tokenizers, against Hugging Face's tokenizers library on one
 //                                 thread on the same strings (bench/tokenize_reference.js).
+//   grail-bench lora              LoRA and QLoRA against full fine-tuning (Lora() below).
+//   grail-bench rollout           generated tokens per second of one actor against an eager
+//                                 PyTorch generation loop (bench/eager_peer.py), batch 64 and 16,
+//                                 and the actor's decode FLOP/s against a one-thread sgemm.
+//   grail-bench learner_step      the learner's PPO step time and peak RSS against the eager
+//                                 peer's (LearnerStep() below).
 //
 // Service binaries come from GRAIL_BIN_DIR (default build/bin); the demo spec from
 // GRAIL_SOURCE_DIR (default .).
@@ -38,7 +46,9 @@
 #include "common/config.h"
 #include "common/parallel.h"
 #include "common/status_macros.h"
+#include "coordinator/coordinator_metrics.h"
 #include "coordinator/run_client.h"
+#include "coordinator/weights_tracker.h"
 #include "learner/learner_client.h"
 #include "model/safetensors.h"
 #include "tests/local_cluster.h"
@@ -72,6 +82,17 @@ int Fail(const std::string& what, const absl::Status& status) {
   return 1;
 }
 
+// A float32 or int64 [rows, cols] wire tensor.
+template <typename T>
+grail::v1::Tensor WireMatrix(int64_t rows, int64_t cols, const std::vector<T>& values) {
+  grail::v1::Tensor t;
+  t.set_dtype(std::is_same_v<T, float> ? grail::v1::DTYPE_FLOAT32 : grail::v1::DTYPE_INT64);
+  t.add_shape(rows);
+  t.add_shape(cols);
+  t.set_data(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+  return t;
+}
+
 // The weight_sync and lora benches' model: about 37M float32 parameters (~170 MB of
 // safetensors).
 grail::v1::RunSpec BenchModelSpec() {
@@ -92,7 +113,7 @@ grail::v1::RunSpec BenchModelSpec() {
 struct Services {
   std::unique_ptr<ServiceProcess> learner_proc;
   std::vector<std::unique_ptr<ServiceProcess>> actor_procs;
-  std::vector<std::unique_ptr<actor::ActorClient>> actors;
+  std::vector<std::shared_ptr<actor::ActorClient>> actors;
   std::unique_ptr<learner::LearnerClient> learner;
 };
 
@@ -122,28 +143,51 @@ int WeightSync() {
   auto& learner = services->learner;
   auto init = learner->InitModel(spec);
   if (!init.ok()) return Fail("InitModel", init.status());
+  // A one-row supervised step between syncs, so that every sync carries a new version.
+  grail::v1::SupervisedStepRequest tiny;
+  *tiny.mutable_input_ids() = WireMatrix<int64_t>(1, 8, {3, 4, 5, 6, 7, 8, 9, 10});
+  *tiny.mutable_loss_mask() = WireMatrix<float>(1, 8, {0, 1, 1, 1, 1, 1, 1, 1});
+  int64_t version = init->weights_version();
+  auto next_version = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto stepped, learner->SupervisedStep(tiny));
+    version = stepped.weights_version();
+    return absl::OkStatus();
+  };
 
-  // Best of five syncs, each a new version: fetch from the learner, stream to both actors.
-  // The first two build each actor's two resident models; later ones stage into the spare.
-  double best = 1e30;
+  // The coordinator's path (WeightsTracker::KeepAndSync, as the synchronous loop syncs):
+  // each chunk goes on to both actors as it arrives from the learner. Store-and-forward,
+  // for comparison: the whole blob fetched, then uploaded to both actors. Five rounds each,
+  // interleaved; the first two build each actor's two resident models, later ones stage
+  // into the spare; the best round counts.
+  prometheus::Registry registry;
+  coordinator::CoordinatorMetrics metrics(registry);
+  coordinator::WeightsTracker tracker(actors, learner.get(), &metrics, /*max_staleness=*/0);
+  double best_stream = 1e30, best_store = 1e30;
   int64_t bytes = 0;
   for (int round = 0; round < 5; ++round) {
-    const double t0 = Now();
-    auto weights = learner->GetWeights(0);
+    if (auto s = next_version(); !s.ok()) return Fail("SupervisedStep", s);
+    double t0 = Now();
+    if (auto s = tracker.KeepAndSync(round, version); !s.ok()) return Fail("KeepAndSync", s);
+    const double stream = Now() - t0;
+    bytes = static_cast<int64_t>(tracker.After(round)->blob.size());
+    if (auto s = next_version(); !s.ok()) return Fail("SupervisedStep", s);
+    t0 = Now();
+    auto weights = learner->GetWeights(version);
     if (!weights.ok()) return Fail("GetWeights", weights.status());
     const double t1 = Now();
-    const int64_t version = weights->version + round;  // actors accept only newer versions
     absl::Status s = ParallelFor(actors.size(), [&](size_t i) {
       return actors[i]->LoadWeights(weights->blob, version).status();
     });
     if (!s.ok()) return Fail("LoadWeights", s);
-    std::cerr << "grail-bench: weight_sync round " << round << ": fetch " << t1 - t0 << " s, load into 2 actors "
-              << Now() - t1 << " s" << std::endl;
-    best = std::min(best, Now() - t0);
-    bytes = static_cast<int64_t>(weights->blob.size());
+    const double store = Now() - t0;
+    std::cerr << "grail-bench: weight_sync round " << round << ": stream-through " << stream
+              << " s; store-and-forward " << store << " s (fetch " << t1 - t0 << " s, load into 2 actors "
+              << Now() - t1 << " s)" << std::endl;
+    if (round >= 2) best_stream = std::min(best_stream, stream), best_store = std::min(best_store, store);
   }
   std::cerr << "grail-bench: weight_sync model " << bytes / 1e6 << " MB, " << init->num_parameters()
-            << " parameters, best sync " << best << " s" << std::endl;
+            << " parameters, best sync " << best_stream << " s streamed through, " << best_store
+            << " s stored and forwarded" << std::endl;
   // Baseline: memcpy of the same bytes, twice (one copy per actor), best of three.
   std::string src(static_cast<size_t>(bytes), '\x5a'), dst(static_cast<size_t>(bytes), '\0');
   double copy_best = 1e30;
@@ -156,7 +200,9 @@ int WeightSync() {
     copy_best = std::min(copy_best, Now() - t0);
   }
   if (dst[1] != src[1]) std::cerr << "";  // keeps the copies observable
-  Emit("weight_sync", 2.0 * bytes / best, "bytes/s", "memcpy", 2.0 * bytes / copy_best);
+  Emit("weight_sync", 2.0 * bytes / best_stream, "bytes/s", "memcpy", 2.0 * bytes / copy_best);
+  Emit("weight_sync_vs_store_and_forward", 2.0 * bytes / best_stream, "bytes/s", "store_and_forward",
+       2.0 * bytes / best_store);
   return 0;
 }
 
@@ -481,17 +527,6 @@ int Rollout() {
   }
   std::filesystem::remove_all(dir);
   return 0;
-}
-
-// A float32 or int64 [rows, cols] wire tensor.
-template <typename T>
-grail::v1::Tensor WireMatrix(int64_t rows, int64_t cols, const std::vector<T>& values) {
-  grail::v1::Tensor t;
-  t.set_dtype(std::is_same_v<T, float> ? grail::v1::DTYPE_FLOAT32 : grail::v1::DTYPE_INT64);
-  t.add_shape(rows);
-  t.add_shape(cols);
-  t.set_data(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
-  return t;
 }
 
 // A PPO batch of `rows` x `cols` tokens (16 prompt tokens, the rest response) on the

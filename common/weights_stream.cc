@@ -10,10 +10,9 @@
 
 namespace grail {
 
-std::string Sha256Hex(absl::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
+namespace {
+
+std::string Hex(const unsigned char* digest, unsigned int len) {
   static const char kHex[] = "0123456789abcdef";
   std::string out;
   for (unsigned int i = 0; i < len; ++i) {
@@ -21,6 +20,28 @@ std::string Sha256Hex(absl::string_view bytes) {
     out.push_back(kHex[digest[i] & 15]);
   }
   return out;
+}
+
+}  // namespace
+
+std::string Sha256Hex(absl::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
+  return Hex(digest, len);
+}
+
+Sha256Stream::Sha256Stream() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+
+Sha256Stream::~Sha256Stream() { EVP_MD_CTX_free(ctx_); }
+
+void Sha256Stream::Update(absl::string_view bytes) { EVP_DigestUpdate(ctx_, bytes.data(), bytes.size()); }
+
+std::string Sha256Stream::FinishHex() {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx_, digest, &len);
+  return Hex(digest, len);
 }
 
 namespace {
@@ -87,6 +108,7 @@ absl::Status WeightsAssembler::Add(const grail::v1::WeightsChunk& chunk) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": data runs past total_bytes ", total_));
   }
   blob_.append(chunk.data());
+  sha_.Update(chunk.data());  // hashed as it arrives, while the next chunk is on the wire
   ++chunks_;
   return absl::OkStatus();
 }
@@ -97,7 +119,7 @@ absl::StatusOr<std::string> WeightsAssembler::Finish() {
     return absl::DataLossError(absl::StrCat("weights: stream ended after ", bytes_received(),
                                             " of ", total_, " bytes"));
   }
-  const std::string actual = Sha256Hex(blob_);
+  const std::string actual = sha_.FinishHex();
   if (actual != digest_) {
     return absl::DataLossError(absl::StrCat("weights: digest mismatch (got ", actual.substr(0, 12),
                                             "..., stream says ", digest_.substr(0, 12), "...)"));
@@ -106,14 +128,17 @@ absl::StatusOr<std::string> WeightsAssembler::Finish() {
 }
 
 absl::StatusOr<ReceivedWeights> ReadWeightsStream(
-    grpc::internal::ReaderInterface<grail::v1::WeightsChunk>* reader) {
+    grpc::internal::ReaderInterface<grail::v1::WeightsChunk>* reader,
+    const std::function<void(grail::v1::WeightsChunk)>& sink) {
   WeightsAssembler assembler;
   grail::v1::WeightsChunk chunk;
   absl::Status bad;
   // After a bad chunk the rest is read and dropped, so that the peer's stream ends normally
   // and both sides see this error rather than a cancellation.
   while (reader->Read(&chunk)) {
-    if (bad.ok()) bad = assembler.Add(chunk);
+    if (!bad.ok()) continue;
+    bad = assembler.Add(chunk);
+    if (bad.ok() && sink) sink(std::move(chunk));
   }
   if (!bad.ok()) return bad;
   ReceivedWeights out;

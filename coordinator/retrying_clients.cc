@@ -38,6 +38,8 @@ class RetryingActor : public actor::ActorClient {
     return CallWithRetries("actor", policy_, clock_, hooks_, [&] { return inner_->LoadWeights(blob, version); });
   }
   absl::StatusOr<grail::v1::ActorInfo> GetInfo() override { return inner_->GetInfo(); }
+  // No retries inside a stream: a failed stream-through load falls back to LoadWeights.
+  std::unique_ptr<actor::WeightsUpload> StartWeightsUpload() override { return inner_->StartWeightsUpload(); }
 
  private:
   const std::shared_ptr<actor::ActorClient> inner_;

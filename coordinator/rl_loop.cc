@@ -125,8 +125,7 @@ absl::Status RlLoop::Run() {
   int done = 0;  // RL steps already taken (a resumed run's checkpoint step)
   if (spec_.trainer().resume()) {
     ASSIGN_OR_RETURN(done, Resume(init));
-    RETURN_IF_ERROR(KeepWeights(done));
-    RETURN_IF_ERROR(SyncActorsTo(done));
+    RETURN_IF_ERROR(weights_->KeepAndSync(done, version_));
     summary_["resumed_after_step"] = done;
     Report("resume", done, {{"resumed_after_step", static_cast<double>(done)}});
   } else {
@@ -140,8 +139,7 @@ absl::Status RlLoop::Run() {
     RETURN_IF_ERROR(CheckCancelled());
     // The reference freezes the weights at which RL starts; with checkpoints on, they are
     // also saved (step 0) so that a resumed run can restore the reference.
-    RETURN_IF_ERROR(KeepWeights(0));
-    RETURN_IF_ERROR(SyncActorsTo(0));
+    RETURN_IF_ERROR(weights_->KeepAndSync(0, version_));
     RETURN_IF_ERROR(reference_->Load(weights_->After(0)));
     if (preference()) RETURN_IF_ERROR(MakeTrainingPairs(/*report=*/true));
     if (spec_.trainer().checkpoint_every() > 0) RETURN_IF_ERROR(SaveCheckpoint(0));
@@ -249,8 +247,8 @@ absl::Status RlLoop::RunPipelined(int max_staleness, int first_step) {
 
 absl::Status RlLoop::AfterStep(int step, bool final_weights_on_actors) {
   const auto t_sync = std::chrono::steady_clock::now();
-  RETURN_IF_ERROR(KeepWeights(step));
-  if (final_weights_on_actors) RETURN_IF_ERROR(SyncActorsTo(step));
+  // The synchronous loop streams the new weights through to the actors as they arrive.
+  RETURN_IF_ERROR(final_weights_on_actors ? weights_->KeepAndSync(step, version_) : KeepWeights(step));
   metrics_->ObservePhase("weight_sync", Seconds(t_sync));
   const int total = spec_.trainer().total_steps();
   RETURN_IF_ERROR(MaybeRecordProbes(step, step == total));

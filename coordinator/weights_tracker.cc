@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -24,15 +26,17 @@ void WeightsTracker::ForgetActorVersions() {
   actor_versions_.assign(actors_.size(), -1);
 }
 
+WeightsPtr WeightsTracker::Prune(int step) {
+  absl::MutexLock lock(&mu_);
+  WeightsPtr newest = by_step_.empty() ? nullptr : by_step_.rbegin()->second;
+  // Batches are never generated with weights older than the step before the oldest kept.
+  const int oldest_needed = step - 1 - max_staleness_;
+  while (!by_step_.empty() && by_step_.begin()->first < oldest_needed) by_step_.erase(by_step_.begin());
+  return newest;
+}
+
 absl::Status WeightsTracker::Keep(int step, int64_t version) {
-  WeightsPtr previous;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!by_step_.empty()) previous = by_step_.rbegin()->second;
-    // Batches are never generated with weights older than the step before the oldest kept.
-    const int oldest_needed = step - 1 - max_staleness_;
-    while (!by_step_.empty() && by_step_.begin()->first < oldest_needed) by_step_.erase(by_step_.begin());
-  }
+  const WeightsPtr previous = Prune(step);
   WeightsPtr weights = previous;
   if (previous == nullptr || previous->version != version) {
     ASSIGN_OR_RETURN(auto fetched, learner_->GetWeights(version));
@@ -41,6 +45,97 @@ absl::Status WeightsTracker::Keep(int step, int64_t version) {
   absl::MutexLock lock(&mu_);
   by_step_[step] = std::move(weights);
   return absl::OkStatus();
+}
+
+namespace {
+
+// One actor's stream-through upload: chunks queue up as they arrive from the learner and a
+// thread of its own writes them, so a slow actor never holds up the fetch or the others.
+struct Relay {
+  size_t actor = 0;
+  std::unique_ptr<actor::WeightsUpload> upload;
+  absl::Mutex mu;
+  std::deque<std::shared_ptr<const grail::v1::WeightsChunk>> queue ABSL_GUARDED_BY(mu);
+  bool done ABSL_GUARDED_BY(mu) = false;   // no more chunks
+  bool abort ABSL_GUARDED_BY(mu) = false;  // the fetch failed: cancel, do not finish
+  absl::Status status;                     // the upload's outcome, once the thread ends
+
+  bool Ready() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return done || !queue.empty(); }
+
+  void Run() {
+    while (true) {
+      std::shared_ptr<const grail::v1::WeightsChunk> chunk;
+      {
+        absl::MutexLock lock(&mu, absl::Condition(this, &Relay::Ready));
+        if (queue.empty()) {
+          if (abort) {
+            status = absl::AbortedError("weights fetch failed");
+            upload.reset();  // cancels the stream: the actor keeps what it serves
+            return;
+          }
+          break;
+        }
+        chunk = std::move(queue.front());
+        queue.pop_front();
+      }
+      upload->Write(*chunk);  // after a broken write the rest is dropped; Finish says why
+    }
+    status = upload->Finish().status();
+  }
+
+  void Push(std::shared_ptr<const grail::v1::WeightsChunk> chunk) {
+    absl::MutexLock lock(&mu);
+    queue.push_back(std::move(chunk));
+  }
+  void End(bool failed) {
+    absl::MutexLock lock(&mu);
+    done = true;
+    abort = failed;
+  }
+};
+
+}  // namespace
+
+absl::Status WeightsTracker::KeepAndSync(int step, int64_t version) {
+  const WeightsPtr previous = Prune(step);
+  if (previous != nullptr && previous->version == version) {
+    RETURN_IF_ERROR(Keep(step, version));
+    return SyncActors(previous);
+  }
+  std::vector<std::unique_ptr<Relay>> relays;
+  {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < actors_.size(); ++i) {
+      if (actor_versions_[i] >= version) continue;
+      auto relay = std::make_unique<Relay>();
+      relay->actor = i;
+      relays.push_back(std::move(relay));
+    }
+  }
+  for (auto& r : relays) r->upload = actors_[r->actor]->StartWeightsUpload();
+  relays.erase(std::remove_if(relays.begin(), relays.end(), [](const auto& r) { return r->upload == nullptr; }),
+               relays.end());
+  std::vector<std::thread> threads;
+  for (auto& r : relays) threads.emplace_back([relay = r.get()] { relay->Run(); });
+  absl::StatusOr<learner::LearnerClient::Weights> fetched =
+      learner_->StreamWeights(version, grail::v1::WEIGHTS_PART_DEFAULT, [&](grail::v1::WeightsChunk chunk) {
+        auto shared = std::make_shared<const grail::v1::WeightsChunk>(std::move(chunk));
+        for (auto& r : relays) r->Push(shared);
+      });
+  for (auto& r : relays) r->End(/*failed=*/!fetched.ok());
+  for (auto& t : threads) t.join();
+  if (!fetched.ok()) return fetched.status();
+  auto weights = std::make_shared<const learner::LearnerClient::Weights>(std::move(*fetched));
+  {
+    absl::MutexLock lock(&mu_);
+    by_step_[step] = weights;
+    for (const auto& r : relays) {
+      if (r->status.ok()) actor_versions_[r->actor] = weights->version;
+    }
+    PublishActorVersions();
+  }
+  // The actors the stream did not bring up to date get the kept blob.
+  return SyncActors(weights);
 }
 
 absl::Status LoadWeightsInto(const std::function<absl::Status(const std::string& blob, int64_t version)>& load,
@@ -105,17 +200,25 @@ absl::Status WeightsTracker::SyncActors(const WeightsPtr& weights) {
                                                                   results[j].message()));
     }
   }
+  PublishActorVersions();
   int current = 0;
-  for (size_t i = 0; i < actor_versions_.size(); ++i) {
-    metrics_->SetActorVersion(static_cast<int>(i), static_cast<double>(actor_versions_[i]));
-    current += actor_versions_[i] == weights->version;
-  }
-  metrics_->SetStaleActors(static_cast<double>(actor_versions_.size() - current));
+  for (int64_t v : actor_versions_) current += v == weights->version;
   if (current == 0) {
     return absl::Status(last_failure.code(), absl::StrCat("weight sync: no actor holds version ", weights->version,
                                                           "; last failure: ", last_failure.message()));
   }
   return absl::OkStatus();
+}
+
+void WeightsTracker::PublishActorVersions() {
+  int64_t newest = -1;
+  for (int64_t v : actor_versions_) newest = std::max(newest, v);
+  int current = 0;
+  for (size_t i = 0; i < actor_versions_.size(); ++i) {
+    metrics_->SetActorVersion(static_cast<int>(i), static_cast<double>(actor_versions_[i]));
+    current += actor_versions_[i] == newest;
+  }
+  metrics_->SetStaleActors(static_cast<double>(actor_versions_.size() - current));
 }
 
 std::vector<size_t> WeightsTracker::ActorsHolding(int64_t version) const {

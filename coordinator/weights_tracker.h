@@ -44,6 +44,13 @@ class WeightsTracker {
   // Keeps the learner's weights at `version` as the weights after `step`, reusing the
   // previous blob when the version has not moved.
   absl::Status Keep(int step, int64_t version);
+  // Keep, then SyncActors, with the new weights streamed through: each chunk goes on to
+  // every actor behind as it arrives from the learner, so the actors receive while the
+  // learner sends (no store-and-forward hop, no second hash). The actors verify the digest
+  // and swap as a LoadWeights does. An actor whose streamed load failed (or that needs the
+  // frozen part first) gets the kept blob through SyncActors. For the synchronous loop:
+  // the actors end up on the newest weights.
+  absl::Status KeepAndSync(int step, int64_t version);
   // The weights kept after `step`; null when none are.
   WeightsPtr After(int step) const;
 
@@ -59,6 +66,12 @@ class WeightsTracker {
   int64_t NewestActorVersion() const;
 
  private:
+  // Drops weights no batch can need any more (older than the step before step - 1 -
+  // max_staleness); returns the newest kept before that.
+  WeightsPtr Prune(int step);
+  // Publishes every actor's version and the stale count to the metrics.
+  void PublishActorVersions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const std::vector<std::shared_ptr<actor::ActorClient>> actors_;
   learner::LearnerClient* const learner_;
   CoordinatorMetrics* const metrics_;

@@ -1,5 +1,7 @@
 #include "coordinator/weights_tracker.h"
 
+#include "common/status_macros.h"
+#include "common/weights_stream.h"
 #include "coordinator/testing/fake_clients.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -65,6 +67,95 @@ TEST_F(WeightsTrackerTest, OnlyActorsThatLoadedAVersionMaySampleWithIt) {
   tracker->ForgetActorVersions();
   EXPECT_TRUE(tracker->ActorsHolding(-1).empty());
   EXPECT_EQ(tracker->SyncActors(nullptr).code(), absl::StatusCode::kInternal);
+}
+
+// A learner whose weights arrive in chunks of 3 bytes, and whose stream can break after the
+// first chunk.
+class ChunkedLearner : public testing::FakeLearnerClient {
+ public:
+  std::atomic<bool> break_stream{false};
+  absl::StatusOr<Weights> StreamWeights(int64_t min_version, grail::v1::WeightsPart part,
+                                        const ChunkSink& sink) override {
+    ASSIGN_OR_RETURN(Weights w, GetWeights(min_version, part));
+    auto chunks = ChunkWeights(w.blob, w.version, /*chunk_bytes=*/3);
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      if (break_stream && i == 1) return absl::UnavailableError("learner: stream broken");
+      sink(std::move(chunks[i]));
+    }
+    return w;
+  }
+};
+
+// An actor that takes weights as a stream, verifying them as the real one does, and counts
+// the chunks it was written and the loads that arrived whole (through either path).
+class StreamingActor : public testing::FakeActorClient {
+ public:
+  std::atomic<int> chunks{0}, streamed_loads{0};
+  std::string last_blob;
+
+  std::unique_ptr<actor::WeightsUpload> StartWeightsUpload() override {
+    class Upload : public actor::WeightsUpload {
+     public:
+      explicit Upload(StreamingActor* actor) : actor_(actor) {}
+      bool Write(const grail::v1::WeightsChunk& chunk) override {
+        ++actor_->chunks;
+        if (bad_.ok()) bad_ = assembler_.Add(chunk);
+        return true;
+      }
+      absl::StatusOr<grail::v1::LoadWeightsResponse> Finish() override {
+        RETURN_IF_ERROR(bad_);
+        ASSIGN_OR_RETURN(actor_->last_blob, assembler_.Finish());
+        actor_->version = assembler_.version();
+        ++actor_->streamed_loads;
+        grail::v1::LoadWeightsResponse r;
+        r.set_version(assembler_.version());
+        return r;
+      }
+
+     private:
+      StreamingActor* actor_;
+      WeightsAssembler assembler_;
+      absl::Status bad_;
+    };
+    return std::make_unique<Upload>(this);
+  }
+};
+
+TEST(WeightsTrackerStreamTest, StreamsNewWeightsThroughToTheActorsBehindAndFallsBackForTheOthers) {
+  prometheus::Registry registry;
+  CoordinatorMetrics metrics(registry);
+  ChunkedLearner learner;
+  auto streaming = std::make_shared<StreamingActor>();
+  auto plain = std::make_shared<testing::FakeActorClient>();  // cannot stream: LoadWeights
+  WeightsTracker tracker({streaming, plain}, &learner, &metrics, /*max_staleness=*/0);
+  grail::v1::InitModelRequest init;
+  const int64_t v1 = learner.InitModel(init)->weights_version();
+  ASSERT_TRUE(tracker.KeepAndSync(0, v1).ok());
+  const std::string blob = tracker.After(0)->blob;
+  EXPECT_EQ(streaming->last_blob, blob);
+  EXPECT_EQ(streaming->streamed_loads.load(), 1);
+  EXPECT_EQ(streaming->chunks.load(), static_cast<int>((blob.size() + 2) / 3));
+  EXPECT_THAT(tracker.ActorsHolding(v1), ::testing::ElementsAre(0, 1));
+  EXPECT_EQ(plain->version.load(), v1);
+
+  // The same version again: nothing is fetched or sent.
+  ASSERT_TRUE(tracker.KeepAndSync(1, v1).ok());
+  EXPECT_EQ(tracker.After(1), tracker.After(0));
+  EXPECT_EQ(streaming->streamed_loads.load(), 1);
+
+  // A stream that breaks half-way: the run sees the learner's error, the actors keep
+  // serving what they had (the relay cancels rather than finishes the upload).
+  const int64_t v2 = learner.InitModel(init)->weights_version();
+  learner.break_stream = true;
+  absl::Status broken = tracker.KeepAndSync(2, v2);
+  EXPECT_EQ(broken.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(streaming->version.load(), v1);
+  EXPECT_EQ(streaming->streamed_loads.load(), 1);
+  EXPECT_THAT(tracker.ActorsHolding(v1), ::testing::ElementsAre(0, 1));
+  learner.break_stream = false;
+  ASSERT_TRUE(tracker.KeepAndSync(2, v2).ok());
+  EXPECT_THAT(tracker.ActorsHolding(v2), ::testing::ElementsAre(0, 1));
+  EXPECT_EQ(streaming->last_blob, tracker.After(2)->blob);
 }
 
 }  // namespace

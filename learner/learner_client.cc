@@ -107,13 +107,18 @@ class GrpcLearnerClient : public LearnerClient {
 
   using LearnerClient::GetWeights;
   absl::StatusOr<Weights> GetWeights(int64_t min_version, grail::v1::WeightsPart part) override {
+    return StreamWeights(min_version, part, nullptr);
+  }
+
+  absl::StatusOr<Weights> StreamWeights(int64_t min_version, grail::v1::WeightsPart part,
+                                        const ChunkSink& sink) override {
     grpc::ClientContext context;
     SetTimeout(&context, options_.timeout);
     grail::v1::GetWeightsRequest request;
     request.set_min_version(min_version);
     request.set_part(part);
     auto reader = stub_->GetWeights(&context, request);
-    absl::StatusOr<ReceivedWeights> received = ReadWeightsStream(reader.get());
+    absl::StatusOr<ReceivedWeights> received = ReadWeightsStream(reader.get(), sink);
     absl::Status status = FromGrpcStatus(reader->Finish(), "learner", options_.target);
     // The server's own error explains an empty or short stream better than ours does.
     if (!status.ok()) return status;
@@ -128,6 +133,14 @@ class GrpcLearnerClient : public LearnerClient {
 };
 
 }  // namespace
+
+absl::StatusOr<LearnerClient::Weights> LearnerClient::StreamWeights(int64_t min_version, grail::v1::WeightsPart part,
+                                                                    const ChunkSink& sink) {
+  absl::StatusOr<Weights> weights = GetWeights(min_version, part);
+  if (!weights.ok() || !sink) return weights;
+  for (auto& chunk : ChunkWeights(weights->blob, weights->version)) sink(std::move(chunk));
+  return weights;
+}
 
 std::unique_ptr<LearnerClient> NewGrpcLearnerClient(const ClientOptions& options) {
   return std::make_unique<GrpcLearnerClient>(options);

@@ -1,6 +1,7 @@
 #ifndef GRAIL_LEARNER_LEARNER_CLIENT_H_
 #define GRAIL_LEARNER_LEARNER_CLIENT_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -18,6 +19,9 @@ class LearnerClient {
     std::string blob;  // verified against the stream's digest
     int64_t version = -1;
   };
+  // Called with each chunk of a weights stream as it arrives, in order, after its framing
+  // (version, offset, total, digest) was checked and before the whole blob's digest is.
+  using ChunkSink = std::function<void(grail::v1::WeightsChunk)>;
 
   virtual ~LearnerClient() = default;
   virtual absl::StatusOr<grail::v1::InitModelResponse> InitModel(const grail::v1::InitModelRequest& request) = 0;
@@ -39,6 +43,12 @@ class LearnerClient {
   absl::StatusOr<Weights> GetWeights(int64_t min_version) {
     return GetWeights(min_version, grail::v1::WEIGHTS_PART_DEFAULT);
   }
+  // GetWeights that also hands every chunk to `sink` while the stream is received, so that
+  // a caller can forward it to actors without waiting for the whole blob (stream-through
+  // weight sync). The result is what GetWeights returns, verified. The default (fakes)
+  // fetches with GetWeights and then chunks the blob.
+  virtual absl::StatusOr<Weights> StreamWeights(int64_t min_version, grail::v1::WeightsPart part,
+                                                const ChunkSink& sink);
   virtual absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(
       const grail::v1::ComputeValuesRequest& request) = 0;
   // The policy's per-token log-probs (and each position's most likely token's) of the

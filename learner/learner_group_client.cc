@@ -152,6 +152,11 @@ class LearnerGroupClient : public LearnerClient {
     return ranks_[0]->GetWeights(min_version, part);
   }
 
+  absl::StatusOr<Weights> StreamWeights(int64_t min_version, grail::v1::WeightsPart part,
+                                        const ChunkSink& sink) override {
+    return ranks_[0]->StreamWeights(min_version, part, sink);
+  }
+
   absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(
       const grail::v1::ComputeValuesRequest& request) override {
     return ranks_[0]->ComputeValues(request);

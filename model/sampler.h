@@ -48,7 +48,11 @@ struct GenerationStats {
 // Generates `group_size` responses per prompt with continuous batching: at most
 // `max_batch_rows` sequences decode together, each in its own KV-cache slot, and a finished
 // sequence frees its slot for the next waiting one. Each prompt is prefilled once and its KV
-// cache copied into the slots of its samples (prefix sharing). Results are ordered
+// cache copied into the slots of its samples (prefix sharing); the prompts whose rows get
+// slots together are prefilled together, sorted by length and right-padded, at most 4096
+// padded tokens a batch. Decoding attends over the filled part of the cache only. With
+// temperature > 0 and no top-k/top-p, a token is drawn by one uniform per row against the
+// cumulative distribution (SampleTokens). Results are ordered
 // prompt-major: result[p * group_size + g]. A prompt that is empty or does not fit the model
 // context is INVALID_ARGUMENT naming prompts[i].
 absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(

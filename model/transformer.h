@@ -76,7 +76,9 @@ class AttentionImpl : public torch::nn::Module {
   // x [B,T,C]; cos/sin [B,T,head_dim]; mask [B,1,T,S] bool (true = may attend).
   // With a cache, writes this step's keys/values at positions [length, length+T); with
   // `write_index` ([B] int64, T == 1) row b writes at write_index[b] instead and attends
-  // over the whole cache capacity.
+  // over the cache positions [0, S) that `mask` [B,1,1,S] spans (DecodeHidden: the filled
+  // part), through the CPU decoding kernel when no gradient is recorded.
+  // Grouped-query heads share their key/value head without copies of it.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask, KVCache* cache, int64_t layer,
                         const torch::Tensor& write_index = {});
