@@ -19,6 +19,8 @@
 //                                 and the actor's decode FLOP/s against a one-thread sgemm.
 //   grail-bench learner_step      the learner's PPO step time and peak RSS against the eager
 //                                 peer's (LearnerStep() below).
+//   grail-bench time_to_accuracy  wall time to 0.75 held-out accuracy on the demo task against
+//                                 the eager peer's single-process GRPO loop (TimeToAccuracy()).
 //
 // Service binaries come from GRAIL_BIN_DIR (default build/bin); the demo spec from
 // GRAIL_SOURCE_DIR (default .).
@@ -640,6 +642,76 @@ int LearnerStep() {
   return 0;
 }
 
+// Wall time from submit to the first held-out evaluation (every 10 RL steps) at or above
+// `target` of the demo run with run and init seed `seed`, which is then cancelled; the whole
+// run's time if it ends below the target (reported on stderr).
+absl::StatusOr<double> DemoTimeToAccuracy(int seed, double target) {
+  const char* src = std::getenv("GRAIL_SOURCE_DIR");
+  ASSIGN_OR_RETURN(std::string text,
+                   model::ReadFileToString(std::string(src ? src : ".") + "/deploy/demo/arithmetic.yaml"));
+  grail::v1::RunSpec spec;
+  RETURN_IF_ERROR(ParseConfig(text, ConfigFormat::kYaml, &spec));
+  spec.set_seed(seed);
+  spec.mutable_model()->set_init_seed(seed);
+  spec.mutable_trainer()->set_eval_every(10);
+  testing::LocalClusterOptions options;
+  options.learner_threads = 1;
+  ASSIGN_OR_RETURN(auto cluster, LocalCluster::Start(options));
+  auto client = cluster->NewRunClient();
+  const double t0 = Now();
+  ASSIGN_OR_RETURN(std::string id, client->Submit(spec));
+  double reached = -1, accuracy = 0;
+  int64_t step = 0;
+  absl::Status watched = client->Watch(id, [&](const grail::v1::StepReport& r) {
+    auto it = r.metrics().find("heldout_accuracy");
+    if (reached >= 0 || r.phase() != "eval" || it == r.metrics().end()) return;
+    accuracy = it->second;
+    step = r.step();
+    if (accuracy >= target) {
+      reached = Now() - t0;
+      (void)client->Cancel(id);
+    }
+  });
+  if (reached < 0) {
+    RETURN_IF_ERROR(watched);
+    std::cerr << "grail-bench: time_to_accuracy seed " << seed << ": grail ended at " << accuracy << " < " << target
+              << std::endl;
+    return Now() - t0;
+  }
+  std::cerr << "grail-bench: time_to_accuracy seed " << seed << ": grail reached " << accuracy << " at RL step "
+            << step << " after " << reached << " s" << std::endl;
+  return reached;
+}
+
+// Wall time to 0.75 held-out accuracy on the demo task, the demo's model and
+// hyper-parameters: grail's six-service cluster (two actors and the learner on one thread
+// each) against the eager peer's single process on two threads (this machine's cores),
+// median over seeds 1-3, the two interleaved.
+int TimeToAccuracy() {
+  const double target = 0.75;
+  std::vector<double> grail_s, peer_s;
+  for (int seed = 1; seed <= 3; ++seed) {
+    auto grail = DemoTimeToAccuracy(seed, target);
+    if (!grail.ok()) return Fail("demo run", grail.status());
+    grail_s.push_back(*grail);
+    const double t0 = Now();
+    const char* src = std::getenv("GRAIL_SOURCE_DIR");
+    auto out = Output(absl::StrCat("/usr/bin/python3 ", src ? src : ".", "/bench/eager_peer.py grpo --seed=", seed,
+                                   " --target=", target, " --threads=2"));
+    if (!out.ok()) return Fail("peer grpo", out.status());
+    auto j = nlohmann::json::parse(*out, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return Fail("peer grpo", absl::InternalError(*out));
+    peer_s.push_back(j["seconds"].is_null() ? Now() - t0 : j["seconds"].get<double>());
+    std::cerr << "grail-bench: time_to_accuracy seed " << seed << ": grail " << grail_s.back() << " s, eager peer "
+              << peer_s.back() << " s (" << (j["seconds"].is_null() ? "ended below the target at " : "reached at ")
+              << j["accuracy"] << ", RL step " << j["steps"] << ")" << std::endl;
+  }
+  std::cerr << "grail-bench: time_to_accuracy: grail " << Spread(grail_s) << " s, eager peer " << Spread(peer_s)
+            << " s" << std::endl;
+  Emit("time_to_accuracy", Median(grail_s), "s", "eager_pytorch_time", Median(peer_s));
+  return 0;
+}
+
 int Tokenize() {
   const char* src = std::getenv("GRAIL_SOURCE_DIR");
   const std::string root = src ? src : ".";
@@ -691,9 +763,12 @@ int main(int argc, char** argv) {
   if (what == "lora" || what == "all") rc |= grail::bench::Lora();
   if (what == "rollout" || what == "all") rc |= grail::bench::Rollout();
   if (what == "learner_step" || what == "all") rc |= grail::bench::LearnerStep();
+  if (what == "time_to_accuracy" || what == "all") rc |= grail::bench::TimeToAccuracy();
   if (what != "all" && what != "weight_sync" && what != "async_step_time" && what != "tokenize" && what != "lora" &&
-      what != "rollout" && what != "learner_step") {
-    std::cerr << "usage: grail-bench [all|weight_sync|async_step_time|tokenize|lora|rollout|learner_step]" << std::endl;
+      what != "rollout" && what != "learner_step" && what != "time_to_accuracy") {
+    std::cerr << "usage: grail-bench [all|weight_sync|async_step_time|tokenize|lora|rollout|learner_step|"
+                 "time_to_accuracy]"
+              << std::endl;
     return 2;
   }
   return rc;

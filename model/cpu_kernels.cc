@@ -50,7 +50,46 @@ void AttendGroup(const float* __restrict q, const float* __restrict keys, const 
   }
 }
 
+GRAIL_CPU_CLONES
+void RmsNormRows(const float* __restrict x, const float* __restrict w, int64_t rows, int64_t dim, float eps,
+                 float* __restrict out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    float* o = out + r * dim;
+    float squares = 0;
+    for (int64_t d = 0; d < dim; ++d) squares += xr[d] * xr[d];
+    const float inv = 1.0f / std::sqrt(squares / static_cast<float>(dim) + eps);
+    for (int64_t d = 0; d < dim; ++d) o[d] = xr[d] * inv * w[d];
+  }
+}
+
+GRAIL_CPU_CLONES
+void RopeRows(float* __restrict x, const float* __restrict cos, const float* __restrict sin, int64_t rows,
+              int64_t heads, int64_t dim) {
+  const int64_t half = dim / 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* c = cos + r * dim;
+    const float* s = sin + r * dim;
+    for (int64_t h = 0; h < heads; ++h) {
+      float* v = x + (r * heads + h) * dim;
+      for (int64_t d = 0; d < half; ++d) {
+        const float a = v[d], b = v[d + half];
+        v[d] = a * c[d] - b * s[d];
+        v[d + half] = b * c[d + half] + a * s[d + half];
+      }
+    }
+  }
+}
+
 }  // namespace
+
+void RmsNorm(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* out) {
+  RmsNormRows(x, w, rows, dim, eps, out);
+}
+
+void Rope(float* x, const float* cos, const float* sin, int64_t rows, int64_t heads, int64_t dim) {
+  RopeRows(x, cos, sin, rows, heads, dim);
+}
 
 void DecodeAttention(const DecodeAttentionShape& shape, const float* q, const float* keys,
                      const float* values, const bool* mask, int64_t mask_stride, float scale,

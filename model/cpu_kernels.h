@@ -31,6 +31,15 @@ void DecodeAttention(const DecodeAttentionShape& shape, const float* q, const fl
                      const float* values, const bool* mask, int64_t mask_stride, float scale,
                      float* out, int64_t begin, int64_t end);
 
+// RMS normalisation of `rows` rows of `dim` floats: out = x * w / sqrt(mean(x^2) + eps).
+// x and out must not overlap.
+void RmsNorm(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* out);
+
+// Rotary position embedding in place: for each of `rows` rows, `heads` vectors of `dim`
+// floats (row stride heads * dim) become x * cos + rotate_half(x) * sin, with the row's
+// cos and sin [dim] (rotate_half(x) = [-x[dim/2:], x[:dim/2]]).
+void Rope(float* x, const float* cos, const float* sin, int64_t rows, int64_t heads, int64_t dim);
+
 }  // namespace grail::model
 
 #endif  // GRAIL_MODEL_CPU_KERNELS_H_

@@ -32,6 +32,19 @@ bool IsAdapterParameter(const std::string& name) {
 // Large negative instead of -inf so that fully masked rows (padding queries) stay finite.
 constexpr float kMaskValue = -1e30f;
 
+// Inference on float32 CPU tensors (no gradient recorded: sampling, scoring) takes the CPU
+// kernels (model/cpu_kernels.h) for the elementwise parts, one pass each instead of a
+// chain of operators with a temporary per step.
+bool UseInferenceKernels(const torch::Tensor& x) {
+  return !torch::GradMode::is_enabled() && x.is_cpu() && x.scalar_type() == torch::kFloat32;
+}
+
+// RoPE in place on x [B, T, heads, D] (contiguous) with cos/sin [B, T, D].
+void RopeInPlace(torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  auto c = cos.contiguous(), s = sin.contiguous();
+  Rope(x.data_ptr<float>(), c.data_ptr<float>(), s.data_ptr<float>(), x.size(0) * x.size(1), x.size(2), x.size(3));
+}
+
 }  // namespace
 
 ProjectionImpl::ProjectionImpl(int64_t in, int64_t out, bool has_bias, int64_t lora_r, double lora_scale,
@@ -84,6 +97,14 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  if (UseInferenceKernels(x) && weight_.is_contiguous()) {
+    auto in = x.contiguous();
+    auto out = torch::empty_like(in);
+    const int64_t dim = in.size(-1);
+    RmsNorm(in.data_ptr<float>(), weight_.data_ptr<float>(), in.numel() / dim, dim, static_cast<float>(eps_),
+            out.data_ptr<float>());
+    return out;
+  }
   return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps_) * weight_;
 }
 
@@ -110,12 +131,21 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     q = q_norm_(q);
     k = k_norm_(k);
   }
-  q = q.transpose(1, 2);
-  k = k.transpose(1, 2);
   auto v = v_proj_(x).view({B, T, KV, D}).transpose(1, 2);
-  auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
-  q = q * c + RotateHalf(q) * s;
-  k = k * c + RotateHalf(k) * s;
+  if (UseInferenceKernels(x)) {
+    q = q.contiguous();
+    k = k.contiguous();
+    RopeInPlace(q, cos, sin);
+    RopeInPlace(k, cos, sin);
+    q = q.transpose(1, 2);
+    k = k.transpose(1, 2);
+  } else {
+    q = q.transpose(1, 2);
+    k = k.transpose(1, 2);
+    auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
+    q = q * c + RotateHalf(q) * s;
+    k = k * c + RotateHalf(k) * s;
+  }
   if (cache != nullptr && write_index.defined()) {
     using torch::indexing::Slice;
     auto rows = torch::arange(B, write_index.options());
@@ -164,6 +194,10 @@ MlpImpl::MlpImpl(const ModelConfig& c) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  if (UseInferenceKernels(x)) {  // in place on the fresh gate projection
+    auto gate = gate_proj_(x);
+    return down_proj_(torch::silu_(gate).mul_(up_proj_(x)));
+  }
   return down_proj_(torch::silu(gate_proj_(x)) * up_proj_(x));
 }
 

@@ -102,6 +102,40 @@ TEST(TransformerTest, DecodeAttentionKernelMatchesTheOperatorForm) {
   EXPECT_EQ(out[2].abs().max().item<float>(), 0.0f);
 }
 
+// The elementwise inference kernels against their operator forms (the training path).
+TEST(TransformerTest, NormAndRopeKernelsMatchTheOperatorForms) {
+  torch::manual_seed(4);
+  auto x = torch::randn({5, 3, 32}), w = torch::randn({32});
+  auto out = torch::empty_like(x);
+  RmsNorm(x.data_ptr<float>(), w.data_ptr<float>(), 15, 32, 1e-6f, out.data_ptr<float>());
+  auto expected = x * torch::rsqrt(x.pow(2).mean(-1, true) + 1e-6) * w;
+  EXPECT_TRUE(torch::allclose(out, expected, 1e-5, 1e-6)) << (out - expected).abs().max();
+
+  auto q = torch::randn({2, 3, 4, 16}), angles = torch::randn({2, 3, 8});  // [B,T,H,D], [B,T,D/2]
+  auto emb = torch::cat({angles, angles}, -1);
+  auto cos = emb.cos(), sin = emb.sin();
+  auto rotated = q.clone();
+  Rope(rotated.data_ptr<float>(), cos.data_ptr<float>(), sin.data_ptr<float>(), 6, 4, 16);
+  auto half = torch::cat({-q.narrow(-1, 8, 8), q.narrow(-1, 0, 8)}, -1);
+  auto want = q * cos.unsqueeze(2) + half * sin.unsqueeze(2);
+  EXPECT_TRUE(torch::allclose(rotated, want, 1e-5, 1e-6)) << (rotated - want).abs().max();
+}
+
+// Inference (kernels) and training (operators) forwards of the same model agree.
+TEST(TransformerTest, InferenceAndTrainingForwardsAgree) {
+  ModelConfig c;
+  c.qk_norm = true;  // the per-head norm takes the kernel too
+  CausalLm m(c);
+  m->InitWeights(8);
+  auto ids = torch::randint(0, c.vocab_size, {2, 9});
+  auto valid = torch::ones({2, 9}, torch::kBool);
+  auto positions = PositionsFromValid(valid);
+  auto trained = m->Logits(m->Hidden(ids, positions, valid)).detach();
+  torch::NoGradGuard no_grad;
+  auto inferred = m->Logits(m->Hidden(ids, positions, valid));
+  EXPECT_TRUE(torch::allclose(inferred, trained, 1e-5, 1e-5)) << (inferred - trained).abs().max();
+}
+
 TEST(TransformerTest, ParameterNamesFollowHf) {
   CausalLm model(SmallConfig(true, true, false));
   auto params = model->named_parameters();
