@@ -18,7 +18,7 @@ ratio against a baseline measured in the same run.
   eager_peer.py sgemm
       One-thread sgemm peak (1024^3). Prints {"flops"}.
 
-  eager_peer.py grpo --seed S [--target 0.75]
+  eager_peer.py grpo --seed S [--target 0.75] [--weights W.safetensors]
       The demo run (deploy/demo/arithmetic.yaml) in one process: supervised warm-up to 0.5
       held-out accuracy, then GRPO with dynamic sampling until held-out accuracy (every 10
       steps) reaches --target. Prints {"seconds" (null if never), "steps", "accuracy"}.
@@ -309,7 +309,10 @@ def grpo(args):
     problems = [(a, b) for a in range(100) for b in range(100)]
     rng.shuffle(problems)
     heldout, train = problems[:500], problems[500:]
-    model = Llama(cfg, init_weights(cfg, args.seed))
+    # grail's initial weights for the same seed when given (--weights), else the same
+    # initialisation drawn here.
+    weights = load_safetensors(args.weights) if args.weights else init_weights(cfg, args.seed)
+    model = Llama(cfg, weights)
     gen = torch.Generator().manual_seed(args.seed)
     t0 = time.perf_counter()
     # Supervised warm-up: answer + EOS after BOS + prompt, 64 rows a step, lr 1e-3.

@@ -642,10 +642,8 @@ int LearnerStep() {
   return 0;
 }
 
-// Wall time from submit to the first held-out evaluation (every 10 RL steps) at or above
-// `target` of the demo run with run and init seed `seed`, which is then cancelled; the whole
-// run's time if it ends below the target (reported on stderr).
-absl::StatusOr<double> DemoTimeToAccuracy(int seed, double target) {
+// The demo spec (deploy/demo/arithmetic.yaml) with run and init seed `seed`.
+absl::StatusOr<grail::v1::RunSpec> DemoSpec(int seed) {
   const char* src = std::getenv("GRAIL_SOURCE_DIR");
   ASSIGN_OR_RETURN(std::string text,
                    model::ReadFileToString(std::string(src ? src : ".") + "/deploy/demo/arithmetic.yaml"));
@@ -653,6 +651,23 @@ absl::StatusOr<double> DemoTimeToAccuracy(int seed, double target) {
   RETURN_IF_ERROR(ParseConfig(text, ConfigFormat::kYaml, &spec));
   spec.set_seed(seed);
   spec.mutable_model()->set_init_seed(seed);
+  return spec;
+}
+
+// The demo model's initial weights for `seed`, as safetensors.
+absl::StatusOr<std::string> InitialDemoWeights(int seed) {
+  ASSIGN_OR_RETURN(grail::v1::RunSpec spec, DemoSpec(seed));
+  ASSIGN_OR_RETURN(Services services, StartLearnerAndActors(/*num_actors=*/0));
+  RETURN_IF_ERROR(services.learner->InitModel(spec).status());
+  ASSIGN_OR_RETURN(auto weights, services.learner->GetWeights(0));
+  return std::move(weights.blob);
+}
+
+// Wall time from submit to the first held-out evaluation (every 10 RL steps) at or above
+// `target` of the demo run with run and init seed `seed`, which is then cancelled; the whole
+// run's time if it ends below the target (reported on stderr).
+absl::StatusOr<double> DemoTimeToAccuracy(int seed, double target) {
+  ASSIGN_OR_RETURN(grail::v1::RunSpec spec, DemoSpec(seed));
   spec.mutable_trainer()->set_eval_every(10);
   testing::LocalClusterOptions options;
   options.learner_threads = 1;
@@ -690,14 +705,22 @@ absl::StatusOr<double> DemoTimeToAccuracy(int seed, double target) {
 int TimeToAccuracy() {
   const double target = 0.75;
   std::vector<double> grail_s, peer_s;
+  const std::string dir = absl::StrCat("/tmp/grail-bench-tta-", getpid());
+  std::filesystem::create_directories(dir);
   for (int seed = 1; seed <= 3; ++seed) {
+    // The peer starts from grail's initial weights for the seed (a learner's InitModel).
+    {
+      auto init = InitialDemoWeights(seed);
+      if (!init.ok()) return Fail("initial weights", init.status());
+      if (auto s = WriteFile(dir + "/init.safetensors", *init); !s.ok()) return Fail("weights", s);
+    }
     auto grail = DemoTimeToAccuracy(seed, target);
     if (!grail.ok()) return Fail("demo run", grail.status());
     grail_s.push_back(*grail);
     const double t0 = Now();
     const char* src = std::getenv("GRAIL_SOURCE_DIR");
     auto out = Output(absl::StrCat("/usr/bin/python3 ", src ? src : ".", "/bench/eager_peer.py grpo --seed=", seed,
-                                   " --target=", target, " --threads=2"));
+                                   " --target=", target, " --threads=2 --weights=", dir, "/init.safetensors"));
     if (!out.ok()) return Fail("peer grpo", out.status());
     auto j = nlohmann::json::parse(*out, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return Fail("peer grpo", absl::InternalError(*out));
@@ -709,6 +732,7 @@ int TimeToAccuracy() {
   std::cerr << "grail-bench: time_to_accuracy: grail " << Spread(grail_s) << " s, eager peer " << Spread(peer_s)
             << " s" << std::endl;
   Emit("time_to_accuracy", Median(grail_s), "s", "eager_pytorch_time", Median(peer_s));
+  std::filesystem::remove_all(dir);
   return 0;
 }
 

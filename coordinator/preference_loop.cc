@@ -35,10 +35,10 @@ absl::Status RlLoop::RunPreference(int first_step) {
     for (int i = 0; i < t.prompts_per_step(); ++i) pairs.push_back(&pairs_[preference_cursor_.Next()]);
     const PreferenceSequences seqs = BuildPreferenceSequences(pairs, kto);
     std::vector<float> ref;
+    int scored = 0;
     if (NeedsReference(spec_.preference())) {
       // The reference holds the weights the run started from (after the warm-up).
-      ASSIGN_OR_RETURN(auto aligned, reference_->LogProbs(seqs.Ptrs(), 1.0f, tokenizer_->pad_id()));
-      ref = SummedCompletionLogProbs(seqs, aligned);
+      ASSIGN_OR_RETURN(ref, ReferenceSums(seqs, &scored));
     }
     const double reference_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ASSIGN_OR_RETURN(auto resp, clients_.learner->PreferenceStep(
@@ -48,6 +48,7 @@ absl::Status RlLoop::RunPreference(int first_step) {
     m["step"] = step;
     m["pairs"] = static_cast<double>(pairs.size());
     m["reference_seconds"] = reference_seconds;
+    if (!ref.empty()) m["reference_cached"] = 1.0 - static_cast<double>(scored) / static_cast<double>(ref.size());
     m["step_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     Report("preference", step, m);
     RETURN_IF_ERROR(MaybeRecordProbes(step, step == t.total_steps()));
@@ -105,6 +106,44 @@ absl::Status RlLoop::MakeTrainingPairs(bool report) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// A sequence's key in the reference cache: its prompt and completion ids.
+std::string SequenceKey(const grail::v1::Sample& s) {
+  std::string key(reinterpret_cast<const char*>(s.prompt_token_ids().data()), s.prompt_token_ids_size() * 4);
+  key.push_back('|');
+  key.append(reinterpret_cast<const char*>(s.token_ids().data()), s.token_ids_size() * 4);
+  return key;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<float>> RlLoop::ReferenceSums(const PreferenceSequences& seqs, int* scored) {
+  std::vector<float> out(seqs.rows.size());
+  PreferenceSequences missing;
+  std::vector<size_t> where;
+  std::vector<std::string> keys(seqs.rows.size());
+  for (size_t r = 0; r < seqs.rows.size(); ++r) {
+    keys[r] = SequenceKey(seqs.rows[r]);
+    auto it = reference_sums_.find(keys[r]);
+    if (it != reference_sums_.end()) {
+      out[r] = it->second;
+    } else {
+      missing.rows.push_back(seqs.rows[r]);
+      where.push_back(r);
+    }
+  }
+  if (scored != nullptr) *scored = static_cast<int>(where.size());
+  if (where.empty()) return out;
+  ASSIGN_OR_RETURN(auto aligned, reference_->LogProbs(missing.Ptrs(), 1.0f, tokenizer_->pad_id()));
+  const std::vector<float> sums = SummedCompletionLogProbs(missing, aligned);
+  for (size_t i = 0; i < where.size(); ++i) {
+    out[where[i]] = sums[i];
+    reference_sums_[keys[where[i]]] = sums[i];
+  }
+  return out;
+}
+
 absl::StatusOr<std::map<std::string, double>> RlLoop::EvaluatePreference() {
   const auto& held = data_.heldout_pairs;
   std::map<std::string, double> out;
@@ -119,8 +158,7 @@ absl::StatusOr<std::map<std::string, double>> RlLoop::EvaluatePreference() {
     const PreferenceSequences seqs = BuildPreferenceSequences(pairs, /*kto=*/false);
     std::vector<float> ref;
     if (with_ref) {
-      ASSIGN_OR_RETURN(auto aligned, reference_->LogProbs(seqs.Ptrs(), 1.0f, tokenizer_->pad_id()));
-      ref = SummedCompletionLogProbs(seqs, aligned);
+      ASSIGN_OR_RETURN(ref, ReferenceSums(seqs));
     }
     ASSIGN_OR_RETURN(auto resp, clients_.learner->PreferenceStep(
                                     PreferenceStepRequest(0, seqs, ref, /*eval_only=*/true, tokenizer_->pad_id())));

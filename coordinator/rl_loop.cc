@@ -140,6 +140,7 @@ absl::Status RlLoop::Run() {
     // The reference freezes the weights at which RL starts; with checkpoints on, they are
     // also saved (step 0) so that a resumed run can restore the reference.
     RETURN_IF_ERROR(weights_->KeepAndSync(0, version_));
+    reference_sums_.clear();
     RETURN_IF_ERROR(reference_->Load(weights_->After(0)));
     if (preference()) RETURN_IF_ERROR(MakeTrainingPairs(/*report=*/true));
     if (spec_.trainer().checkpoint_every() > 0) RETURN_IF_ERROR(SaveCheckpoint(0));
@@ -452,6 +453,7 @@ absl::StatusOr<int> RlLoop::Resume(const grail::v1::InitModelResponse& init) {
   version_ = reference_init.weights_version();
   ASSIGN_OR_RETURN(auto fetched, clients_.learner->GetWeights(version_));
   auto reference_weights = std::make_shared<const learner::LearnerClient::Weights>(std::move(fetched));
+  reference_sums_.clear();
   RETURN_IF_ERROR(reference_->Load(reference_weights));
   const bool sampled_pairs = preference() && spec_.preference().sampled_pairs().prompts() > 0;
   if (!data_.probes.empty() || sampled_pairs) {

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -16,6 +17,7 @@
 #include "coordinator/batch_collector.h"
 #include "coordinator/coordinator_metrics.h"
 #include "coordinator/dataset.h"
+#include "coordinator/preference_batch.h"
 #include "coordinator/probes.h"
 #include "coordinator/reference_session.h"
 #include "coordinator/weights_tracker.h"
@@ -97,6 +99,10 @@ class RlLoop {
   // ranks the chosen response first) and, for paired objectives, heldout_reward_accuracy
   // (the objective's implicit reward does).
   absl::StatusOr<std::map<std::string, double>> EvaluatePreference();
+  // The summed reference completion log-probs of `seqs`' rows: those scored before from
+  // reference_sums_, the others from the reference service (then kept). `*scored` counts
+  // the rows the service scored.
+  absl::StatusOr<std::vector<float>> ReferenceSums(const PreferenceSequences& seqs, int* scored = nullptr);
   absl::Status TrainOnBatch(int step, CollectedBatch collected);
   // Keeps the new weights, then checkpoints and evaluates when the run asks for it.
   absl::Status AfterStep(int step, bool final_weights_on_actors);
@@ -138,6 +144,10 @@ class RlLoop {
   DatasetCursor sft_cursor_;
   DatasetCursor preference_cursor_;       // over pairs_
   std::vector<PreferenceRow> pairs_;        // a preference run's training pairs
+  // Summed reference completion log-probs by sequence (prompt and completion ids): the
+  // reference is frozen within a run or stage, so each sequence is scored once (cleared
+  // whenever the reference loads other weights).
+  std::unordered_map<std::string, float> reference_sums_;
   algo::KlController kl_controller_;
   std::string reference_checkpoint_;  // the checkpoint holding the weights RL started from
   ProbeSequences probe_sequences_;     // with the greedy responses, once TakeGreedyProbeResponses ran

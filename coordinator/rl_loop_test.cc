@@ -162,6 +162,31 @@ TEST_F(RlLoopUnitTest, PreferenceRunsTrainOnPairsWithTheReference) {
   }
 }
 
+// The reference is frozen within a run: every sequence is scored by it once, and later
+// epochs over the same pairs (and the later held-out evaluation) take the kept sums.
+TEST_F(RlLoopUnitTest, PreferenceRunsScoreEachSequenceWithTheReferenceOnce) {
+  spec_.mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_DPO);
+  Splits splits = PreferenceSplits();
+  splits.pairs.resize(6);  // one step's worth (prompts_per_step 6): steps 2 and 3 repeat them
+  std::vector<grail::v1::StepReport> reports;
+  RlLoop loop("run-pref-cache", spec_, std::move(splits), clients_, &metrics_,
+              [&](const grail::v1::StepReport& r) { reports.push_back(r); }, &cancelled_);
+  ASSERT_TRUE(loop.Run().ok());
+  std::vector<double> cached;
+  for (const auto& r : reports) {
+    if (r.phase() == "preference") cached.push_back(r.metrics().at("reference_cached"));
+  }
+  ASSERT_EQ(cached.size(), 3u);
+  EXPECT_LT(cached[0], 1.0);
+  EXPECT_EQ(cached[1], 1.0);
+  EXPECT_EQ(cached[2], 1.0);
+  // Every request still carries the reference's sums (-1 per completion token here).
+  for (const auto& r : learner_->preference_requests()) EXPECT_TRUE(r.has_ref_log_probs());
+  // Calls: the held-out pairs once (the second evaluation is cached) and the training
+  // pairs once, at most one call per batch of new sequences.
+  EXPECT_LE(reference_->calls.load(), 2);
+}
+
 // preference.sampled_pairs: the starting policy's samples of the training prompts, scored by
 // the task's verifier, become pairs (best chosen, worst rejected) alongside the dataset's;
 // prompts whose samples all score the same give none.
