@@ -79,6 +79,17 @@ void Emit(const std::string& name, double value, const std::string& unit, const 
   std::cout << j.dump() << std::endl;
 }
 
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// "median (min..max)" of a list of repetitions, for stderr.
+std::string Spread(const std::vector<double>& v) {
+  return absl::StrCat(Median(v), " (", *std::min_element(v.begin(), v.end()), "..",
+                      *std::max_element(v.begin(), v.end()), ")");
+}
+
 int Fail(const std::string& what, const absl::Status& status) {
   std::cerr << "grail-bench: " << what << ": " << status << std::endl;
   return 1;
@@ -242,10 +253,6 @@ int Lora() {
     m->add_shape(B), m->add_shape(T);
     m->set_data(reinterpret_cast<const char*>(mask.data()), mask.size() * 4);
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   int64_t version = 0;  // actors accept only newer versions
   std::map<std::string, std::vector<double>> sync_times, step_times;
   std::map<std::string, int64_t> sync_bytes;
@@ -321,8 +328,8 @@ int Lora() {
   Emit("qlora_logprob_drift", drift, "nats/token", "none", 0);
   Emit("lora_weight_sync_bytes", static_cast<double>(sync_bytes["lora"]), "bytes", "full_sync_bytes",
        static_cast<double>(sync_bytes["full"]));
-  Emit("lora_weight_sync_time", median(sync_times["lora"]), "s", "full_sync_time", median(sync_times["full"]));
-  Emit("lora_step_time", median(step_times["lora"]), "s", "full_step_time", median(step_times["full"]));
+  Emit("lora_weight_sync_time", Median(sync_times["lora"]), "s", "full_sync_time", Median(sync_times["full"]));
+  Emit("lora_step_time", Median(step_times["lora"]), "s", "full_step_time", Median(step_times["full"]));
   return 0;
 }
 
@@ -389,17 +396,6 @@ absl::StatusOr<std::string> Output(const std::string& command) {
   const int rc = pclose(p);
   if (rc != 0) return absl::InternalError(absl::StrCat(command, ": exit ", rc));
   return out;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// "median (min..max)" of a list of repetitions, for stderr.
-std::string Spread(const std::vector<double>& v) {
-  return absl::StrCat(Median(v), " (", *std::min_element(v.begin(), v.end()), "..",
-                      *std::max_element(v.begin(), v.end()), ")");
 }
 
 // Writes `text` to `path`.

@@ -115,6 +115,7 @@ absl::Status WeightsTracker::KeepAndSync(int step, int64_t version) {
   for (auto& r : relays) r->upload = actors_[r->actor]->StartWeightsUpload();
   relays.erase(std::remove_if(relays.begin(), relays.end(), [](const auto& r) { return r->upload == nullptr; }),
                relays.end());
+  const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
   for (auto& r : relays) threads.emplace_back([relay = r.get()] { relay->Run(); });
   absl::StatusOr<learner::LearnerClient::Weights> fetched =
@@ -124,6 +125,11 @@ absl::Status WeightsTracker::KeepAndSync(int step, int64_t version) {
       });
   for (auto& r : relays) r->End(/*failed=*/!fetched.ok());
   for (auto& t : threads) t.join();
+  if (!relays.empty()) {
+    // The fetch and the actors' loads overlap: the phase is the whole stream-through.
+    metrics_->ObservePhase("actor_sync",
+                           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
   if (!fetched.ok()) return fetched.status();
   auto weights = std::make_shared<const learner::LearnerClient::Weights>(std::move(*fetched));
   {

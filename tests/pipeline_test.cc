@@ -1,6 +1,6 @@
 // A staged run end to end with learning-dynamics probes: the demo's model and task, an sft
 // stage (warm-up to 0.3 greedy held-out accuracy), then 30 DPO steps on the task's own
-// pairs; and from the same sft checkpoint a reward model (800 Bradley-Terry steps of 64
+// pairs; and from the same sft checkpoint a reward model (1200 Bradley-Terry steps of 64
 // pairs: the task's, plus pairs from the sft policy's own samples of 3000 training
 // problems; it must rank at least 90% of the held-out pairs right) and 10 PPO steps
 // against it. One run through every service. 64 probes (training problems with their pair,
@@ -109,7 +109,7 @@ stages:
      trainer: {total_steps: 30, learning_rate: 0.0001, checkpoint_every: 10}}
   - {name: rm, kind: preference, from: sft, probes: {every: 1000},
      preference: {objective: reward_model, sampled_pairs: {prompts: 3000, samples: 8}},
-     trainer: {total_steps: 800, prompts_per_step: 64, learning_rate: 0.00015, warmup_steps: 10}}
+     trainer: {total_steps: 1200, prompts_per_step: 64, learning_rate: 0.00015, warmup_steps: 10}}
   - {name: ppo, kind: rl, from: sft, reward: {verifier: rm, model: rm}, probes: {every: 1000},
      algorithm: {advantage_estimator: gae, group_size: 4, use_kl_in_reward: true, kl_in_reward_coef: 0.05},
      critic: {enabled: true}, trainer: {total_steps: 10, learning_rate: 0.0001, warmup_steps: 3, value_pretrain_steps: 3}}
