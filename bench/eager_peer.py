@@ -167,6 +167,17 @@ def generate(args):
     print(json.dumps({"seconds": seconds, "tokens": int(out.numel())}))
 
 
+def ppo_update(model, opt, lp, old_lp, advantages, mask):
+    """One clipped-ratio step (clip 0.2 / 0.28, token-mean over `mask`, gradient clip 1)."""
+    ratio = torch.exp(lp - old_lp)
+    loss_tok = -torch.min(ratio * advantages, ratio.clamp(0.8, 1.28) * advantages)
+    loss = (loss_tok * mask).sum() / mask.sum()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+
 def ppo_step(args):
     cfg = json.load(open(args.config))
     model = Llama(cfg, load_safetensors(args.weights)).train()
@@ -189,13 +200,7 @@ def ppo_step(args):
             entropy = -(logp_all.exp() * logp_all).sum(-1)
         if old_lp is None:
             old_lp = lp.detach() - 0.01
-        ratio = torch.exp(lp - old_lp)
-        loss_tok = -torch.min(ratio * advantages, ratio.clamp(0.8, 1.28) * advantages)
-        loss = (loss_tok * mask).sum() / mask.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        ppo_update(model, opt, lp, old_lp, advantages, mask)
         _ = float((entropy.detach() * mask).sum() / mask.sum())
         seconds.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -381,13 +386,7 @@ def grpo(args):
                 mask[i, plen - 1 : plen - 1 + len(o)] = 1
                 old[i, plen - 1 : plen - 1 + len(o)] = torch.tensor(o)
                 adv[i] = advs[i]
-            ratio = torch.exp(lp - old)
-            loss_tok = -torch.min(ratio * adv, ratio.clamp(0.8, 1.28) * adv)
-            loss = (loss_tok * mask).sum() / mask.sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            ppo_update(model, opt, lp, old, adv, mask)
         if step % 10 == 0:
             acc = heldout_accuracy(model, heldout)
             print(f"eager_peer grpo: step {step} held-out {acc:.3f} at {time.perf_counter() - t0:.1f} s",
