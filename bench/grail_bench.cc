@@ -407,11 +407,11 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
   return absl::OkStatus();
 }
 
-// The eager PyTorch peer (bench/eager_peer.py) run once; its JSON output.
-absl::StatusOr<nlohmann::json> RunPeer(const std::string& args) {
+// The eager PyTorch peer (bench/eager_peer.py) run once on `threads` intra-op threads; its JSON output.
+absl::StatusOr<nlohmann::json> RunPeer(const std::string& args, int threads = 1) {
   const char* src = std::getenv("GRAIL_SOURCE_DIR");
   const std::string command =
-      absl::StrCat("/usr/bin/python3 ", src ? src : ".", "/bench/eager_peer.py ", args, " --threads=1");
+      absl::StrCat("/usr/bin/python3 ", src ? src : ".", "/bench/eager_peer.py ", args, " --threads=", threads);
   ASSIGN_OR_RETURN(std::string out, Output(command));
   auto j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::InternalError(absl::StrCat("peer printed no JSON: ", out));
@@ -714,12 +714,10 @@ int TimeToAccuracy() {
     if (!grail.ok()) return Fail("demo run", grail.status());
     grail_s.push_back(*grail);
     const double t0 = Now();
-    const char* src = std::getenv("GRAIL_SOURCE_DIR");
-    auto out = Output(absl::StrCat("/usr/bin/python3 ", src ? src : ".", "/bench/eager_peer.py grpo --seed=", seed,
-                                   " --target=", target, " --threads=2 --weights=", dir, "/init.safetensors"));
-    if (!out.ok()) return Fail("peer grpo", out.status());
-    auto j = nlohmann::json::parse(*out, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) return Fail("peer grpo", absl::InternalError(*out));
+    auto peer = RunPeer(absl::StrCat("grpo --seed=", seed, " --target=", target, " --weights=", dir, "/init.safetensors"),
+                        /*threads=*/2);
+    if (!peer.ok()) return Fail("peer grpo", peer.status());
+    const nlohmann::json& j = *peer;
     peer_s.push_back(j["seconds"].is_null() ? Now() - t0 : j["seconds"].get<double>());
     std::cerr << "grail-bench: time_to_accuracy seed " << seed << ": grail " << grail_s.back() << " s, eager peer "
               << peer_s.back() << " s (" << (j["seconds"].is_null() ? "ended below the target at " : "reached at ")
