@@ -168,6 +168,7 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
       {"trainer.sft_batch_size", {t.sft_batch_size(), SpecLimits::kMaxSamplesPerStep}},
       {"trainer.sft_warmup_steps", {t.sft_warmup_steps(), SpecLimits::kMaxSteps}},
       {"trainer.sft_grad_accumulation", {t.sft_grad_accumulation(), SpecLimits::kMaxSamplesPerStep}},
+      {"trainer.sft_pack_length", {t.sft_pack_length(), SpecLimits::kMaxContext}},
       {"trainer.ppo_epochs", {t.ppo_epochs(), SpecLimits::kMaxEpochs}},
       {"trainer.mini_batches", {t.mini_batches(), SpecLimits::kMaxSamplesPerStep}},
       {"trainer.max_sampling_rounds", {t.max_sampling_rounds(), SpecLimits::kMaxSamplingRounds}},

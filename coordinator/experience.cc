@@ -195,22 +195,58 @@ grail::v1::TrainStepRequest TrainStepRequest(int step, const SamplePtrs& samples
   return train;
 }
 
-grail::v1::SupervisedStepRequest SupervisedStepRequest(int step, const std::vector<SupervisedRow>& rows, int pad_id) {
+grail::v1::SupervisedStepRequest SupervisedStepRequest(int step, const std::vector<SupervisedRow>& rows, int pad_id,
+                                                       int pack_length) {
+  // Each packed row lists the sequences it holds, in order.
+  std::vector<std::vector<size_t>> packed;
+  if (pack_length > 0) {
+    std::vector<size_t> order(rows.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return rows[a].ids.size() > rows[b].ids.size(); });
+    std::vector<size_t> used;  // tokens in each packed row
+    for (size_t i : order) {
+      const size_t n = rows[i].ids.size();
+      size_t r = 0;
+      while (r < packed.size() && used[r] + n > static_cast<size_t>(pack_length)) ++r;
+      if (r == packed.size()) {
+        packed.emplace_back();
+        used.push_back(0);
+      }
+      packed[r].push_back(i);
+      used[r] += n;
+    }
+  } else {
+    for (size_t i = 0; i < rows.size(); ++i) packed.push_back({i});
+  }
   size_t width = 0;
-  for (const auto& r : rows) width = std::max(width, r.ids.size());
-  const size_t batch = rows.size();
-  std::vector<int64_t> ids(batch * width, pad_id);
+  for (const auto& members : packed) {
+    size_t n = 0;
+    for (size_t i : members) n += rows[i].ids.size();
+    width = std::max(width, n);
+  }
+  const size_t batch = packed.size();
+  std::vector<int64_t> ids(batch * width, pad_id), segments(batch * width, 0);
   std::vector<float> mask(batch * width, 0.0f);
   for (size_t b = 0; b < batch; ++b) {
-    for (size_t t = 0; t < rows[b].ids.size(); ++t) {
-      ids[b * width + t] = rows[b].ids[t];
-      mask[b * width + t] = t < rows[b].loss_mask.size() && rows[b].loss_mask[t] ? 1.0f : 0.0f;
+    size_t t = 0;
+    int64_t segment = 0;
+    for (size_t i : packed[b]) {
+      const SupervisedRow& row = rows[i];
+      for (size_t k = 0; k < row.ids.size(); ++k, ++t) {
+        ids[b * width + t] = row.ids[k];
+        mask[b * width + t] = k < row.loss_mask.size() && row.loss_mask[k] ? 1.0f : 0.0f;
+        segments[b * width + t] = segment;
+      }
+      ++segment;
     }
+    for (; t < width; ++t) segments[b * width + t] = segment;  // the padding: a segment of its own
   }
   grail::v1::SupervisedStepRequest req;
   req.set_step(step);
   *req.mutable_input_ids() = Int64Matrix(batch, width, ids);
   *req.mutable_loss_mask() = FloatMatrix(batch, width, mask);
+  if (pack_length > 0) *req.mutable_segment_ids() = Int64Matrix(batch, width, segments);
   return req;
 }
 

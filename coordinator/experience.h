@@ -78,7 +78,12 @@ grail::v1::TrainStepRequest TrainStepRequest(int step, const SamplePtrs& samples
                                              int pad_id);
 
 // A supervised step on token sequences, each with its loss mask, right-padded with pad_id.
-grail::v1::SupervisedStepRequest SupervisedStepRequest(int step, const std::vector<SupervisedRow>& rows, int pad_id);
+// With `pack_length` > 0 (trainer.sft_pack_length), the sequences are packed first-fit,
+// longest first, into rows of at most pack_length tokens, with segment_ids marking each
+// sequence (and the padding) in its row; a sequence longer than pack_length gets a row of
+// its own. Every sequence and loss-mask entry appears exactly once either way.
+grail::v1::SupervisedStepRequest SupervisedStepRequest(int step, const std::vector<SupervisedRow>& rows, int pad_id,
+                                                       int pack_length = 0);
 
 }  // namespace grail::coordinator
 

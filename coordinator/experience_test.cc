@@ -130,6 +130,34 @@ TEST(ExperienceTest, SupervisedStepPadsAndKeepsEachRowsMask) {
   EXPECT_THAT(Values<float>(req.loss_mask()), ::testing::ElementsAre(0, 0, 0, 1, 1, 0, 0, 1, 0, 0));
 }
 
+// Packing: longest first, first fit, each sequence once with its own mask, segment ids per
+// sequence and a segment of its own for the padding; a sequence longer than the pack
+// length keeps a row of its own.
+TEST(ExperienceTest, SupervisedStepPacksSequencesIntoRows) {
+  const std::vector<SupervisedRow> rows = {{{1, 5, 2}, {0, 1, 1}},
+                                           {{1, 6, 6, 6, 2}, {0, 0, 1, 1, 1}},
+                                           {{1, 7, 2}, {0, 0, 1}},
+                                           {{1, 8, 8, 8, 8, 8, 8, 2}, {0, 1, 1, 1, 1, 1, 1, 1}}};
+  const auto req = SupervisedStepRequest(1, rows, /*pad_id=*/0, /*pack_length=*/6);
+  // The 8-token sequence alone (over 6); the 5-token one, which neither 3-token one fits
+  // beside; the two 3-token ones together.
+  EXPECT_THAT(req.input_ids().shape(), ::testing::ElementsAre(3, 8));
+  EXPECT_THAT(Values<int64_t>(req.input_ids()),
+              ::testing::ElementsAre(1, 8, 8, 8, 8, 8, 8, 2,  //
+                                     1, 6, 6, 6, 2, 0, 0, 0,  //
+                                     1, 5, 2, 1, 7, 2, 0, 0));
+  EXPECT_THAT(Values<float>(req.loss_mask()),
+              ::testing::ElementsAre(0, 1, 1, 1, 1, 1, 1, 1,  //
+                                     0, 0, 1, 1, 1, 0, 0, 0,  //
+                                     0, 1, 1, 0, 0, 1, 0, 0));
+  EXPECT_THAT(Values<int64_t>(req.segment_ids()),
+              ::testing::ElementsAre(0, 0, 0, 0, 0, 0, 0, 0,  //
+                                     0, 0, 0, 0, 0, 1, 1, 1,  //
+                                     0, 0, 0, 1, 1, 1, 2, 2));
+  // Unpacked requests carry no segment ids.
+  EXPECT_FALSE(SupervisedStepRequest(1, rows, 0).has_segment_ids());
+}
+
 TEST(ExperienceTest, ReferenceLogProbsAreShiftedIntoInputAlignment) {
   grail::v1::LogProbsResponse resp;
   *resp.mutable_log_probs() = FloatMatrix(1, 2, {-1, -2});

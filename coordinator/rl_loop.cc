@@ -294,7 +294,8 @@ absl::Status RlLoop::SupervisedWarmup() {
       r.ids.insert(r.ids.end(), answer.begin(), answer.end());
       r.loss_mask.resize(r.ids.size(), 1);
     }
-    ASSIGN_OR_RETURN(auto resp, clients_.learner->SupervisedStep(SupervisedStepRequest(s, rows, tokenizer_->pad_id())));
+    ASSIGN_OR_RETURN(auto resp, clients_.learner->SupervisedStep(SupervisedStepRequest(
+                                    s, rows, tokenizer_->pad_id(), spec_.trainer().sft_pack_length())));
     version_ = resp.weights_version();
     summary_["sft_steps_taken"] = s;
     const int loss_every = eval_every > 0 ? eval_every : 25;
@@ -332,7 +333,7 @@ absl::StatusOr<double> RlLoop::SupervisedHeldoutLoss(int step) {
     std::vector<SupervisedRow> rows(held.begin() + b, held.begin() + std::min(held.size(), b + batch));
     double n = 0;
     for (const auto& r : rows) n += std::count(r.loss_mask.begin(), r.loss_mask.end(), 1);
-    auto req = SupervisedStepRequest(step, rows, tokenizer_->pad_id());
+    auto req = SupervisedStepRequest(step, rows, tokenizer_->pad_id(), spec_.trainer().sft_pack_length());
     req.set_eval_only(true);
     ASSIGN_OR_RETURN(auto resp, clients_.learner->SupervisedStep(req));
     loss += resp.metrics().at("sft_loss") * n;

@@ -11,6 +11,7 @@ absl::StatusOr<std::unique_ptr<Critic>> Critic::Create(model::CausalLm& policy, 
   config.value_head = true;
   auto critic = std::make_shared<model::CausalLm>(config);
   (*critic)->InitWeights(settings.critic_seed);
+  (*critic)->SetGradientCheckpointing(settings.gradient_checkpointing);
   if (settings.critic_from_policy) {
     CopyMatchingParameters(policy, *critic);
   } else {

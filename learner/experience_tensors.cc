@@ -85,13 +85,26 @@ torch::Tensor OutputProjection(model::CausalLm& model) {
 }  // namespace
 
 torch::Tensor AlignedLogProbs(model::CausalLm& model, const torch::Tensor& ids, torch::Tensor* entropy,
-                              double temperature, torch::Tensor* max_log_probs, bool entropy_grad) {
+                              double temperature, torch::Tensor* max_log_probs, bool entropy_grad,
+                              const torch::Tensor& segment_ids) {
   const int64_t B = ids.size(0), T = ids.size(1);
   auto valid = torch::ones({B, T}, torch::kBool);
-  auto positions = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
-  auto hidden = model->Hidden(ids, positions, valid).narrow(1, 0, T - 1);
+  torch::Tensor hidden;
+  // Column t is kept where token t continues a sequence: everywhere but column 0, and in
+  // packed rows not at a segment's first token either.
+  torch::Tensor keep;
+  if (segment_ids.defined()) {
+    hidden = model->Hidden(ids, model::PositionsFromSegments(segment_ids), valid, nullptr, segment_ids);
+    keep = (segment_ids.narrow(1, 1, T - 1) == segment_ids.narrow(1, 0, T - 1)).to(torch::kFloat32);
+  } else {
+    auto positions = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
+    hidden = model->Hidden(ids, positions, valid);
+  }
+  hidden = hidden.narrow(1, 0, T - 1);
+  auto aligned = [&](const torch::Tensor& x) {  // [B, T-1] -> [B, T]
+    return torch::cat({torch::zeros({B, 1}), keep.defined() ? x * keep : x}, 1);
+  };
   const double t = temperature > 0 ? temperature : 1.0;
-  auto zero_column = torch::zeros({B, 1});
   torch::Tensor weight = OutputProjection(model);
   if (weight.defined() && !(entropy != nullptr && entropy_grad)) {
     const int64_t C = hidden.size(2), N = B * (T - 1);
@@ -99,23 +112,18 @@ torch::Tensor AlignedLogProbs(model::CausalLm& model, const torch::Tensor& ids, 
     torch::Tensor max_lp = torch::empty({max_log_probs != nullptr ? N : 0});
     auto lp = ChunkedTokenLogProbs::apply(hidden.reshape({N, C}), weight, ids.narrow(1, 1, T - 1).reshape({N}), t,
                                           ent, max_lp);
-    if (entropy != nullptr) *entropy = torch::cat({zero_column, ent.view({B, T - 1})}, 1);
-    if (max_log_probs != nullptr) *max_log_probs = torch::cat({zero_column, max_lp.view({B, T - 1})}, 1);
-    return torch::cat({zero_column, lp.view({B, T - 1})}, 1);
+    if (entropy != nullptr) *entropy = aligned(ent.view({B, T - 1}));
+    if (max_log_probs != nullptr) *max_log_probs = aligned(max_lp.view({B, T - 1}));
+    return aligned(lp.view({B, T - 1}));
   }
   // The general path (an entropy bonus needs its gradient; an NF4 output projection).
   auto logits = model->Logits(hidden);
   if (t != 1.0) logits = logits / t;
   auto log_softmax = torch::log_softmax(logits, -1);
   auto lp = log_softmax.gather(-1, ids.narrow(1, 1, T - 1).unsqueeze(-1)).squeeze(-1);
-  if (entropy != nullptr) {
-    auto ent = -(log_softmax.exp() * log_softmax).sum(-1);
-    *entropy = torch::cat({zero_column, ent}, 1);
-  }
-  if (max_log_probs != nullptr) {
-    *max_log_probs = torch::cat({zero_column, std::get<0>(log_softmax.max(-1)).detach()}, 1);
-  }
-  return torch::cat({zero_column, lp}, 1);
+  if (entropy != nullptr) *entropy = aligned(-(log_softmax.exp() * log_softmax).sum(-1));
+  if (max_log_probs != nullptr) *max_log_probs = aligned(std::get<0>(log_softmax.max(-1)).detach());
+  return aligned(lp);
 }
 
 torch::Tensor AlignedValues(model::CausalLm& critic, const torch::Tensor& ids) {
@@ -154,6 +162,16 @@ absl::StatusOr<torch::Tensor> TokenIds(const grail::v1::Tensor& t, const std::st
     return absl::InvalidArgumentError(absl::StrCat(field, ": token ids must be in [0, ", vocab, ")"));
   }
   return ids;
+}
+
+absl::StatusOr<torch::Tensor> SegmentIds(const grail::v1::Tensor& t, const std::string& field,
+                                         const torch::Tensor& like) {
+  RETURN_IF_ERROR(ValidateTensorAs(t, field, 2, {grail::v1::DTYPE_INT64}));
+  ASSIGN_OR_RETURN(torch::Tensor segments, model::TensorFromProto(t, field));
+  if (segments.sizes() != like.sizes()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".shape: must match input_ids"));
+  }
+  return segments;
 }
 
 absl::StatusOr<ExperienceTensors> DecodeExperience(const grail::v1::Experience& e, int64_t vocab, int64_t context) {

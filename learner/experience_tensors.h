@@ -25,9 +25,12 @@ namespace grail::learner {
 // full [B, T, vocab] logits are never materialised or kept for backward (backward
 // recomputes a chunk's logits); with `entropy_grad`, or an NF4 output projection, from the
 // full logits.
+//
+// Packed rows (`segment_ids`, as SupervisedStepRequest.segment_ids): each segment is its
+// own sequence (model::CausalLm::Hidden), and column t is 0 at each segment's first token.
 torch::Tensor AlignedLogProbs(model::CausalLm& model, const torch::Tensor& ids, torch::Tensor* entropy = nullptr,
                               double temperature = 1.0, torch::Tensor* max_log_probs = nullptr,
-                              bool entropy_grad = false);
+                              bool entropy_grad = false, const torch::Tensor& segment_ids = {});
 
 // Values aligned with input_ids: column t is the value head at position t-1; column 0 is 0.
 torch::Tensor AlignedValues(model::CausalLm& critic, const torch::Tensor& ids);
@@ -40,6 +43,11 @@ absl::StatusOr<torch::Tensor> TokenIds(const grail::v1::Tensor& t, const std::st
 // A finite float32 matrix shaped like `like`; INVALID_ARGUMENT naming `field` otherwise.
 absl::StatusOr<torch::Tensor> FloatMatrixLike(const grail::v1::Tensor& t, const std::string& field,
                                               const torch::Tensor& like);
+
+// Packed rows' segment ids: an int64 matrix shaped like `like`; INVALID_ARGUMENT naming
+// `field` otherwise.
+absl::StatusOr<torch::Tensor> SegmentIds(const grail::v1::Tensor& t, const std::string& field,
+                                         const torch::Tensor& like);
 
 // A TrainStep request's experience, validated against the policy's vocabulary and context.
 struct ExperienceTensors {

@@ -77,6 +77,10 @@ class LearnerGroupClient : public LearnerClient {
       parts[r].set_eval_only(request.eval_only());
       ASSIGN_OR_RETURN(*parts[r].mutable_input_ids(), SliceRows(request.input_ids(), shards[r], B, "input_ids"));
       ASSIGN_OR_RETURN(*parts[r].mutable_loss_mask(), SliceRows(request.loss_mask(), shards[r], B, "loss_mask"));
+      if (request.has_segment_ids()) {
+        ASSIGN_OR_RETURN(*parts[r].mutable_segment_ids(),
+                         SliceRows(request.segment_ids(), shards[r], B, "segment_ids"));
+      }
     }
     return OnEveryRank<grail::v1::TrainStepResponse>(
         [&](size_t r) { return ranks_[r]->SupervisedStep(parts[r]); });

@@ -31,6 +31,7 @@ absl::StatusOr<TrainSettings> SettingsFromSpec(const grail::v1::RunSpec& receive
   s.sft_warmup_steps = t.sft_warmup_steps();
   if (!t.sft_lr_schedule().empty()) s.sft_schedule = t.sft_lr_schedule();
   s.sft_grad_accumulation = std::max(1, t.sft_grad_accumulation());
+  s.gradient_checkpointing = t.gradient_checkpointing();
   s.weight_decay = t.weight_decay();
   s.grad_clip = t.grad_clip();
   s.warmup_steps = t.warmup_steps();

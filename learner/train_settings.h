@@ -20,6 +20,7 @@ struct TrainSettings {
   int sft_warmup_steps = 0;
   std::string sft_schedule = "constant";  // constant, linear, cosine
   int sft_grad_accumulation = 1;
+  bool gradient_checkpointing = false;
   double weight_decay = 0.0;
   double grad_clip = 1.0;
   int warmup_steps = 0;

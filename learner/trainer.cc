@@ -195,6 +195,7 @@ class TorchTrainer : public Trainer {
       for (auto& p : (*built)->parameters()) params.push_back(p.data());
       RETURN_IF_ERROR(group_.Check(group_.collective().Broadcast(params, 0, "model broadcast")));
     }
+    (*built)->SetGradientCheckpointing(settings.gradient_checkpointing);
     model_ = std::move(built);
     frozen_blob_.clear();
     frozen_digest_.clear();
@@ -243,6 +244,13 @@ class TorchTrainer : public Trainer {
     ASSIGN_OR_RETURN(torch::Tensor ids, TokenIds(request.input_ids(), "input_ids", m->config().vocab_size,
                                                  m->config().max_position_embeddings));
     ASSIGN_OR_RETURN(torch::Tensor mask, FloatMatrixLike(request.loss_mask(), "loss_mask", ids));
+    torch::Tensor segments;
+    if (request.has_segment_ids()) {
+      if (m->config().num_virtual_tokens > 0) {
+        return absl::InvalidArgumentError("segment_ids: packed rows cannot take prompt tuning's virtual tokens");
+      }
+      ASSIGN_OR_RETURN(segments, SegmentIds(request.segment_ids(), "segment_ids", ids));
+    }
     const double local_tokens = mask.sum().item<double>();
     ASSIGN_OR_RETURN(std::vector<double> global,
                      group_.AgreeAndSum(StepKind::kSupervised, request.step(), version_, {local_tokens}));
@@ -264,7 +272,8 @@ class TorchTrainer : public Trainer {
     double loss_value = 0;
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t b0 = B * c / chunks, b1 = B * (c + 1) / chunks;
-      auto lp = AlignedLogProbs(m, ids.slice(0, b0, b1));
+      auto lp = AlignedLogProbs(m, ids.slice(0, b0, b1), nullptr, 1.0, nullptr, false,
+                                segments.defined() ? segments.slice(0, b0, b1) : torch::Tensor());
       auto loss = -(lp * mask.slice(0, b0, b1)).sum() / (local_tokens + 1e-8) * weight;
       if (train) loss.backward();
       loss_value += loss.item<double>();

@@ -457,6 +457,50 @@ TEST_F(TrainerTest, SupervisedScheduleAccumulationAndEvaluation) {
   double worst = 0;
   for (size_t i = 0; i < whole.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(whole[i] - split[i])));
   EXPECT_LT(worst, 1e-5);
+  // Packed rows (two sequences per row, trainer.sft_pack_length) take the same step too,
+  // with the same loss; with every token in one segment the step differs.
+  std::vector<int64_t> one_segment(20, 0), two_segments(20, 0);
+  for (size_t t = 0; t < 20; ++t) two_segments[t] = (t % 10) / 5;
+  auto packed = [&](std::vector<int64_t>& segments) {
+    auto req = request(1);
+    *req.mutable_input_ids() = Matrix(grail::v1::DTYPE_INT64, 2, 10, ids.data(), 8);
+    *req.mutable_loss_mask() = Matrix(grail::v1::DTYPE_FLOAT32, 2, 10, mask.data(), 4);
+    *req.mutable_segment_ids() = Matrix(grail::v1::DTYPE_INT64, 2, 10, segments.data(), 8);
+    return req;
+  };
+  ASSERT_TRUE(trainer_->InitModel(spec_).ok());
+  auto unpacked_eval = trainer_->SupervisedStep(request(1, /*eval_only=*/true));
+  auto packed_eval_request = packed(two_segments);
+  packed_eval_request.set_eval_only(true);
+  auto packed_eval = trainer_->SupervisedStep(packed_eval_request);
+  ASSERT_TRUE(packed_eval.ok()) << packed_eval.status();
+  EXPECT_NEAR(packed_eval->metrics().at("sft_loss"), unpacked_eval->metrics().at("sft_loss"), 1e-5);
+  ASSERT_TRUE(trainer_->SupervisedStep(packed(two_segments)).ok());
+  const std::vector<float> packed_step = params();
+  worst = 0;
+  for (size_t i = 0; i < whole.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(whole[i] - packed_step[i])));
+  EXPECT_LT(worst, 1e-5);
+  ASSERT_TRUE(trainer_->InitModel(spec_).ok());
+  ASSERT_TRUE(trainer_->SupervisedStep(packed(one_segment)).ok());
+  const std::vector<float> joined = params();
+  worst = 0;
+  for (size_t i = 0; i < whole.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(whole[i] - joined[i])));
+  EXPECT_GT(worst, 1e-4);
+  auto misshapen = packed(two_segments);
+  *misshapen.mutable_segment_ids() = Matrix(grail::v1::DTYPE_INT64, 4, 5, two_segments.data(), 8);
+  EXPECT_THAT(std::string(trainer_->SupervisedStep(misshapen).status().message()), ::testing::HasSubstr("segment_ids"));
+  // Gradient checkpointing (trainer.gradient_checkpointing) takes the same step as well.
+  grail::v1::RunSpec recomputed = spec_;
+  recomputed.mutable_trainer()->set_gradient_checkpointing(true);
+  ASSERT_TRUE(trainer_->InitModel(recomputed).ok());
+  ASSERT_TRUE(trainer_->SupervisedStep(request(1)).ok());
+  const std::vector<float> checkpointed = params();
+  worst = 0;
+  for (size_t i = 0; i < whole.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(whole[i] - checkpointed[i])));
+  EXPECT_LT(worst, 1e-5);
+  ASSERT_TRUE(trainer_->InitModel(accumulated).ok());
+  stepped = trainer_->SupervisedStep(request(1));
+  ASSERT_TRUE(stepped.ok());
   // Evaluation: the loss, and neither the version nor the weights move.
   auto eval = trainer_->SupervisedStep(request(1, /*eval_only=*/true));
   ASSERT_TRUE(eval.ok());

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <map>
+#include <mutex>
 
 #include <ATen/Parallel.h>
 
@@ -28,6 +29,10 @@ Projection MakeProjection(const ModelConfig& c, const std::string& name, int64_t
 bool IsAdapterParameter(const std::string& name) {
   return name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos;
 }
+
+// True while CheckpointedLayer's forward runs a layer without recording gradients for a
+// pass that does train: LoRA dropout must draw its masks there as the recomputation will.
+thread_local bool in_checkpointed_forward = false;
 
 // Large negative instead of -inf so that fully masked rows (padding queries) stay finite.
 constexpr float kMaskValue = -1e30f;
@@ -69,7 +74,7 @@ torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
   // Dropout on the adapter's input only while training with gradients (never when sampling
   // or scoring, which run without them).
   torch::Tensor in = x;
-  if (dropout_ > 0 && is_training() && torch::GradMode::is_enabled()) {
+  if (dropout_ > 0 && is_training() && (torch::GradMode::is_enabled() || in_checkpointed_forward)) {
     in = torch::nn::functional::dropout(x, torch::nn::functional::DropoutFuncOptions().p(dropout_).training(true));
   }
   // y + scale (in A^T) B^T as one GEMM that accumulates into y (no separate scale and add).
@@ -349,8 +354,81 @@ void CausalLmImpl::SetAdaptersEnabled(bool enabled) {
   }
 }
 
+namespace {
+
+// One decoder layer under activation recomputation: forward keeps the layer's input (and
+// the RNG state when LoRA dropout draws from it) instead of its activations; backward runs
+// the layer again with gradients and returns those of the input and of `params` (the
+// layer's trainable parameters, inputs here so that their gradients flow back).
+struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, DecoderLayerImpl* layer, int64_t index,
+                               bool replay_rng, const torch::Tensor& x, const torch::Tensor& cos,
+                               const torch::Tensor& sin, const torch::Tensor& mask, torch::TensorList params) {
+    ctx->save_for_backward({x});
+    // The layer outlives the graph: both belong to one training step of the model.
+    ctx->saved_data["layer"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(layer));
+    ctx->saved_data["index"] = index;
+    ctx->saved_data["cos"] = cos;
+    ctx->saved_data["sin"] = sin;
+    ctx->saved_data["mask"] = mask;
+    ctx->saved_data["num_params"] = static_cast<int64_t>(params.size());
+    if (replay_rng) {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      ctx->saved_data["rng"] = gen.get_state();
+    }
+    struct Mark {
+      Mark() { in_checkpointed_forward = true; }
+      ~Mark() { in_checkpointed_forward = false; }
+    } mark;
+    return layer->forward(x, cos, sin, mask, nullptr, index);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(static_cast<intptr_t>(ctx->saved_data["layer"].toInt()));
+    auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    std::vector<torch::Tensor> inputs{x};
+    for (auto& p : layer->parameters()) {
+      if (p.requires_grad()) inputs.push_back(p);
+    }
+    TORCH_CHECK(static_cast<int64_t>(inputs.size()) - 1 == ctx->saved_data["num_params"].toInt(),
+                "checkpointed layer: its trainable parameters changed between forward and backward");
+    torch::Tensor replayed_from;
+    if (ctx->saved_data.count("rng") > 0) {  // the same dropout masks as the forward pass
+      auto gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      replayed_from = gen.get_state();
+      gen.set_state(ctx->saved_data["rng"].toTensor());
+    }
+    torch::Tensor y;
+    {
+      torch::AutoGradMode grad(true);
+      y = layer->forward(x, ctx->saved_data["cos"].toTensor(), ctx->saved_data["sin"].toTensor(),
+                         ctx->saved_data["mask"].toTensor(), nullptr, ctx->saved_data["index"].toInt());
+    }
+    if (replayed_from.defined()) {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(replayed_from);
+    }
+    auto grads = torch::autograd::grad({y}, inputs, {grad_out[0]}, /*retain_graph=*/false,
+                                       /*create_graph=*/false, /*allow_unused=*/true);
+    // One entry per forward argument: layer, index, replay_rng, x, cos, sin, mask, params...
+    torch::autograd::variable_list out{torch::Tensor(), torch::Tensor(), torch::Tensor(), grads[0],
+                                       torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    out.insert(out.end(), grads.begin() + 1, grads.end());
+    return out;
+  }
+};
+
+}  // namespace
+
 torch::Tensor CausalLmImpl::Hidden(const torch::Tensor& input_ids, const torch::Tensor& input_positions,
-                                   const torch::Tensor& input_valid, KVCache* cache) {
+                                   const torch::Tensor& input_valid, KVCache* cache,
+                                   const torch::Tensor& segment_ids) {
+  TORCH_CHECK(!segment_ids.defined() || (cache == nullptr && !prompt_embeddings_.defined()),
+              "packed rows (segment_ids) take no KV cache and no prompt tuning");
   auto h = embed_nf4_.defined() ? Nf4Rows(embed_nf4_, input_ids) : body_->embed_tokens(input_ids);
   torch::Tensor positions = input_positions, valid = input_valid;
   const int64_t n = prompt_embeddings_.defined() && (cache == nullptr || cache->length == 0) ? prompt_embeddings_.size(0) : 0;
@@ -377,14 +455,26 @@ torch::Tensor CausalLmImpl::Hidden(const torch::Tensor& input_ids, const torch::
   auto k_pos = torch::arange(0, past + T, opts).unsqueeze(0);      // [1,S]
   auto mask = (k_pos <= q_pos).unsqueeze(0).unsqueeze(0) &
               key_valid.to(torch::kBool).unsqueeze(1).unsqueeze(1);  // [B,1,T,S]
+  if (segment_ids.defined()) mask = mask & (segment_ids.unsqueeze(2) == segment_ids.unsqueeze(1)).unsqueeze(1);
 
   auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_;  // [B,T,D/2]
   auto emb = torch::cat({freqs, freqs}, -1);
   auto cos = emb.cos(), sin = emb.sin();
 
+  const bool recompute = gradient_checkpointing_ && cache == nullptr && torch::GradMode::is_enabled();
+  const bool replay_rng = recompute && config_.lora.dropout > 0 && is_training();
   for (size_t i = 0; i < body_->layers->size(); ++i) {
-    h = body_->layers[i]->as<DecoderLayer>()->forward(h, cos, sin, mask, cache,
-                                                      static_cast<int64_t>(i));
+    auto* layer = body_->layers[i]->as<DecoderLayer>();
+    if (recompute) {
+      std::vector<torch::Tensor> params;
+      for (auto& p : layer->parameters()) {
+        if (p.requires_grad()) params.push_back(p);
+      }
+      h = CheckpointedLayer::apply(layer, static_cast<int64_t>(i), replay_rng, h, cos, sin, mask,
+                                   torch::TensorList(params));
+    } else {
+      h = layer->forward(h, cos, sin, mask, cache, static_cast<int64_t>(i));
+    }
   }
   if (cache != nullptr) cache->length += T;
   h = body_->norm(h);
@@ -444,6 +534,15 @@ int64_t CausalLmImpl::NumParameters() const {
 
 torch::Tensor PositionsFromValid(const torch::Tensor& valid) {
   return (valid.to(torch::kInt64).cumsum(1) - 1).clamp_min(0);
+}
+
+torch::Tensor PositionsFromSegments(const torch::Tensor& segment_ids) {
+  const int64_t T = segment_ids.size(1);
+  auto index = torch::arange(T, segment_ids.options().dtype(torch::kInt64)).unsqueeze(0).expand_as(segment_ids);
+  auto starts = torch::ones_like(segment_ids, torch::kBool);
+  if (T > 1) starts.narrow(1, 1, T - 1).copy_(segment_ids.narrow(1, 1, T - 1) != segment_ids.narrow(1, 0, T - 1));
+  auto segment_start = std::get<0>(torch::cummax(torch::where(starts, index, torch::zeros_like(index)), 1));
+  return index - segment_start;
 }
 
 torch::Tensor TokenLogProbs(const torch::Tensor& logits, const torch::Tensor& targets) {

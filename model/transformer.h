@@ -164,8 +164,12 @@ class CausalLmImpl : public torch::nn::Module {
   // the input at positions 0..n-1 and every position moves up by n; the returned states are
   // the input's only. With a cache, only the first call (an empty cache) adds them, filling
   // n + T entries; later calls and DecodeHidden take positions that count them.
+  // Packed rows (`segment_ids` [B,T] int64, no cache, no prompt tuning): several sequences
+  // share a row, and a token attends only to the earlier tokens of its own segment; the
+  // caller restarts `positions` at each segment (PositionsFromSegments).
   torch::Tensor Hidden(const torch::Tensor& input_ids, const torch::Tensor& positions,
-                       const torch::Tensor& valid, KVCache* cache = nullptr);
+                       const torch::Tensor& valid, KVCache* cache = nullptr,
+                       const torch::Tensor& segment_ids = {});
   // One decoding step in which every row has its own cache length (continuous batching):
   // row b feeds tokens[b] at RoPE position positions[b], writes its key/value at cache index
   // lengths[b], and attends to the valid cache entries at indices <= lengths[b]. Marks
@@ -180,6 +184,14 @@ class CausalLmImpl : public torch::nn::Module {
 
   int64_t NumParameters() const;
 
+  // Activation recomputation (gradient checkpointing): with it on, a forward pass that
+  // records gradients without a cache keeps only each decoder layer's input, and the
+  // backward pass runs the layer again to get its gradients; the gradients are the same
+  // (LoRA dropout draws the same mask again). Costs one more forward pass of the layers;
+  // saves their activations, most of a long sequence's memory.
+  void SetGradientCheckpointing(bool on) { gradient_checkpointing_ = on; }
+  bool gradient_checkpointing() const { return gradient_checkpointing_; }
+
  private:
   ModelConfig config_;
   DecoderBody body_{nullptr};
@@ -188,11 +200,15 @@ class CausalLmImpl : public torch::nn::Module {
   torch::Tensor inv_freq_;
   torch::Tensor prompt_embeddings_;     // [n, C] with prompt tuning
   Nf4Tensor embed_nf4_, lm_head_nf4_;  // QuantizeFrozen
+  bool gradient_checkpointing_ = false;
 };
 TORCH_MODULE(CausalLm);
 
 // Positions for right- or left-padded rows: the index of each token among the valid ones.
 torch::Tensor PositionsFromValid(const torch::Tensor& valid);
+
+// Positions that restart at 0 where each segment of a packed row begins.
+torch::Tensor PositionsFromSegments(const torch::Tensor& segment_ids);
 
 // log p(targets) under logits: [B,T,V] x [B,T] -> [B,T].
 torch::Tensor TokenLogProbs(const torch::Tensor& logits, const torch::Tensor& targets);
