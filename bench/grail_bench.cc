@@ -570,10 +570,17 @@ int64_t PeakRss(pid_t pid) {
 //   learner_peak_rss   peak RSS of a fresh learner process through one PPO step on a
 //                      150k-vocabulary model (hidden 256, 2 layers) with one 2048-token row,
 //                      against the peer's process on the same step
+//   checkpointing_peak_rss, checkpointing_step_time
+//                      trainer.gradient_checkpointing against the same learner without it,
+//                      on a model whose activations dominate (8 layers, hidden 256, vocab
+//                      2048, one 2048-token row): peak RSS and the time of the (second) step
 int LearnerStep() {
   const std::string dir = absl::StrCat("/tmp/grail-bench-learner-", getpid());
   std::filesystem::create_directories(dir);
-  for (const bool big : {false, true}) {
+  double plain_peak = 0, plain_seconds = 0;  // the deep model without recomputation
+  // The PPO step; peak RSS at a 150k vocabulary; the deep model without and with recomputation.
+  for (const int variant : {0, 1, 2, 3}) {
+    const bool big = variant == 1, deep = variant >= 2;
     grail::v1::RunSpec spec = RolloutModelSpec();
     auto* c = spec.mutable_model()->mutable_config();
     int64_t rows = 64, cols = 128;
@@ -583,11 +590,17 @@ int LearnerStep() {
       c->set_max_position_embeddings(2048);
       rows = 1, cols = 2048;
     }
+    if (deep) {
+      c->set_num_hidden_layers(8);
+      c->set_max_position_embeddings(2048);
+      rows = 1, cols = 2048;
+    }
     spec.mutable_algorithm()->set_policy_loss(grail::v1::POLICY_LOSS_PPO);
     spec.mutable_algorithm()->set_clip_ratio_low(0.2f);
     spec.mutable_algorithm()->set_clip_ratio_high(0.28f);
     spec.mutable_trainer()->set_learning_rate(1e-5f);
     spec.mutable_trainer()->set_grad_clip(1.0f);
+    spec.mutable_trainer()->set_gradient_checkpointing(variant == 3);
     auto services = StartLearnerAndActors(/*num_actors=*/0);
     if (!services.ok()) return Fail("services", services.status());
     auto& learner = services->learner;
@@ -602,6 +615,26 @@ int LearnerStep() {
     const std::string peer_args =
         absl::StrCat("ppo_step --weights=", dir, "/model.safetensors --config=", dir, "/config.json --batch=", rows,
                      " --seq_len=", cols, " --prompt_len=16 --repeats=", big ? 1 : 2);
+    if (deep) {
+      double seconds = 0;
+      for (int step = 1; step <= 2; ++step) {
+        batch->set_step(step);
+        const double t0 = Now();
+        auto stepped = learner->TrainStep(*batch);
+        if (!stepped.ok()) return Fail("TrainStep", stepped.status());
+        seconds = Now() - t0;
+      }
+      const double peak = static_cast<double>(PeakRss(services->learner_proc->pid()));
+      std::cerr << "grail-bench: deep model, " << (variant == 3 ? "recomputing layers" : "keeping activations")
+                << ": peak RSS " << peak / 1e9 << " GB, step " << seconds << " s" << std::endl;
+      if (variant == 2) {
+        plain_peak = peak, plain_seconds = seconds;
+        continue;
+      }
+      Emit("checkpointing_peak_rss", peak, "bytes", "no_checkpointing_peak_rss", plain_peak);
+      Emit("checkpointing_step_time", seconds, "s", "no_checkpointing_step_time", plain_seconds);
+      continue;
+    }
     if (big) {
       const int64_t before = PeakRss(services->learner_proc->pid());
       batch->set_step(1);
