@@ -174,6 +174,7 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
       {"trainer.max_sampling_rounds", {t.max_sampling_rounds(), SpecLimits::kMaxSamplingRounds}},
       {"trainer.eval_size", {t.eval_size(), SpecLimits::kMaxDatasetRows}},
       {"algorithm.kl_horizon", {a.kl_horizon(), int64_t{1} << 30}},
+      {"algorithm.kl_metric_every", {a.kl_metric_every(), SpecLimits::kMaxSteps}},
   };
   for (const auto& [field, vl] : kLimits) {
     RETURN_IF_ERROR(AtMost(field, vl.first, vl.second));

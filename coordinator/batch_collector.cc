@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/parallel.h"
 #include "common/status_macros.h"
+#include "coordinator/experience.h"
 #include "coordinator/step_metrics.h"
 
 namespace grail::coordinator {
@@ -358,7 +359,7 @@ absl::StatusOr<CollectedBatch> BatchCollector::Collect(int step, int64_t weights
   }
   // Reference log-probs belong to the rollout side: the reference is frozen, so in a
   // pipelined run they are computed while the learner trains.
-  if (!out.groups.empty()) {
+  if (!out.groups.empty() && StepNeedsReference(spec_.algorithm(), step)) {
     const auto t_ref = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(out.ref_log_probs,
                      peers_.reference->LogProbs(out.Samples(), spec_.sampling().temperature(), tokenizer_.pad_id()));

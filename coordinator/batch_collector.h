@@ -46,7 +46,9 @@ struct CollectedBatch {
   std::map<std::string, double> stats;  // sampling statistics for the step report
   std::vector<double> scores;           // every sampled response's score (trained or not)
   double generated_tokens = 0;
-  std::vector<std::vector<float>> ref_log_probs;  // per trained sample, aligned like input_ids
+  // Per trained sample, aligned like input_ids; empty on a step that skips the reference
+  // (StepNeedsReference).
+  std::vector<std::vector<float>> ref_log_probs;
 
   // The trained samples in batch order, with their scores and prompt ids.
   SamplePtrs Samples() const;

@@ -53,9 +53,19 @@ absl::StatusOr<std::vector<std::vector<float>>> AlignedLogProbs(const grail::v1:
   return out;
 }
 
+bool StepNeedsReference(const grail::v1::AlgorithmSpec& a, int step) {
+  if (a.kl_coef() > 0 || a.use_kl_in_reward() || a.kl_metric_every() <= 1) return true;
+  return step == 1 || step % a.kl_metric_every() == 0;
+}
+
 BehaviourKl BehaviourMinusReference(const SamplePtrs& samples, const std::vector<std::vector<float>>& ref_lp) {
   BehaviourKl kl;
   kl.k1.resize(samples.size());
+  if (ref_lp.empty()) {
+    for (size_t b = 0; b < samples.size(); ++b) kl.k1[b].assign(samples[b]->token_ids_size(), 0.0);
+    kl.measured = false;
+    return kl;
+  }
   double sum = 0, tokens = 0;
   for (size_t b = 0; b < samples.size(); ++b) {
     const int P = samples[b]->prompt_token_ids_size();
@@ -177,7 +187,7 @@ grail::v1::TrainStepRequest TrainStepRequest(int step, const SamplePtrs& samples
         values[t] = static_cast<float>(adv.values.at(b, i));
       }
     }
-    std::copy(ref_lp[b].begin(), ref_lp[b].end(), ref.begin() + b * width);
+    if (!ref_lp.empty()) std::copy(ref_lp[b].begin(), ref_lp[b].end(), ref.begin() + b * width);
   }
   grail::v1::TrainStepRequest train;
   train.set_step(step);
@@ -191,7 +201,7 @@ grail::v1::TrainStepRequest TrainStepRequest(int step, const SamplePtrs& samples
   train.set_critic_only(critic_only);
   *e->mutable_old_log_probs() = FloatMatrix(B, width, old_lp);
   *e->mutable_advantages() = FloatMatrix(B, width, advantages);
-  *e->mutable_ref_log_probs() = FloatMatrix(B, width, ref);
+  if (!ref_lp.empty()) *e->mutable_ref_log_probs() = FloatMatrix(B, width, ref);
   return train;
 }
 

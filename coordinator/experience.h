@@ -39,11 +39,17 @@ absl::StatusOr<std::vector<std::vector<float>>> AlignedLogProbs(const grail::v1:
                                                                 size_t batch, size_t width);
 
 // KL in the reward: k1 = behaviour - reference log-prob of every response token, and its
-// mean over all response tokens.
+// mean over all response tokens. Without reference log-probs (`ref_lp` empty: a step that
+// skips the reference, algorithm.kl_metric_every), k1 is zero and `measured` false.
 struct BehaviourKl {
   std::vector<std::vector<double>> k1;  // [B][response length]
   double mean = 0;
+  bool measured = true;
 };
+
+// Whether step `step` needs the reference's log-probs: a KL term trains, or the kl metric
+// is due (algorithm.kl_metric_every).
+bool StepNeedsReference(const grail::v1::AlgorithmSpec& algorithm, int step);
 BehaviourKl BehaviourMinusReference(const SamplePtrs& samples, const std::vector<std::vector<float>>& ref_lp);
 
 // Per-token advantages [B, max response length] with the run's estimator.
@@ -69,7 +75,8 @@ absl::StatusOr<StepAdvantages> EstimateAdvantages(const grail::v1::AlgorithmSpec
                                                   const std::vector<int64_t>& index, const BehaviourKl& kl,
                                                   double kl_coef, const Matrix* values);
 
-// The TrainStep request: experience right-padded, per-token tensors aligned with input_ids.
+// The TrainStep request: experience right-padded, per-token tensors aligned with input_ids;
+// no ref_log_probs when `ref_lp` is empty.
 // With `mask_truncated` (reward.mask_truncated), responses that hit the length limit get a
 // zero response mask.
 grail::v1::TrainStepRequest TrainStepRequest(int step, const SamplePtrs& samples,

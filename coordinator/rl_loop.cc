@@ -532,7 +532,7 @@ absl::Status RlLoop::TrainOnBatch(int step, CollectedBatch collected) {
   for (const auto& [k, v] : RewardStats(collected.scores)) m[k] = v;
   m["policy_version"] = static_cast<double>(version_);
   m["critic_only"] = critic_only ? 1 : 0;
-  m["kl_behavior_reference"] = kl.mean;
+  if (kl.measured) m["kl_behavior_reference"] = kl.mean;
   m["version_lag_max"] = lag_max;
   m["version_lag_bound"] = spec_.trainer().max_staleness();
   if (a.use_kl_in_reward()) {

@@ -312,6 +312,34 @@ TEST_F(RlLoopUnitTest, TrainsEveryStepWithFullBatchesAndEvaluates) {
   EXPECT_EQ(actors_[0]->version.load(), 2 + 3);  // sft steps + rl steps after version 0
 }
 
+// algorithm.kl_metric_every: with no KL term training, the reference scores step 1 and
+// every k-th step only; the steps between carry no reference log-probs and report no
+// behaviour-reference KL. A KL term in the loss needs it every step.
+TEST_F(RlLoopUnitTest, TheReferenceSkipsStepsWhenOnlyTheKlMetricNeedsIt) {
+  spec_.mutable_algorithm()->set_kl_metric_every(2);
+  std::vector<grail::v1::StepReport> reports;
+  std::map<std::string, double> summary;
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  auto steps = learner_->steps();
+  ASSERT_EQ(steps.size(), 3u);
+  EXPECT_TRUE(steps[0].experience().has_ref_log_probs());
+  EXPECT_TRUE(steps[1].experience().has_ref_log_probs());
+  EXPECT_FALSE(steps[2].experience().has_ref_log_probs());
+  std::vector<bool> measured;
+  for (const auto& r : reports) {
+    if (r.phase() == "rl") measured.push_back(r.metrics().count("kl_behavior_reference") > 0);
+  }
+  EXPECT_EQ(measured, (std::vector<bool>{true, true, false}));
+  const int skipping_calls = reference_->calls.load();
+
+  SetUp();
+  spec_.mutable_algorithm()->set_kl_metric_every(2);
+  spec_.mutable_algorithm()->set_kl_coef(0.01f);
+  ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+  for (const auto& step : learner_->steps()) EXPECT_TRUE(step.experience().has_ref_log_probs());
+  EXPECT_EQ(reference_->calls.load(), skipping_calls + 1);
+}
+
 TEST_F(RlLoopUnitTest, EveryGroupRelativeEstimatorFeedsTheLearner) {
   std::map<std::string, std::string> first_advantages;  // estimator -> bytes of step 1
   for (const char* estimator : {"grpo", "dr_grpo", "rloo", "reinforce_pp", "gfpo"}) {
