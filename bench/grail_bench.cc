@@ -17,6 +17,8 @@
 //   grail-bench rollout           generated tokens per second of one actor against an eager
 //                                 PyTorch generation loop (bench/eager_peer.py), batch 64 and 16,
 //                                 and the actor's decode FLOP/s against a one-thread sgemm.
+//   grail-bench sft_packing       a supervised step on sequences of mixed lengths, packed
+//                                 (trainer.sft_pack_length) against right-padded (SftPacking()).
 //   grail-bench learner_step      the learner's PPO step time and peak RSS against the eager
 //                                 peer's (LearnerStep() below).
 //   grail-bench time_to_accuracy  wall time to 0.75 held-out accuracy on the demo task against
@@ -49,6 +51,7 @@
 #include "common/parallel.h"
 #include "common/status_macros.h"
 #include "coordinator/coordinator_metrics.h"
+#include "coordinator/experience.h"
 #include "coordinator/run_client.h"
 #include "coordinator/weights_tracker.h"
 #include "learner/learner_client.h"
@@ -563,6 +566,57 @@ int64_t PeakRss(pid_t pid) {
   return 0;
 }
 
+// Sequence packing (trainer.sft_pack_length) against right padding, on the rollout model
+// with a 512-token context: one supervised step on 64 sequences whose lengths spread from
+// 16 to 512 tokens (the second half of each trains), packed into rows of at most 512
+// tokens or padded to the longest. Medians of 3 steps after an untimed one, the two
+// interleaved; both take the same update (learner/trainer_test.cc). Prints the padded and
+// packed token counts too.
+//   sft_packed_step_time   against sft_padded_step_time
+int SftPacking() {
+  grail::v1::RunSpec spec = RolloutModelSpec();
+  spec.mutable_model()->mutable_config()->set_max_position_embeddings(512);
+  spec.mutable_trainer()->set_sft_learning_rate(1e-4f);
+  auto services = StartLearnerAndActors(/*num_actors=*/0);
+  if (!services.ok()) return Fail("services", services.status());
+  auto init = services->learner->InitModel(spec);
+  if (!init.ok()) return Fail("InitModel", init.status());
+  const int64_t vocab = spec.model().config().vocab_size();
+  std::vector<coordinator::SupervisedRow> rows(64);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const size_t n = 16 + (i * 37 % 64) * 496 / 63;  // 16..512, spread over the batch
+    for (size_t t = 0; t < n; ++t) {
+      rows[i].ids.push_back(static_cast<int>(3 + (i * 7919 + t * 131) % (vocab - 3)));
+      rows[i].loss_mask.push_back(t >= n / 2 ? 1 : 0);
+    }
+  }
+  const auto padded = coordinator::SupervisedStepRequest(1, rows, 0);
+  const auto packed = coordinator::SupervisedStepRequest(1, rows, 0, /*pack_length=*/512);
+  auto tokens = [](const grail::v1::SupervisedStepRequest& r) { return r.input_ids().shape(0) * r.input_ids().shape(1); };
+  std::cerr << "grail-bench: sft_packing: padded " << padded.input_ids().shape(0) << " rows, " << tokens(padded)
+            << " tokens; packed " << packed.input_ids().shape(0) << " rows, " << tokens(packed) << " tokens"
+            << std::endl;
+  std::vector<double> packed_s, padded_s;
+  for (int rep = 0; rep < 4; ++rep) {  // rep 0 untimed
+    for (const bool pack : {true, false}) {
+      auto request = pack ? packed : padded;
+      request.set_step(2 * rep + (pack ? 1 : 2));
+      const double t0 = Now();
+      auto stepped = services->learner->SupervisedStep(request);
+      if (!stepped.ok()) return Fail("SupervisedStep", stepped.status());
+      if (rep > 0) (pack ? packed_s : padded_s).push_back(Now() - t0);
+    }
+    if (rep > 0) {
+      std::cerr << "grail-bench: sft_packing rep " << rep << ": packed " << packed_s.back() << " s, padded "
+                << padded_s.back() << " s" << std::endl;
+    }
+  }
+  std::cerr << "grail-bench: sft_packing: packed " << Spread(packed_s) << " s, padded " << Spread(padded_s) << " s"
+            << std::endl;
+  Emit("sft_packed_step_time", Median(packed_s), "s", "sft_padded_step_time", Median(padded_s));
+  return 0;
+}
+
 // The learner's PPO step (one thread) against the eager peer's (one thread), the same
 // weights and batch (token-mean clipped loss, gradient clip 1, AdamW, entropy reported):
 //   ppo_step_time      64 rows x 128 tokens on the rollout model: median of 3 steps, each
@@ -814,11 +868,12 @@ int main(int argc, char** argv) {
   if (what == "lora" || what == "all") rc |= grail::bench::Lora();
   if (what == "rollout" || what == "all") rc |= grail::bench::Rollout();
   if (what == "learner_step" || what == "all") rc |= grail::bench::LearnerStep();
+  if (what == "sft_packing" || what == "all") rc |= grail::bench::SftPacking();
   if (what == "time_to_accuracy" || what == "all") rc |= grail::bench::TimeToAccuracy();
   if (what != "all" && what != "weight_sync" && what != "async_step_time" && what != "tokenize" && what != "lora" &&
-      what != "rollout" && what != "learner_step" && what != "time_to_accuracy") {
+      what != "rollout" && what != "learner_step" && what != "sft_packing" && what != "time_to_accuracy") {
     std::cerr << "usage: grail-bench [all|weight_sync|async_step_time|tokenize|lora|rollout|learner_step|"
-                 "time_to_accuracy]"
+                 "sft_packing|time_to_accuracy]"
               << std::endl;
     return 2;
   }

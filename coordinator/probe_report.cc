@@ -200,4 +200,17 @@ std::string ProbesSvg(const std::vector<grail::v1::ProbeRecord>& records, const 
   return svg;
 }
 
+void ProbesPage(std::vector<grail::v1::ProbeRecord> records, int64_t offset, size_t page_bytes,
+                grail::v1::GetProbesResponse* page) {
+  const int64_t total = static_cast<int64_t>(records.size());
+  int64_t next = std::clamp<int64_t>(offset, 0, total);
+  size_t bytes = 0;
+  while (next < total && (bytes == 0 || bytes + records[next].ByteSizeLong() <= page_bytes)) {
+    bytes += records[next].ByteSizeLong();
+    *page->add_probes() = std::move(records[next++]);
+  }
+  page->set_next_offset(next);
+  page->set_done(next == total);
+}
+
 }  // namespace grail::coordinator

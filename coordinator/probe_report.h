@@ -21,6 +21,13 @@ std::string ProbesCsv(const std::vector<grail::v1::ProbeRecord>& records);
 // over the probes with a band of one standard error either side.
 std::string ProbesSvg(const std::vector<grail::v1::ProbeRecord>& records, const std::string& title);
 
+// A GetProbes page: records[offset, ...) in order, as many as fit in `page_bytes` of
+// serialized records but at least one, with next_offset and done set. An offset past the
+// end gives an empty page that is done.
+constexpr size_t kProbesPageBytes = 4 << 20;
+void ProbesPage(std::vector<grail::v1::ProbeRecord> records, int64_t offset, size_t page_bytes,
+                grail::v1::GetProbesResponse* page);
+
 }  // namespace grail::coordinator
 
 #endif  // GRAIL_COORDINATOR_PROBE_REPORT_H_

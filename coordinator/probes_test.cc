@@ -120,5 +120,40 @@ TEST(ProbeReportTest, CsvCountsStepsAcrossStagesAndSvgDrawsOneCurvePerResponseTy
   EXPECT_THAT(svg, HasSubstr(">stage dpo</text>"));
 }
 
+// GetProbes pages: every record exactly once and in order over the pages, each page within
+// its byte budget unless one record alone exceeds it, and the last page says it is done.
+TEST(ProbeReportTest, PagesCoverEveryRecordOnceInOrder) {
+  std::vector<grail::v1::ProbeRecord> records(10);
+  for (int i = 0; i < 10; ++i) {
+    records[i].set_probe(i);
+    for (int t = 0; t < (i == 7 ? 400 : 20); ++t) records[i].add_token_log_probs(-0.5f);  // record 7 is big
+  }
+  const size_t budget = records[0].ByteSizeLong() * 3 + 1;
+  std::vector<int> seen;
+  int64_t offset = 0;
+  int pages = 0;
+  for (bool done = false; !done; ++pages) {
+    grail::v1::GetProbesResponse page;
+    ProbesPage(records, offset, budget, &page);
+    ASSERT_GT(page.probes_size(), 0);
+    size_t bytes = 0;
+    for (const auto& r : page.probes()) {
+      seen.push_back(r.probe());
+      bytes += r.ByteSizeLong();
+    }
+    if (page.probes_size() > 1) EXPECT_LE(bytes, budget);
+    EXPECT_EQ(page.next_offset(), offset + page.probes_size());
+    offset = page.next_offset();
+    done = page.done();
+    ASSERT_LT(pages, 20);
+  }
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_GE(pages, 4);
+  grail::v1::GetProbesResponse past;
+  ProbesPage(records, 99, budget, &past);
+  EXPECT_EQ(past.probes_size(), 0);
+  EXPECT_TRUE(past.done());
+}
+
 }  // namespace
 }  // namespace grail::coordinator

@@ -52,14 +52,19 @@ class GrpcRunClient : public RunClient {
   }
 
   absl::StatusOr<std::vector<grail::v1::ProbeRecord>> Probes(const std::string& run_id) override {
-    grpc::ClientContext context;
-    SetTimeout(&context, options_.timeout);
+    std::vector<grail::v1::ProbeRecord> out;
     grail::v1::GetProbesRequest request;
     request.set_run_id(run_id);
-    grail::v1::GetProbesResponse response;
-    absl::Status status = FromGrpcStatus(stub_->GetProbes(&context, request, &response));
-    if (!status.ok()) return status;
-    return std::vector<grail::v1::ProbeRecord>(response.probes().begin(), response.probes().end());
+    for (;;) {  // page by page (RunService.GetProbes)
+      grpc::ClientContext context;
+      SetTimeout(&context, options_.timeout);
+      grail::v1::GetProbesResponse response;
+      absl::Status status = FromGrpcStatus(stub_->GetProbes(&context, request, &response));
+      if (!status.ok()) return status;
+      for (auto& p : *response.mutable_probes()) out.push_back(std::move(p));
+      if (response.done() || response.next_offset() <= request.offset()) return out;
+      request.set_offset(response.next_offset());
+    }
   }
 
   absl::Status Watch(const std::string& run_id,

@@ -2,6 +2,7 @@
 
 #include "common/grpc_status.h"
 #include "common/security.h"
+#include "coordinator/probe_report.h"
 
 namespace grail::coordinator {
 
@@ -48,9 +49,12 @@ grpc::Status RunServiceImpl::CancelRun(grpc::ServerContext* context, const grail
 grpc::Status RunServiceImpl::GetProbes(grpc::ServerContext* context, const grail::v1::GetProbesRequest* request,
                                        grail::v1::GetProbesResponse* response) {
   GRAIL_AUTHORIZE(auth_, context);
+  if (request->offset() < 0) {
+    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("offset: must be >= 0, got ", request->offset())));
+  }
   auto probes = runs_->Probes(request->run_id());
   if (!probes.ok()) return ToGrpcStatus(probes.status());
-  for (auto& p : *probes) *response->add_probes() = std::move(p);
+  ProbesPage(std::move(*probes), request->offset(), kProbesPageBytes, response);
   return grpc::Status::OK;
 }
 
