@@ -29,7 +29,7 @@ grail::v1::RunSpec LearningSpec() {
   absl::Status s = ParseConfig(LearningSpecYaml(TestSeed()) + R"(
 name: rl-loop-test
 algorithm: {advantage_estimator: grpo, group_size: 16, dynamic_sampling: true,
-            clip_ratio_low: 0.2, clip_ratio_high: 0.28}
+            clip_ratio_low: 0.2, clip_ratio_high: 0.28, kl_metric_every: 10}
 )", ConfigFormat::kYaml, &spec);
   EXPECT_TRUE(s.ok()) << s;
   spec.mutable_trainer()->set_total_steps(30);
