@@ -433,6 +433,11 @@ TEST_F(TrainerTest, SupervisedScheduleAccumulationAndEvaluation) {
     *req.mutable_loss_mask() = Matrix(grail::v1::DTYPE_FLOAT32, 4, 5, mask.data(), 4);
     return req;
   };
+  auto max_difference = [](const std::vector<float>& a, const std::vector<float>& b) {
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(a[i] - b[i])));
+    return worst;
+  };
   auto params = [&]() {
     auto file = model::SafetensorsFile::Parse(trainer_->GetWeights()->blob);
     std::vector<float> out;
@@ -454,9 +459,7 @@ TEST_F(TrainerTest, SupervisedScheduleAccumulationAndEvaluation) {
   ASSERT_TRUE(stepped.ok()) << stepped.status();
   const std::vector<float> split = params();
   ASSERT_EQ(whole.size(), split.size());
-  double worst = 0;
-  for (size_t i = 0; i < whole.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(whole[i] - split[i])));
-  EXPECT_LT(worst, 1e-5);
+  EXPECT_LT(max_difference(whole, split), 1e-5);
   // Packed rows (two sequences per row, trainer.sft_pack_length) take the same step too,
   // with the same loss; with every token in one segment the step differs.
   std::vector<int64_t> one_segment(20, 0), two_segments(20, 0);
@@ -477,15 +480,11 @@ TEST_F(TrainerTest, SupervisedScheduleAccumulationAndEvaluation) {
   EXPECT_NEAR(packed_eval->metrics().at("sft_loss"), unpacked_eval->metrics().at("sft_loss"), 1e-5);
   ASSERT_TRUE(trainer_->SupervisedStep(packed(two_segments)).ok());
   const std::vector<float> packed_step = params();
-  worst = 0;
-  for (size_t i = 0; i < whole.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(whole[i] - packed_step[i])));
-  EXPECT_LT(worst, 1e-5);
+  EXPECT_LT(max_difference(whole, packed_step), 1e-5);
   ASSERT_TRUE(trainer_->InitModel(spec_).ok());
   ASSERT_TRUE(trainer_->SupervisedStep(packed(one_segment)).ok());
   const std::vector<float> joined = params();
-  worst = 0;
-  for (size_t i = 0; i < whole.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(whole[i] - joined[i])));
-  EXPECT_GT(worst, 1e-4);
+  EXPECT_GT(max_difference(whole, joined), 1e-4);
   auto misshapen = packed(two_segments);
   *misshapen.mutable_segment_ids() = Matrix(grail::v1::DTYPE_INT64, 4, 5, two_segments.data(), 8);
   EXPECT_THAT(std::string(trainer_->SupervisedStep(misshapen).status().message()), ::testing::HasSubstr("segment_ids"));
@@ -495,9 +494,7 @@ TEST_F(TrainerTest, SupervisedScheduleAccumulationAndEvaluation) {
   ASSERT_TRUE(trainer_->InitModel(recomputed).ok());
   ASSERT_TRUE(trainer_->SupervisedStep(request(1)).ok());
   const std::vector<float> checkpointed = params();
-  worst = 0;
-  for (size_t i = 0; i < whole.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(whole[i] - checkpointed[i])));
-  EXPECT_LT(worst, 1e-5);
+  EXPECT_LT(max_difference(whole, checkpointed), 1e-5);
   ASSERT_TRUE(trainer_->InitModel(accumulated).ok());
   stepped = trainer_->SupervisedStep(request(1));
   ASSERT_TRUE(stepped.ok());
