@@ -488,6 +488,9 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   if (sampled.samples() > 0 && sampled.prompts() == 0) {
     return Bad("preference.sampled_pairs.prompts", "must be > 0 when preference.sampled_pairs.samples is set");
   }
+  if (sampled.all_pairs() && sampled.prompts() == 0) {
+    return Bad("preference.sampled_pairs.all_pairs", "needs preference.sampled_pairs.prompts > 0");
+  }
   if (sampled.prompts() > 0 && pref.objective() == grail::v1::PREFERENCE_OBJECTIVE_UNSPECIFIED) {
     return Bad("preference.sampled_pairs", "needs preference.objective");
   }

@@ -1,5 +1,7 @@
 #include "coordinator/batch_collector.h"
 
+#include <set>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -205,6 +207,8 @@ absl::Status BatchCollector::ScoreGroups(std::vector<Group>* groups, bool heldou
       }
       g.scores.push_back(sc.score());
       g.correct.push_back(sc.correct());
+      g.answers_checked += sc.answer_checked();
+      g.answers_correct += sc.answer_checked() && sc.answer_correct();
     }
   }
   return absl::OkStatus();
@@ -269,21 +273,41 @@ absl::StatusOr<std::vector<Group>> BatchCollector::SampleScored(const std::vecto
   return SampleGroups(rows, samples, sampling, seed, &times, /*weights_version=*/-1);
 }
 
-std::optional<PreferenceRow> PairFromGroup(const Group& group) {
-  if (group.samples.empty() || group.scores.size() != group.samples.size()) return std::nullopt;
-  size_t best = 0, worst = 0;
-  for (size_t i = 1; i < group.scores.size(); ++i) {
-    if (group.scores[i] > group.scores[best]) best = i;
-    if (group.scores[i] < group.scores[worst]) worst = i;
+std::vector<PreferenceRow> PairsFromGroup(const Group& group, bool all_pairs) {
+  std::vector<PreferenceRow> pairs;
+  if (group.samples.empty() || group.scores.size() != group.samples.size()) return pairs;
+  auto pair = [&](size_t chosen, size_t rejected) {
+    PreferenceRow row;
+    const auto& c = group.samples[chosen];
+    row.prompt.assign(c.prompt_token_ids().begin(), c.prompt_token_ids().end());
+    row.chosen.assign(c.token_ids().begin(), c.token_ids().end());
+    row.rejected.assign(group.samples[rejected].token_ids().begin(), group.samples[rejected].token_ids().end());
+    pairs.push_back(std::move(row));
+  };
+  if (!all_pairs) {
+    size_t best = 0, worst = 0;
+    for (size_t i = 1; i < group.scores.size(); ++i) {
+      if (group.scores[i] > group.scores[best]) best = i;
+      if (group.scores[i] < group.scores[worst]) worst = i;
+    }
+    if (group.scores[best] > group.scores[worst]) pair(best, worst);
+    return pairs;
   }
-  if (!(group.scores[best] > group.scores[worst])) return std::nullopt;
-  const auto& chosen = group.samples[best];
-  const auto& rejected = group.samples[worst];
-  PreferenceRow row;
-  row.prompt.assign(chosen.prompt_token_ids().begin(), chosen.prompt_token_ids().end());
-  row.chosen.assign(chosen.token_ids().begin(), chosen.token_ids().end());
-  row.rejected.assign(rejected.token_ids().begin(), rejected.token_ids().end());
-  return row;
+  // The first sample of each distinct response.
+  std::vector<size_t> distinct;
+  std::set<std::vector<int>> seen;
+  for (size_t i = 0; i < group.samples.size(); ++i) {
+    const auto& ids = group.samples[i].token_ids();
+    if (seen.insert(std::vector<int>(ids.begin(), ids.end())).second) distinct.push_back(i);
+  }
+  for (size_t a = 0; a < distinct.size(); ++a) {
+    for (size_t b = a + 1; b < distinct.size(); ++b) {
+      const size_t i = distinct[a], j = distinct[b];
+      if (group.scores[i] > group.scores[j]) pair(i, j);
+      if (group.scores[j] > group.scores[i]) pair(j, i);
+    }
+  }
+  return pairs;
 }
 
 absl::StatusOr<CollectedBatch> BatchCollector::Collect(int step, int64_t weights_version) {
@@ -335,6 +359,7 @@ absl::StatusOr<CollectedBatch> BatchCollector::Collect(int step, int64_t weights
                                   weights_version));
     for (auto& g : groups) {
       tally.AddGroup(g.samples, g.scores, g.correct);
+      tally.AnswerVerdicts(g.answers_checked, g.answers_correct);
       std::vector<int64_t> index(g.scores.size(), 0);
       const bool informative = !a.dynamic_sampling() || algo::GroupFilter(g.scores, index)[0];
       if (!informative) {

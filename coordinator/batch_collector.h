@@ -32,12 +32,18 @@ struct Group {
   std::vector<grail::v1::Sample> samples;
   std::vector<double> scores;
   std::vector<bool> correct;
+  // Samples scored by a reward model whose row has an answer, and of those the ones the math
+  // verifier judges correct (ItemScore.answer_checked/answer_correct).
+  int answers_checked = 0;
+  int answers_correct = 0;
 };
 
-// A preference pair from one prompt's scored samples (preference.sampled_pairs): the
-// first best-scored sample chosen, the first worst-scored rejected, with the prompt as
-// sampled; nothing when every score ties.
-std::optional<PreferenceRow> PairFromGroup(const Group& group);
+// Preference pairs from one prompt's scored samples (preference.sampled_pairs), with the
+// prompt as sampled. One pair: the first best-scored sample chosen, the first worst-scored
+// rejected. `all_pairs`: every pair of distinct responses (by token ids; the first sample of
+// each) whose scores differ, the higher-scored chosen, in sample order. None when every
+// score ties.
+std::vector<PreferenceRow> PairsFromGroup(const Group& group, bool all_pairs);
 
 // One step's training batch and what sampling it took.
 struct CollectedBatch {

@@ -186,6 +186,12 @@ TEST(StepMetricsTest, TalliesEverySampledGroup) {
   auto r = RewardStats(tally.scores());
   EXPECT_DOUBLE_EQ(r["reward_mean"], 0.75);
   EXPECT_DOUBLE_EQ(r["reward_std"], 0.5);
+  // No sample was verified behind a reward model: no answer_accuracy.
+  EXPECT_EQ(st.count("answer_accuracy"), 0u);
+  tally.AnswerVerdicts(/*checked=*/2, /*correct=*/1);
+  tally.AnswerVerdicts(/*checked=*/2, /*correct=*/2);
+  tally.AnswerVerdicts(/*checked=*/0, /*correct=*/0);
+  EXPECT_DOUBLE_EQ(tally.Stats(1, 2, 1, 4)["answer_accuracy"], 0.75);
 }
 
 TEST(RunStateTest, RoundTripsAndReadsWhatEarlierVersionsWrote) {

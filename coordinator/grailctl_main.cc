@@ -81,8 +81,11 @@ std::string ProgressLine(const grail::v1::StepReport& r, absl::Time* rl_start, i
       const absl::Duration per_step = (absl::Now() - *rl_start) / done;
       eta = absl::FormatDuration(absl::Trunc(per_step * (r.total_steps() - r.step()), absl::Seconds(1)));
     }
-    return absl::StrFormat("[rl] step %d/%d  reward %.3f  acc %.3f  len %.1f  filtered %.2f  tok/s %.0f  v%d  ETA %s",
-                           r.step(), r.total_steps(), Metric(r, "reward_mean"), Metric(r, "accuracy"),
+    // Against a reward model, the math verifier's accuracy on rows with an answer too.
+    const std::string answer_acc =
+        r.metrics().contains("answer_accuracy") ? absl::StrFormat("  answer_acc %.3f", Metric(r, "answer_accuracy")) : "";
+    return absl::StrFormat("[rl] step %d/%d  reward %.3f  acc %.3f%s  len %.1f  filtered %.2f  tok/s %.0f  v%d  ETA %s",
+                           r.step(), r.total_steps(), Metric(r, "reward_mean"), Metric(r, "accuracy"), answer_acc,
                            Metric(r, "response_length_mean"), Metric(r, "filtered_group_ratio"),
                            Metric(r, "tokens_per_second"), r.policy_version(), eta);
   }

@@ -85,12 +85,9 @@ absl::Status RlLoop::MakeTrainingPairs(bool report) {
                        collector_->SampleScored(batch, sampled.samples(), MixSeed(spec_.seed(), 17 + b)));
       for (const Group& g : groups) {
         for (bool c : g.correct) correct += c, scored += 1;
-        std::optional<PreferenceRow> pair = PairFromGroup(g);
-        if (pair.has_value()) {
-          pairs_.push_back(std::move(*pair));
-        } else {
-          ++tied;
-        }
+        std::vector<PreferenceRow> pairs = PairsFromGroup(g, sampled.all_pairs());
+        if (pairs.empty()) ++tied;
+        for (auto& pair : pairs) pairs_.push_back(std::move(pair));
       }
     }
     if (report) {

@@ -227,25 +227,33 @@ TEST_F(RlLoopUnitTest, SampledPairsComeFromTheStartingPolicysScoredSamples) {
   EXPECT_NE(s.message().find("preference.sampled_pairs"), std::string::npos) << s;
 }
 
-TEST(PairFromGroupTest, FirstBestIsChosenFirstWorstRejectedTiesGiveNone) {
+TEST(PairsFromGroupTest, OnePairOrEveryDistinctPairWhoseScoresDiffer) {
   Group g;
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 5; ++i) {
     grail::v1::Sample s;
     s.add_prompt_token_ids(1);
     s.add_prompt_token_ids(7);
-    s.add_token_ids(10 + i);
+    s.add_token_ids(i == 4 ? 13 : 10 + i);  // sample 4 repeats sample 3's response
     g.samples.push_back(s);
   }
-  g.scores = {0.5, 1.0, 0.0, 1.0};
-  auto pair = PairFromGroup(g);
-  ASSERT_TRUE(pair.has_value());
-  EXPECT_EQ(pair->prompt, (std::vector<int>{1, 7}));
-  EXPECT_EQ(pair->chosen, (std::vector<int>{11}));
-  EXPECT_EQ(pair->rejected, (std::vector<int>{12}));
-  g.scores = {0.5, 0.5, 0.5, 0.5};
-  EXPECT_FALSE(PairFromGroup(g).has_value());
+  g.scores = {0.5, 1.0, 0.0, 1.0, 1.0};
+  // One pair: the first best chosen, the first worst rejected.
+  auto one = PairsFromGroup(g, /*all_pairs=*/false);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].prompt, (std::vector<int>{1, 7}));
+  EXPECT_EQ(one[0].chosen, (std::vector<int>{11}));
+  EXPECT_EQ(one[0].rejected, (std::vector<int>{12}));
+  // Every pair of the four distinct responses whose scores differ (11 and 13 tie), the
+  // higher-scored chosen; the repeat of 13 adds nothing.
+  std::vector<std::pair<int, int>> all;
+  for (const auto& p : PairsFromGroup(g, /*all_pairs=*/true)) all.push_back({p.chosen[0], p.rejected[0]});
+  EXPECT_EQ(all, (std::vector<std::pair<int, int>>{{11, 10}, {10, 12}, {13, 10}, {11, 12}, {13, 12}}));
+  g.scores = {0.5, 0.5, 0.5, 0.5, 0.5};
+  EXPECT_TRUE(PairsFromGroup(g, false).empty());
+  EXPECT_TRUE(PairsFromGroup(g, true).empty());
   g.scores = {1.0};  // scores and samples disagree
-  EXPECT_FALSE(PairFromGroup(g).has_value());
+  EXPECT_TRUE(PairsFromGroup(g, false).empty());
+  EXPECT_TRUE(PairsFromGroup(g, true).empty());
 }
 
 // With dataset.sft_path rows, the warm-up trains on them and reports the held-out rows'

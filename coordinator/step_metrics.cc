@@ -25,6 +25,7 @@ std::map<std::string, double> SamplingTally::Stats(int groups_trained, int targe
   const double n = static_cast<double>(scores_.size());
   std::map<std::string, double> st;
   st["accuracy"] = n > 0 ? correct_ / n : 0;
+  if (answers_checked_ > 0) st["answer_accuracy"] = answers_correct_ / answers_checked_;
   st["response_length_mean"] = n > 0 ? len_sum_ / n : 0;
   st["response_length_max"] = len_max_;
   st["truncation_ratio"] = n > 0 ? truncated_ / n : 0;

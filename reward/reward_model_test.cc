@@ -110,6 +110,21 @@ TEST(RewardModelTest, ScorerUsesTheModelForRmItems) {
   ASSERT_TRUE(after.ok());
   EXPECT_FALSE(after->scores(0).failed());
   EXPECT_FLOAT_EQ(after->scores(0).score(), static_cast<float>((*rm->Score({"1+2=3"}))[0]));
+  // Without an answer nothing is verified behind the model's score; with one, the math
+  // verifier's verdict comes along (answer_correct), whatever the model scored.
+  EXPECT_FALSE(after->scores(0).answer_checked());
+  EXPECT_FALSE(after->scores(1).answer_checked());
+  item->set_answer("3");
+  auto* wrong = req.add_items();
+  *wrong = *item;
+  wrong->set_response("4");
+  auto checked = (*scorer)->Score(req);
+  ASSERT_TRUE(checked.ok());
+  EXPECT_TRUE(checked->scores(0).answer_checked());
+  EXPECT_TRUE(checked->scores(0).answer_correct());
+  EXPECT_TRUE(checked->scores(2).answer_checked());
+  EXPECT_FALSE(checked->scores(2).answer_correct());
+  EXPECT_FLOAT_EQ(checked->scores(0).score(), after->scores(0).score());
 }
 
 }  // namespace

@@ -70,6 +70,10 @@ absl::StatusOr<grail::v1::ScoreResponse> RewardScorer::Score(const grail::v1::Sc
       }
       verdict.score = (*rm_scores)[next_rm - 1];
       verdict.correct = verdict.score > 0;
+      if (!item.answer().empty()) {
+        out->set_answer_checked(true);
+        out->set_answer_correct(VerifyMath(item.response(), item.answer()).correct);
+      }
     } else {
       out->set_failed(true);
       out->set_error(absl::StrCat("items[", i, "].verifier: '", v.substr(0, 64),
