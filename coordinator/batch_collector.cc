@@ -207,8 +207,7 @@ absl::Status BatchCollector::ScoreGroups(std::vector<Group>* groups, bool heldou
       }
       g.scores.push_back(sc.score());
       g.correct.push_back(sc.correct());
-      g.answers_checked += sc.answer_checked();
-      g.answers_correct += sc.answer_checked() && sc.answer_correct();
+      g.answer_verdicts.push_back(sc.answer_checked() ? sc.answer_correct() : -1);
     }
   }
   return absl::OkStatus();
@@ -359,7 +358,7 @@ absl::StatusOr<CollectedBatch> BatchCollector::Collect(int step, int64_t weights
                                   weights_version));
     for (auto& g : groups) {
       tally.AddGroup(g.samples, g.scores, g.correct);
-      tally.AnswerVerdicts(g.answers_checked, g.answers_correct);
+      tally.AnswerVerdicts(g.scores, g.answer_verdicts);
       std::vector<int64_t> index(g.scores.size(), 0);
       const bool informative = !a.dynamic_sampling() || algo::GroupFilter(g.scores, index)[0];
       if (!informative) {

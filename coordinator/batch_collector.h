@@ -32,10 +32,9 @@ struct Group {
   std::vector<grail::v1::Sample> samples;
   std::vector<double> scores;
   std::vector<bool> correct;
-  // Samples scored by a reward model whose row has an answer, and of those the ones the math
-  // verifier judges correct (ItemScore.answer_checked/answer_correct).
-  int answers_checked = 0;
-  int answers_correct = 0;
+  // Per sample scored by a reward model whose row has an answer, the math verifier's verdict
+  // (ItemScore.answer_correct: 1 correct, 0 wrong); -1 for every other sample.
+  std::vector<int> answer_verdicts;
 };
 
 // Preference pairs from one prompt's scored samples (preference.sampled_pairs), with the

@@ -16,6 +16,7 @@ constexpr GaugeSpec kStepGauges[] = {
     {"reward_std", "grail_coordinator_reward_std", "Std of the step's rewards."},
     {"accuracy", "grail_coordinator_accuracy_ratio", "Fraction of the step's samples judged correct."},
     {"answer_accuracy", "grail_coordinator_answer_accuracy_ratio", "Of the step's samples scored by a reward model, the fraction the math verifier judges correct against the row's answer."},
+    {"answer_ranking_accuracy", "grail_coordinator_answer_ranking_accuracy_ratio", "Of the pairs of a correct and a wrong sample within a group scored by a reward model, the fraction it ranks correct first."},
     {"response_length_mean", "grail_coordinator_response_length_mean_tokens", "Mean response length."},
     {"response_length_max", "grail_coordinator_response_length_max_tokens", "Longest response."},
     {"truncation_ratio", "grail_coordinator_truncation_ratio", "Fraction of responses cut by the length limit."},

@@ -188,10 +188,17 @@ TEST(StepMetricsTest, TalliesEverySampledGroup) {
   EXPECT_DOUBLE_EQ(r["reward_std"], 0.5);
   // No sample was verified behind a reward model: no answer_accuracy.
   EXPECT_EQ(st.count("answer_accuracy"), 0u);
-  tally.AnswerVerdicts(/*checked=*/2, /*correct=*/1);
-  tally.AnswerVerdicts(/*checked=*/2, /*correct=*/2);
-  tally.AnswerVerdicts(/*checked=*/0, /*correct=*/0);
-  EXPECT_DOUBLE_EQ(tally.Stats(1, 2, 1, 4)["answer_accuracy"], 0.75);
+  tally.AnswerVerdicts({1.0, 2.0}, {1, 1});
+  EXPECT_DOUBLE_EQ(tally.Stats(1, 2, 1, 4)["answer_accuracy"], 1.0);
+  EXPECT_EQ(tally.Stats(1, 2, 1, 4).count("answer_ranking_accuracy"), 0u);  // no mixed group yet
+  // One correct sample against three wrong ones: ranked above two, tied with one, and one
+  // unchecked sample that counts nowhere.
+  tally.AnswerVerdicts({0.5, 0.2, 0.7, 0.5, 9.0}, {0, 0, 1, 1, -1});
+  tally.AnswerVerdicts({0.0}, {-1});
+  const auto with = tally.Stats(1, 2, 1, 4);
+  EXPECT_DOUBLE_EQ(with.at("answer_accuracy"), 4.0 / 6.0);
+  // Pairs (correct, wrong): (0.7, 0.5), (0.7, 0.2), (0.5, 0.5) tie, (0.5, 0.2).
+  EXPECT_DOUBLE_EQ(with.at("answer_ranking_accuracy"), 3.5 / 4.0);
 }
 
 TEST(RunStateTest, RoundTripsAndReadsWhatEarlierVersionsWrote) {

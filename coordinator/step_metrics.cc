@@ -20,12 +20,27 @@ void SamplingTally::AddGroup(const std::vector<grail::v1::Sample>& samples, cons
   }
 }
 
+void SamplingTally::AnswerVerdicts(const std::vector<double>& scores, const std::vector<int>& verdicts) {
+  for (size_t i = 0; i < verdicts.size() && i < scores.size(); ++i) {
+    if (verdicts[i] < 0) continue;
+    ++answers_checked_;
+    answers_correct_ += verdicts[i];
+    if (verdicts[i] != 1) continue;
+    for (size_t j = 0; j < verdicts.size() && j < scores.size(); ++j) {
+      if (verdicts[j] != 0) continue;
+      ++ranked_pairs_;
+      ranked_right_ += scores[i] > scores[j] ? 1.0 : scores[i] == scores[j] ? 0.5 : 0.0;
+    }
+  }
+}
+
 std::map<std::string, double> SamplingTally::Stats(int groups_trained, int target_groups, int rounds,
                                                    int64_t weights_version) const {
   const double n = static_cast<double>(scores_.size());
   std::map<std::string, double> st;
   st["accuracy"] = n > 0 ? correct_ / n : 0;
   if (answers_checked_ > 0) st["answer_accuracy"] = answers_correct_ / answers_checked_;
+  if (ranked_pairs_ > 0) st["answer_ranking_accuracy"] = ranked_right_ / ranked_pairs_;
   st["response_length_mean"] = n > 0 ? len_sum_ / n : 0;
   st["response_length_max"] = len_max_;
   st["truncation_ratio"] = n > 0 ? truncated_ / n : 0;

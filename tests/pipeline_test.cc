@@ -3,7 +3,8 @@
 // pairs; and from the same sft checkpoint a reward model (1200 Bradley-Terry steps of 64
 // pairs: the task's, plus pairs from the sft policy's own samples of 3000 training
 // problems; it must rank at least 90% of the held-out pairs right) and 10 PPO steps
-// against it. One run through every service. 64 probes (training problems with their pair,
+// against it, during which it must rank the policy's own correct samples above its wrong
+// ones more often than chance. One run through every service. 64 probes (training problems with their pair,
 // two paraphrases of each response, an unrelated answer and the model's own greedy answer)
 // are recorded every 5 steps of the sft and dpo stages. The known effects must show, each by more than two
 // standard errors over the probes:
@@ -141,17 +142,31 @@ stages:
             << " -> " << rm_accuracy << std::endl;
   EXPECT_GE(rm_accuracy, 0.9);
   // PPO against it: the rm verifier scores the samples (real-valued rewards), while held-out
-  // accuracy stays the math verifier's verdict. No gain is claimed (README, "Stages").
+  // accuracy stays the math verifier's verdict. No gain in accuracy is claimed (README,
+  // "Stages"). The math verifier also judges the samples behind the model's scores
+  // (answer_accuracy), and within each prompt's group the model must rank the policy's own
+  // correct samples above its wrong ones more often than chance, by more than two standard
+  // errors over the steps.
   int rl_steps = 0;
   bool real_valued = false;
+  std::vector<double> ranking, answer_accuracy;
   ASSERT_TRUE(client->Watch(*id, [&](const grail::v1::StepReport& r) {
     if (r.stage() != "ppo" || r.phase() != "rl") return;
     ++rl_steps;
     const double mean = r.metrics().at("reward_mean"), accuracy = r.metrics().at("accuracy");
     real_valued |= std::abs(mean - accuracy) > 1e-6;
+    if (r.metrics().contains("answer_accuracy")) answer_accuracy.push_back(r.metrics().at("answer_accuracy"));
+    if (r.metrics().contains("answer_ranking_accuracy")) ranking.push_back(r.metrics().at("answer_ranking_accuracy"));
   }).ok());
   EXPECT_EQ(rl_steps, 10);
   EXPECT_TRUE(real_valued) << "the ppo stage's rewards are not the reward model's scores";
+  EXPECT_EQ(answer_accuracy.size(), 10u) << "steps without the math verifier's verdict behind the reward model";
+  const MeanSe rank = MeanAndSe(ranking);
+  std::cout << "pipeline: ppo against the reward model: the samples' answer accuracy " << MeanAndSe(answer_accuracy).mean
+            << ", the model ranks correct above wrong in " << rank.mean << " of within-group pairs (se " << rank.se
+            << ", " << ranking.size() << " steps)" << std::endl;
+  EXPECT_GE(ranking.size(), 5u);
+  EXPECT_GT(rank.mean - 0.5, 2 * rank.se) << "the reward model does not rank the policy's own samples";
   std::cout << "pipeline: ppo against the reward model: held-out accuracy " << s.at("ppo.heldout_accuracy_before")
             << " -> " << s.at("ppo.heldout_accuracy_after") << std::endl;
   std::cout << "pipeline: held-out accuracy after sft " << s.at("sft.heldout_accuracy_after") << ", after dpo "
