@@ -83,10 +83,12 @@ std::string ProgressLine(const grail::v1::StepReport& r, absl::Time* rl_start, i
     }
     // Against a reward model, the math verifier's accuracy on rows with an answer too.
     const std::string answer_acc =
-        r.metrics().contains("answer_accuracy")
-            ? absl::StrFormat("  answer_acc %.3f rank %.3f", Metric(r, "answer_accuracy"),
-                              Metric(r, "answer_ranking_accuracy"))
-            : "";
+        absl::StrCat(r.metrics().contains("answer_accuracy")
+                         ? absl::StrFormat("  answer_acc %.3f", Metric(r, "answer_accuracy"))
+                         : "",
+                     r.metrics().contains("answer_ranking_accuracy")
+                         ? absl::StrFormat(" rank %.3f", Metric(r, "answer_ranking_accuracy"))
+                         : "");
     return absl::StrFormat("[rl] step %d/%d  reward %.3f  acc %.3f%s  len %.1f  filtered %.2f  tok/s %.0f  v%d  ETA %s",
                            r.step(), r.total_steps(), Metric(r, "reward_mean"), Metric(r, "accuracy"), answer_acc,
                            Metric(r, "response_length_mean"), Metric(r, "filtered_group_ratio"),
