@@ -1,10 +1,9 @@
 #include "coordinator/batch_collector.h"
 
-#include <set>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
