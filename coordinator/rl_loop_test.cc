@@ -215,6 +215,25 @@ TEST_F(RlLoopUnitTest, SampledPairsComeFromTheStartingPolicysScoredSamples) {
   for (const auto& r : learner_->preference_requests()) train += r.eval_only() ? 0 : 1;
   EXPECT_EQ(train, 3);
 
+  // all_pairs: each prompt's distinct responses A+B (samples 0 and 2), A+B+1 and A+B+3 give
+  // the two pairs whose scores differ; the two wrong answers tie and give none.
+  SetUp();
+  spec_.mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_DPO);
+  spec_.mutable_preference()->mutable_sampled_pairs()->set_prompts(10);
+  spec_.mutable_preference()->mutable_sampled_pairs()->set_samples(4);
+  spec_.mutable_preference()->mutable_sampled_pairs()->set_all_pairs(true);
+  {
+    reports.clear();
+    RlLoop loop("run-pref", spec_, splits, clients_, &metrics_,
+                [&](const grail::v1::StepReport& r) { reports.push_back(r); }, &cancelled_);
+    ASSERT_TRUE(loop.Run().ok());
+  }
+  double all_pairs = -1;
+  for (const auto& r : reports) {
+    if (r.phase() == "sampled_pairs") all_pairs = r.metrics().at("sampled_pairs");
+  }
+  EXPECT_EQ(all_pairs, 20);
+
   // Every sample right: no pair, and the run says why it cannot train.
   SetUp();
   spec_.mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_DPO);
