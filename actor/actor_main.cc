@@ -11,6 +11,9 @@
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads used for generation");
 ABSL_FLAG(int, max_rows_per_request, 4096, "Most samples (prompts x group size) in one Generate call");
 ABSL_FLAG(int, max_batch_rows, 256, "Sequences decoded together (KV-cache slots)");
+ABSL_FLAG(bool, pack_weights, true,
+          "Keep a packed copy of the weights for the CPU matmuls (faster decoding; the weights' "
+          "size in memory once more)");
 
 int main(int argc, char** argv) {
   grail::ServiceMainSpec spec;
@@ -57,6 +60,7 @@ int main(int argc, char** argv) {
     options.num_threads = absl::GetFlag(FLAGS_threads);
     options.max_rows_per_request = absl::GetFlag(FLAGS_max_rows_per_request);
     options.max_batch_rows = absl::GetFlag(FLAGS_max_batch_rows);
+    options.pack_weights = absl::GetFlag(FLAGS_pack_weights);
     auto engine = grail::actor::RolloutEngine::Create(options);
     if (!engine.ok()) return engine.status();
     std::shared_ptr<grail::actor::RolloutEngine> shared = std::move(*engine);

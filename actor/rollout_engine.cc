@@ -11,7 +11,8 @@ namespace {
 
 class TorchRolloutEngine : public RolloutEngine {
  public:
-  explicit TorchRolloutEngine(const RolloutEngineOptions& options) : options_(options) {}
+  explicit TorchRolloutEngine(const RolloutEngineOptions& options)
+      : options_(options), model_(/*pack_for_inference=*/options.pack_weights) {}
 
   absl::Status LoadWeights(std::string blob, int64_t version) override {
     absl::Status s = model_.Load(std::move(blob), version);

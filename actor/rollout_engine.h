@@ -27,6 +27,9 @@ struct RolloutEngineOptions {
   int max_rows_per_request = 4096;
   // Sequences decoded together (KV-cache slots); finished ones free their slot.
   int max_batch_rows = 256;
+  // Keep a packed copy of each weights version for the CPU matmuls
+  // (model/packed_gemm.h): faster decoding for the weights' size in memory once more.
+  bool pack_weights = true;
   // Observers for metrics (optional): after each successful Generate, after each weights swap.
   std::function<void(const RolloutStats&)> on_generate;
   std::function<void(int64_t version)> on_weights;

@@ -236,5 +236,30 @@ TEST(VersionedModelTest, TrainablePartsShareOneFrozenPart) {
   EXPECT_EQ(served.Get().version, 3);
 }
 
+// An actor's VersionedModel packs each version it stages, including one staged into the
+// retired model (its copies went stale when the parameters were overwritten), and serves
+// what a plain model of the same weights computes.
+TEST(VersionedModelTest, PackedVersionsServeTheirOwnWeights) {
+  ModelConfig c = Config();
+  CausalLm sender(c);
+  VersionedModel served(/*pack_for_inference=*/true);
+  torch::NoGradGuard no_grad;
+  auto ids = torch::randint(3, 30, {2, 7}, torch::kInt64);
+  auto valid = torch::ones({2, 7}, torch::kBool);
+  auto pos = PositionsFromValid(valid);
+  for (int v = 1; v <= 3; ++v) {
+    sender->InitWeights(10 + v);
+    auto blob = ModelToSafetensors(sender);
+    ASSERT_TRUE(blob.ok());
+    ASSERT_TRUE(served.Load(*blob, v).ok()) << v;
+    CausalLm& model = *served.Get().model;
+    auto* q = model->named_modules()["model.layers.0.self_attn.q_proj"]->as<ProjectionImpl>();
+    EXPECT_TRUE(q->packed().FreshFor(q->weight)) << "version " << v;
+    auto got = model->Logits(model->Hidden(ids, pos, valid));
+    auto want = sender->Logits(sender->Hidden(ids, pos, valid));
+    EXPECT_LT((got - want).abs().max().item<double>(), 1e-5) << "version " << v;
+  }
+}
+
 }  // namespace
 }  // namespace grail::model

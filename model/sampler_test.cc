@@ -96,6 +96,31 @@ TEST(SamplerTest, SampledLogProbsMatchAFullForwardPassUnderContinuousBatching) {
   }
 }
 
+// The actor decodes with packed weights (PackForInference); what it reports must still be
+// the log-probs of a full forward pass with the weights as the learner holds them.
+TEST(SamplerTest, PackedWeightsReportTheLogProbsOfAPlainFullForwardPass) {
+  CausalLm packed = TinyModel(), plain = TinyModel();
+  ASSERT_GT(packed->PackForInference(), 0);
+  SamplingOptions o;
+  o.max_new_tokens = 9;
+  o.seed = 4;
+  auto out = GenerateGroups(packed, kPrompts, 3, o, /*max_batch_rows=*/4);
+  ASSERT_TRUE(out.ok()) << out.status();
+  for (size_t r = 0; r < out->size(); ++r) {
+    ExpectLogProbsMatchFullForward(plain, kPrompts[r / 3], (*out)[r], 1.0, "row " + std::to_string(r));
+  }
+  o.temperature = 0;
+  auto wide = GenerateGroups(packed, kPrompts, 2, o, 256);
+  auto narrow = GenerateGroups(packed, kPrompts, 2, o, 1);
+  ASSERT_TRUE(wide.ok() && narrow.ok());
+  for (size_t r = 0; r < wide->size(); ++r) {
+    EXPECT_EQ((*wide)[r].tokens, (*narrow)[r].tokens) << "row " << r;
+    for (size_t t = 0; t < (*wide)[r].log_probs.size(); ++t) {
+      EXPECT_NEAR((*wide)[r].log_probs[t], (*narrow)[r].log_probs[t], 1e-5) << "row " << r;
+    }
+  }
+}
+
 TEST(SamplerTest, SlotCountDoesNotChangeGreedyOutput) {
   CausalLm model = TinyModel();
   SamplingOptions o;

@@ -50,7 +50,45 @@ void RopeInPlace(torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor
   Rope(x.data_ptr<float>(), c.data_ptr<float>(), s.data_ptr<float>(), x.size(0) * x.size(1), x.size(2), x.size(3));
 }
 
+// y = x W^T (+ bias) through W's packed copy; x [..., k] float32 on the CPU.
+torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const torch::Tensor& bias) {
+  TORCH_CHECK(x.size(-1) == w.k(), "packed projection: input has ", x.size(-1), " features, weight ", w.k());
+  auto in = x.reshape({-1, w.k()}).contiguous();
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.n();
+  auto y = torch::empty(sizes, x.options());
+  const torch::Tensor b = bias.defined() ? bias.contiguous() : bias;
+  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+  const int64_t m = in.size(0);
+  at::parallel_for(0, w.panels(), 1, [&](int64_t begin, int64_t end) {
+    w.Multiply(in.data_ptr<float>(), m, bp, y.data_ptr<float>(), begin, end);
+  });
+  return y;
+}
+
+bool UsePackedWeights(const torch::Tensor& x) { return UseInferenceKernels(x) && !in_checkpointed_forward; }
+
 }  // namespace
+
+bool PackedCopy::FreshFor(const torch::Tensor& weight) const {
+  return packed != nullptr && weight.defined() && weight.dim() == 2 && weight.data_ptr() == source &&
+         static_cast<int64_t>(weight._version()) == source_version && weight.size(0) == packed->n() &&
+         weight.size(1) == packed->k();
+}
+
+bool PackedCopy::Refresh(const torch::Tensor& weight) {
+  if (FreshFor(weight)) return true;
+  *this = PackedCopy{};
+  if (!weight.defined() || weight.dim() != 2 || !weight.is_cpu() || weight.scalar_type() != torch::kFloat32 ||
+      weight.numel() == 0) {
+    return false;
+  }
+  auto w = weight.detach().contiguous();
+  packed = std::make_shared<const PackedWeight>(w.data_ptr<float>(), w.size(0), w.size(1));
+  source = weight.data_ptr();
+  source_version = static_cast<int64_t>(weight._version());
+  return true;
+}
 
 ProjectionImpl::ProjectionImpl(int64_t in, int64_t out, bool has_bias, int64_t lora_r, double lora_scale,
                                double lora_dropout)
@@ -69,7 +107,14 @@ ProjectionImpl::ProjectionImpl(int64_t in, int64_t out, bool has_bias, int64_t l
 }
 
 torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = nf4_.defined() ? Nf4Linear(x, nf4_, bias) : torch::nn::functional::linear(x, weight, bias);
+  torch::Tensor y;
+  if (nf4_.defined()) {
+    y = Nf4Linear(x, nf4_, bias);
+  } else if (packed_.packed != nullptr && UsePackedWeights(x) && packed_.FreshFor(weight)) {
+    y = PackedLinear(x, *packed_.packed, bias);
+  } else {
+    y = torch::nn::functional::linear(x, weight, bias);
+  }
   if (!has_adapter() || !adapter_enabled_) return y;
   // Dropout on the adapter's input only while training with gradients (never when sampling
   // or scoring, which run without them).
@@ -87,6 +132,24 @@ torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
 torch::Tensor ProjectionImpl::MergedWeight() const {
   if (!has_adapter()) return DenseWeight().detach().clone();
   return (DenseWeight() + torch::matmul(lora_b_, lora_a_) * scale_).detach();
+}
+
+void ProjectionImpl::PackForInference(const std::map<const void*, PackedCopy>* shared) {
+  if (nf4_.defined()) {
+    packed_ = PackedCopy{};
+    return;
+  }
+  if (shared != nullptr && !packed_.FreshFor(weight) && weight.defined() && weight.dim() == 2) {
+    // The same storage packed by another model (whose weight tensor has its own version
+    // counter): adopt the copy as of this tensor's version.
+    auto it = shared->find(weight.data_ptr());
+    if (it != shared->end() && it->second.packed->n() == weight.size(0) && it->second.packed->k() == weight.size(1)) {
+      packed_ = it->second;
+      packed_.source_version = static_cast<int64_t>(weight._version());
+      return;
+    }
+  }
+  packed_.Refresh(weight);
 }
 
 torch::Tensor ProjectionImpl::DenseWeight() const { return nf4_.defined() ? DequantizeNf4(nf4_) : weight; }
@@ -501,7 +564,45 @@ torch::Tensor CausalLmImpl::DecodeHidden(const torch::Tensor& tokens, const torc
   return body_->norm(h).squeeze(1);
 }
 
+int64_t CausalLmImpl::PackForInference(const CausalLmImpl* share_from) {
+  std::map<const void*, PackedCopy> shared;
+  if (share_from != nullptr) {
+    for (const auto& m : share_from->modules(/*include_self=*/false)) {
+      const auto* p = m->as<ProjectionImpl>();
+      if (p != nullptr && p->packed().FreshFor(p->weight)) shared[p->packed().source] = p->packed();
+    }
+    const torch::Tensor& from_head =
+        share_from->config_.tie_word_embeddings ? share_from->body_->embed_tokens->weight : share_from->lm_head_->weight;
+    if (share_from->lm_head_packed_.FreshFor(from_head)) shared[from_head.data_ptr()] = share_from->lm_head_packed_;
+  }
+  int64_t bytes = 0;
+  for (const auto& m : modules(/*include_self=*/false)) {
+    auto* p = m->as<ProjectionImpl>();
+    if (p == nullptr) continue;
+    p->PackForInference(&shared);
+    if (p->packed().packed != nullptr) bytes += p->packed().packed->bytes();
+  }
+  const torch::Tensor& head = config_.tie_word_embeddings ? body_->embed_tokens->weight : lm_head_->weight;
+  if (embed_nf4_.defined() || lm_head_nf4_.defined() || !head.defined()) {
+    lm_head_packed_ = PackedCopy{};
+  } else if (!lm_head_packed_.FreshFor(head)) {
+    auto it = shared.find(head.data_ptr());
+    if (it != shared.end() && it->second.packed->n() == head.size(0) && it->second.packed->k() == head.size(1)) {
+      lm_head_packed_ = it->second;
+      lm_head_packed_.source_version = static_cast<int64_t>(head._version());
+    } else {
+      lm_head_packed_.Refresh(head);
+    }
+  }
+  if (lm_head_packed_.packed != nullptr) bytes += lm_head_packed_.packed->bytes();
+  return bytes;
+}
+
 torch::Tensor CausalLmImpl::Logits(const torch::Tensor& hidden) {
+  if (lm_head_packed_.packed != nullptr && UsePackedWeights(hidden)) {
+    const torch::Tensor& head = config_.tie_word_embeddings ? body_->embed_tokens->weight : lm_head_->weight;
+    if (lm_head_packed_.FreshFor(head)) return PackedLinear(hidden, *lm_head_packed_.packed, {});
+  }
   if (config_.tie_word_embeddings) {
     if (embed_nf4_.defined()) return Nf4Linear(hidden, embed_nf4_);
     return torch::matmul(hidden, body_->embed_tokens->weight.t());

@@ -5,10 +5,13 @@
 
 #include <torch/torch.h>
 
+#include <map>
+#include <memory>
 #include <vector>
 
 #include "model/model_config.h"
 #include "model/nf4.h"
+#include "model/packed_gemm.h"
 
 namespace grail::model {
 
@@ -32,6 +35,19 @@ class RMSNormImpl : public torch::nn::Module {
   double eps_;
 };
 TORCH_MODULE(RMSNorm);
+
+// A weight's packed copy (model/packed_gemm.h) and the weight it was made from: it serves
+// only while that tensor still has the same storage and has not been written in place since.
+struct PackedCopy {
+  std::shared_ptr<const PackedWeight> packed;
+  const void* source = nullptr;
+  int64_t source_version = -1;
+
+  bool FreshFor(const torch::Tensor& weight) const;
+  // Packs `weight` [n, k] (float32 CPU) unless this copy is fresh for it; false (and no copy)
+  // for any other weight.
+  bool Refresh(const torch::Tensor& weight);
+};
 
 // A projection y = x W^T (+ b), HF names "weight" and "bias", with an optional LoRA adapter
 // applied unmerged: y += scale * (dropout(x) A^T) B^T, names "lora_A.weight" [r, in] and
@@ -57,6 +73,15 @@ class ProjectionImpl : public torch::nn::Module {
   torch::Tensor DenseWeight() const;
   // false: forward() is the base projection alone (e.g. reference log-probs).
   void set_adapter_enabled(bool enabled) { adapter_enabled_ = enabled; }
+  // From now on, inference (no gradient recorded, float32 on the CPU) multiplies by a packed
+  // copy of the base weight instead of through BLAS, which packs the weight on every call.
+  // A fresh copy in `shared` (keyed by the data it was made from) of this very storage (a
+  // frozen part two models share) is taken instead of packing again; from then on only
+  // writes through this model's tensor are noticed, which suits frozen weights. The copy costs the weight's size once more; it stops
+  // serving when the weight is written in place, until the next call. An NF4 weight is not
+  // packed.
+  void PackForInference(const std::map<const void*, PackedCopy>* shared = nullptr);
+  const PackedCopy& packed() const { return packed_; }
 
   torch::Tensor weight, bias;
 
@@ -64,6 +89,7 @@ class ProjectionImpl : public torch::nn::Module {
   torch::nn::Linear lora_a_module_{nullptr}, lora_b_module_{nullptr};
   torch::Tensor lora_a_, lora_b_;
   Nf4Tensor nf4_;
+  PackedCopy packed_;
   double scale_ = 0;
   double dropout_ = 0;
   bool adapter_enabled_ = true;
@@ -156,6 +182,12 @@ class CausalLmImpl : public torch::nn::Module {
   std::vector<std::pair<std::string, torch::Tensor>> ExportedParameters();
   // Bytes the frozen parameters occupy (NF4 codes and scales for quantised ones).
   int64_t FrozenResidentBytes();
+  // Inference through packed weights (ProjectionImpl::PackForInference) for every
+  // projection and the output projection (lm_head, or the embeddings when tied). Packed
+  // copies of `share_from`'s weights that this model shares are taken, not made again.
+  // Call again after loading new weights (copies of changed weights are stale and unused
+  // until then). Returns the bytes the packed copies hold.
+  int64_t PackForInference(const CausalLmImpl* share_from = nullptr);
 
   // input_ids [B,T] int64; positions [B,T] int64; valid [B,T] bool (false on padding).
   // Without a cache, attends causally within the input. With a cache, appends to it and
@@ -200,6 +232,7 @@ class CausalLmImpl : public torch::nn::Module {
   torch::Tensor inv_freq_;
   torch::Tensor prompt_embeddings_;     // [n, C] with prompt tuning
   Nf4Tensor embed_nf4_, lm_head_nf4_;  // QuantizeFrozen
+  PackedCopy lm_head_packed_;           // PackForInference
   bool gradient_checkpointing_ = false;
 };
 TORCH_MODULE(CausalLm);

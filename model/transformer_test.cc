@@ -63,6 +63,50 @@ TEST_P(TransformerVariantTest, CachedDecodingMatchesFullForward) {
 INSTANTIATE_TEST_SUITE_P(All, TransformerVariantTest,
                          ::testing::Combine(::testing::Bool(), ::testing::Bool(), ::testing::Bool()));
 
+// Packed weights (PackForInference): inference gives a plain model's logits; a weight
+// written in place stops its copy serving until the model is packed again; a model that
+// shares a weight with a packed one shares its copy.
+TEST_P(TransformerVariantTest, PackedWeightsServeInferenceUntilAWeightChanges) {
+  auto [gqa, bias, tied] = GetParam();
+  CausalLm packed(SmallConfig(gqa, bias, tied)), plain(SmallConfig(gqa, bias, tied));
+  packed->InitWeights(3);
+  plain->InitWeights(3);
+  torch::NoGradGuard no_grad;
+  if (bias) {
+    for (CausalLm* m : {&packed, &plain}) {
+      for (auto& p : (*m)->named_parameters()) {
+        if (p.key().find("bias") != std::string::npos) p.value().copy_(torch::linspace(-1, 1, p.value().numel()));
+      }
+    }
+  }
+  EXPECT_GT(packed->PackForInference(), 0);
+  auto q_proj = [](CausalLm& m) { return m->named_modules()["model.layers.0.self_attn.q_proj"]->as<ProjectionImpl>(); };
+  ASSERT_TRUE(q_proj(packed)->packed().FreshFor(q_proj(packed)->weight));
+  auto ids = torch::randint(3, 50, {3, 9}, torch::kInt64);
+  auto valid = torch::ones({3, 9}, torch::kBool);
+  auto pos = PositionsFromValid(valid);
+  auto logits = [&](CausalLm& m) { return m->Logits(m->Hidden(ids, pos, valid)); };
+  EXPECT_LT((logits(packed) - logits(plain)).abs().max().item<double>(), 1e-5);
+  // The copies do serve: a write that bypasses the version counter (.data()) leaves them
+  // looking fresh, and the packed model keeps computing with the old weights.
+  q_proj(packed)->weight.data().add_(1);
+  q_proj(plain)->weight.add_(1);
+  EXPECT_GT((logits(packed) - logits(plain)).abs().max().item<double>(), 1e-3);
+  q_proj(packed)->weight.mul_(1);  // an in-place write: the copy is stale now
+  EXPECT_FALSE(q_proj(packed)->packed().FreshFor(q_proj(packed)->weight));
+  EXPECT_LT((logits(packed) - logits(plain)).abs().max().item<double>(), 1e-5);
+  packed->PackForInference();
+  EXPECT_TRUE(q_proj(packed)->packed().FreshFor(q_proj(packed)->weight));
+  EXPECT_LT((logits(packed) - logits(plain)).abs().max().item<double>(), 1e-5);
+  // Sharing: a third model on the packed model's q_proj weight takes its copy.
+  CausalLm sharer(SmallConfig(gqa, bias, tied));
+  q_proj(sharer)->weight.set_data(q_proj(packed)->weight);
+  sharer->PackForInference(packed.get());
+  EXPECT_EQ(q_proj(sharer)->packed().packed.get(), q_proj(packed)->packed().packed.get());
+  EXPECT_NE(sharer->named_modules()["model.layers.0.self_attn.k_proj"]->as<ProjectionImpl>()->packed().packed.get(),
+            packed->named_modules()["model.layers.0.self_attn.k_proj"]->as<ProjectionImpl>()->packed().packed.get());
+}
+
 TEST(TransformerTest, LeftPaddingDoesNotChangeLogits) {
   CausalLm model(SmallConfig(true, false, false));
   model->InitWeights(5);

@@ -93,6 +93,7 @@ absl::StatusOr<VersionedModel::Held> VersionedModel::StageWhole(const Safetensor
     (*model)->eval();
     staged = std::make_shared<CausalLm>(std::move(*model));
   }
+  if (pack_for_inference_) (*staged)->PackForInference();
   return Held{std::move(staged), MetadataOf(file, kFrozenDigestMetadataKey)};
 }
 
@@ -155,6 +156,7 @@ absl::StatusOr<VersionedModel::Held> VersionedModel::StageTrainable(const Safete
     }
   }
   RETURN_IF_ERROR(LoadSomeParameters(file, *staged));
+  if (pack_for_inference_) (*staged)->PackForInference(base != nullptr ? base->get() : nullptr);
   return Held{std::move(staged), digest};
 }
 

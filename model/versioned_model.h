@@ -19,6 +19,11 @@ namespace grail::model {
 // Thread-safe.
 class VersionedModel {
  public:
+  // pack_for_inference: every model staged packs its weights for inference
+  // (CausalLmImpl::PackForInference; a decoding actor's choice, one more copy of the
+  // weights for matmuls that skip BLAS's per-call packing).
+  explicit VersionedModel(bool pack_for_inference = false) : pack_for_inference_(pack_for_inference) {}
+
   struct Snapshot {
     std::shared_ptr<CausalLm> model;  // null until the first load
     int64_t version = -1;
@@ -50,6 +55,7 @@ class VersionedModel {
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<Held> StageWhole(const SafetensorsFile& file) ABSL_LOCKS_EXCLUDED(mu_);
 
+  const bool pack_for_inference_;
   mutable absl::Mutex mu_;
   Snapshot current_ ABSL_GUARDED_BY(mu_);
   std::string current_digest_ ABSL_GUARDED_BY(mu_);
