@@ -1,6 +1,7 @@
 #include "model/transformer.h"
 
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <mutex>
 
@@ -215,10 +216,30 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     k = k * c + RotateHalf(k) * s;
   }
   if (cache != nullptr && write_index.defined()) {
-    using torch::indexing::Slice;
-    auto rows = torch::arange(B, write_index.options());
-    cache->keys[layer].index_put_({rows, Slice(), write_index}, k.squeeze(2));
-    cache->values[layer].index_put_({rows, Slice(), write_index}, v.squeeze(2));
+    if (UseInferenceKernels(x) && cache->keys[layer].is_contiguous() && cache->values[layer].is_contiguous() &&
+        write_index.is_cpu() && write_index.scalar_type() == torch::kInt64) {
+      // Each row's key and value, per head, copied to its own index (no indexing operator).
+      auto kc = k.contiguous(), vc = v.contiguous();  // [B, KV, 1, D]
+      auto wi = write_index.contiguous();
+      const int64_t capacity = cache->capacity();
+      const int64_t* index = wi.data_ptr<int64_t>();
+      float* keys = cache->keys[layer].data_ptr<float>();
+      float* values = cache->values[layer].data_ptr<float>();
+      for (int64_t b = 0; b < B; ++b) {
+        TORCH_CHECK(index[b] >= 0 && index[b] < capacity, "KV cache write index ", index[b], " outside [0, ",
+                    capacity, ")");
+        for (int64_t j = 0; j < KV; ++j) {
+          const int64_t to = ((b * KV + j) * capacity + index[b]) * D, from = (b * KV + j) * D;
+          std::memcpy(keys + to, kc.data_ptr<float>() + from, D * sizeof(float));
+          std::memcpy(values + to, vc.data_ptr<float>() + from, D * sizeof(float));
+        }
+      }
+    } else {
+      using torch::indexing::Slice;
+      auto rows = torch::arange(B, write_index.options());
+      cache->keys[layer].index_put_({rows, Slice(), write_index}, k.squeeze(2));
+      cache->values[layer].index_put_({rows, Slice(), write_index}, v.squeeze(2));
+    }
     // Only the filled part of the cache: DecodeHidden's mask spans it.
     k = cache->keys[layer].narrow(2, 0, mask.size(-1));
     v = cache->values[layer].narrow(2, 0, mask.size(-1));
@@ -549,10 +570,26 @@ torch::Tensor CausalLmImpl::DecodeHidden(const torch::Tensor& tokens, const torc
   const int64_t B = tokens.size(0);
   const int64_t filled = lengths.max().item<int64_t>() + 1;  // attention spans [0, filled)
   TORCH_CHECK(filled <= cache->capacity(), "KV cache overflow");
-  auto rows = torch::arange(B, lengths.options());
-  cache->key_valid.index_put_({rows, lengths}, true);
-  auto k_pos = torch::arange(filled, lengths.options()).unsqueeze(0);  // [1,S]
-  auto mask = ((k_pos <= lengths.unsqueeze(1)) & cache->key_valid.narrow(1, 0, filled)).unsqueeze(1).unsqueeze(1);
+  torch::Tensor mask;  // [B,1,1,S]: row b attends to its valid entries at indices <= lengths[b]
+  if (lengths.is_cpu() && lengths.scalar_type() == torch::kInt64 && cache->key_valid.is_cpu() &&
+      cache->key_valid.is_contiguous()) {
+    auto len = lengths.contiguous();
+    const int64_t* l = len.data_ptr<int64_t>();
+    bool* valid = cache->key_valid.data_ptr<bool>();
+    const int64_t capacity = cache->capacity();
+    mask = torch::empty({B, 1, 1, filled}, cache->key_valid.options());
+    bool* m = mask.data_ptr<bool>();
+    for (int64_t b = 0; b < B; ++b) {
+      TORCH_CHECK(l[b] >= 0, "decode length ", l[b], " < 0");
+      valid[b * capacity + l[b]] = true;
+      for (int64_t s = 0; s < filled; ++s) m[b * filled + s] = s <= l[b] && valid[b * capacity + s];
+    }
+  } else {
+    auto rows = torch::arange(B, lengths.options());
+    cache->key_valid.index_put_({rows, lengths}, true);
+    auto k_pos = torch::arange(filled, lengths.options()).unsqueeze(0);  // [1,S]
+    mask = ((k_pos <= lengths.unsqueeze(1)) & cache->key_valid.narrow(1, 0, filled)).unsqueeze(1).unsqueeze(1);
+  }
   auto freqs = positions.to(torch::kFloat32).view({B, 1, 1}) * inv_freq_;  // [B,1,D/2]
   auto emb = torch::cat({freqs, freqs}, -1);
   auto cos = emb.cos(), sin = emb.sin();
