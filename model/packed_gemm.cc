@@ -131,11 +131,13 @@ PackedWeight::PackedWeight(const float* w, int64_t n, int64_t k) : n_(n), k_(k) 
   data_.reset(static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)), std::free);
   float* d = data_.get();
   for (int64_t p = 0; p < panels(); ++p) {
-    for (int64_t i = 0; i < k; ++i) {
-      for (int64_t j = 0; j < kWidth; ++j) {
-        const int64_t col = p * kWidth + j;
-        d[(p * k + i) * kWidth + j] = col < n ? w[col * k + i] : 0.0f;
-      }
+    float* panel = d + p * k * kWidth;
+    // Column by column: each reads a row of w in order and writes within one panel, which
+    // stays in cache.
+    for (int64_t j = 0; j < kWidth; ++j) {
+      const int64_t col = p * kWidth + j;
+      const float* row = col < n ? w + col * k : nullptr;
+      for (int64_t i = 0; i < k; ++i) panel[i * kWidth + j] = row != nullptr ? row[i] : 0.0f;
     }
   }
 }
