@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 namespace grail::model {
 namespace {
@@ -128,8 +129,9 @@ std::atomic<MultiplyFn> active_kernel{KernelFor(PackedWeight::BestIsa())};
 
 PackedWeight::PackedWeight(const float* w, int64_t n, int64_t k) : n_(n), k_(k) {
   const size_t bytes = static_cast<size_t>(this->bytes());
-  data_.reset(static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)), std::free);
-  float* d = data_.get();
+  float* d = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+  if (d == nullptr) throw std::bad_alloc();
+  data_.reset(d, std::free);
   for (int64_t p = 0; p < panels(); ++p) {
     float* panel = d + p * k * kWidth;
     // Column by column: each reads a row of w in order and writes within one panel, which

@@ -29,7 +29,8 @@ class PackedWeight {
 
   PackedWeight() = default;
 
-  // Copies w [n, k] into the packed layout. n, k > 0.
+  // Copies w [n, k] into the packed layout. n, k > 0. Throws std::bad_alloc when the copy
+  // does not fit in memory.
   PackedWeight(const float* w, int64_t n, int64_t k);
 
   int64_t n() const { return n_; }

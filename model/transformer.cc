@@ -84,11 +84,30 @@ bool PackedCopy::Refresh(const torch::Tensor& weight) {
       weight.numel() == 0) {
     return false;
   }
-  auto w = weight.detach().contiguous();
-  packed = std::make_shared<const PackedWeight>(w.data_ptr<float>(), w.size(0), w.size(1));
+  try {
+    auto w = weight.detach().contiguous();
+    packed = std::make_shared<const PackedWeight>(w.data_ptr<float>(), w.size(0), w.size(1));
+  } catch (const std::bad_alloc&) {
+    return false;  // no room for a copy: this weight keeps computing through BLAS
+  }
   source = weight.data_ptr();
   source_version = static_cast<int64_t>(weight._version());
   return true;
+}
+
+void PackedCopy::Update(const torch::Tensor& weight, const std::map<const void*, PackedCopy>* shared) {
+  if (FreshFor(weight)) return;
+  if (shared != nullptr && weight.defined() && weight.dim() == 2) {
+    // The same storage packed by another model (whose tensor has a version counter of its
+    // own): adopt that copy as of this tensor's version.
+    auto it = shared->find(weight.data_ptr());
+    if (it != shared->end() && it->second.packed->n() == weight.size(0) && it->second.packed->k() == weight.size(1)) {
+      *this = it->second;
+      source_version = static_cast<int64_t>(weight._version());
+      return;
+    }
+  }
+  Refresh(weight);
 }
 
 ProjectionImpl::ProjectionImpl(int64_t in, int64_t out, bool has_bias, int64_t lora_r, double lora_scale,
@@ -140,17 +159,7 @@ void ProjectionImpl::PackForInference(const std::map<const void*, PackedCopy>* s
     packed_ = PackedCopy{};
     return;
   }
-  if (shared != nullptr && !packed_.FreshFor(weight) && weight.defined() && weight.dim() == 2) {
-    // The same storage packed by another model (whose weight tensor has its own version
-    // counter): adopt the copy as of this tensor's version.
-    auto it = shared->find(weight.data_ptr());
-    if (it != shared->end() && it->second.packed->n() == weight.size(0) && it->second.packed->k() == weight.size(1)) {
-      packed_ = it->second;
-      packed_.source_version = static_cast<int64_t>(weight._version());
-      return;
-    }
-  }
-  packed_.Refresh(weight);
+  packed_.Update(weight, shared);
 }
 
 torch::Tensor ProjectionImpl::DenseWeight() const { return nf4_.defined() ? DequantizeNf4(nf4_) : weight; }
@@ -223,6 +232,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
       auto wi = write_index.contiguous();
       const int64_t capacity = cache->capacity();
       const int64_t* index = wi.data_ptr<int64_t>();
+      const float* new_keys = kc.data_ptr<float>();
+      const float* new_values = vc.data_ptr<float>();
       float* keys = cache->keys[layer].data_ptr<float>();
       float* values = cache->values[layer].data_ptr<float>();
       for (int64_t b = 0; b < B; ++b) {
@@ -230,8 +241,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
                     capacity, ")");
         for (int64_t j = 0; j < KV; ++j) {
           const int64_t to = ((b * KV + j) * capacity + index[b]) * D, from = (b * KV + j) * D;
-          std::memcpy(keys + to, kc.data_ptr<float>() + from, D * sizeof(float));
-          std::memcpy(values + to, vc.data_ptr<float>() + from, D * sizeof(float));
+          std::memcpy(keys + to, new_keys + from, D * sizeof(float));
+          std::memcpy(values + to, new_values + from, D * sizeof(float));
         }
       }
     } else {
@@ -622,14 +633,8 @@ int64_t CausalLmImpl::PackForInference(const CausalLmImpl* share_from) {
   const torch::Tensor& head = config_.tie_word_embeddings ? body_->embed_tokens->weight : lm_head_->weight;
   if (embed_nf4_.defined() || lm_head_nf4_.defined() || !head.defined()) {
     lm_head_packed_ = PackedCopy{};
-  } else if (!lm_head_packed_.FreshFor(head)) {
-    auto it = shared.find(head.data_ptr());
-    if (it != shared.end() && it->second.packed->n() == head.size(0) && it->second.packed->k() == head.size(1)) {
-      lm_head_packed_ = it->second;
-      lm_head_packed_.source_version = static_cast<int64_t>(head._version());
-    } else {
-      lm_head_packed_.Refresh(head);
-    }
+  } else {
+    lm_head_packed_.Update(head, &shared);
   }
   if (lm_head_packed_.packed != nullptr) bytes += lm_head_packed_.packed->bytes();
   return bytes;

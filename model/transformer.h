@@ -45,8 +45,11 @@ struct PackedCopy {
 
   bool FreshFor(const torch::Tensor& weight) const;
   // Packs `weight` [n, k] (float32 CPU) unless this copy is fresh for it; false (and no copy)
-  // for any other weight.
+  // for any other weight, or when the copy does not fit in memory.
   bool Refresh(const torch::Tensor& weight);
+  // Refresh, except that a copy in `shared` (keyed by the storage it was made from) of this
+  // very storage with the same shape is adopted instead of packing again.
+  void Update(const torch::Tensor& weight, const std::map<const void*, PackedCopy>* shared);
 };
 
 // A projection y = x W^T (+ b), HF names "weight" and "bias", with an optional LoRA adapter
