@@ -133,11 +133,15 @@ struct Services {
   std::unique_ptr<learner::LearnerClient> learner;
 };
 
-absl::StatusOr<Services> StartLearnerAndActors(int num_actors = 2) {
+// `actor_flags[i]`, where given, are actor i's flags beyond --threads=1.
+absl::StatusOr<Services> StartLearnerAndActors(int num_actors = 2,
+                                               const std::vector<std::vector<std::string>>& actor_flags = {}) {
   Services s;
   ASSIGN_OR_RETURN(s.learner_proc, ServiceProcess::Start("grail-learner", {"--threads=1"}));
   for (int i = 0; i < num_actors; ++i) {
-    ASSIGN_OR_RETURN(std::unique_ptr<ServiceProcess> a, ServiceProcess::Start("grail-actor", {"--threads=1"}));
+    std::vector<std::string> flags = {"--threads=1"};
+    if (i < static_cast<int>(actor_flags.size())) flags.insert(flags.end(), actor_flags[i].begin(), actor_flags[i].end());
+    ASSIGN_OR_RETURN(std::unique_ptr<ServiceProcess> a, ServiceProcess::Start("grail-actor", flags));
     ClientOptions o;
     o.target = a->grpc_address();
     o.timeout = absl::Minutes(5);
@@ -452,6 +456,8 @@ std::string PeerConfig(const grail::v1::ModelConfig& c) {
 // Rollout throughput, one actor on one thread against the eager peer on one thread, the
 // same weights and prompts (16 tokens each, 64 new tokens, temperature 1, no stop token):
 //   rollout_tokens_per_s_b64, rollout_tokens_per_s_b16   generated tokens per second
+//   rollout_packed_vs_blas_b64   the actor as deployed against one with --pack_weights=false
+//                      (OpenBLAS packing its weight operand on every call), same run
 //   decode_flops_b64   the actor's matmul FLOP/s at batch 64 against a one-thread sgemm
 //                      (1024^3, measured by the peer in the same run)
 // Each figure is the median of 3 repetitions, grail and peer interleaved, after one untimed
@@ -459,14 +465,17 @@ std::string PeerConfig(const grail::v1::ModelConfig& c) {
 int Rollout() {
   const grail::v1::RunSpec spec = RolloutModelSpec();
   const auto& c = spec.model().config();
-  auto services = StartLearnerAndActors(/*num_actors=*/1);
+  // Actor 0 as deployed; actor 1 without packed weights, for rollout_packed_vs_blas_b64.
+  auto services = StartLearnerAndActors(/*num_actors=*/2, {{}, {"--pack_weights=false"}});
   if (!services.ok()) return Fail("services", services.status());
   auto init = services->learner->InitModel(spec);
   if (!init.ok()) return Fail("InitModel", init.status());
   auto weights = services->learner->GetWeights(0);
   if (!weights.ok()) return Fail("GetWeights", weights.status());
-  auto loaded = services->actors[0]->LoadWeights(weights->blob, weights->version);
-  if (!loaded.ok()) return Fail("LoadWeights", loaded.status());
+  for (auto& actor : services->actors) {
+    auto loaded = actor->LoadWeights(weights->blob, weights->version);
+    if (!loaded.ok()) return Fail("LoadWeights", loaded.status());
+  }
   const std::string dir = absl::StrCat("/tmp/grail-bench-rollout-", getpid());
   std::filesystem::create_directories(dir);
   if (auto s = WriteFile(dir + "/model.safetensors", weights->blob); !s.ok()) return Fail("weights", s);
@@ -498,27 +507,41 @@ int Rollout() {
     const std::string peer_args = absl::StrCat("generate --weights=", dir, "/model.safetensors --config=", dir,
                                                "/config.json --prompts=", dir, "/prompts.json --new_tokens=",
                                                kNewTokens, " --temperature=1 --seed=7");
-    std::vector<double> grail_rate, peer_rate;
-    for (int rep = 0; rep < 4; ++rep) {  // rep 0 untimed on both sides
+    // Tokens per second of one Generate call on `actor`.
+    auto generate = [&](actor::ActorClient& actor) -> absl::StatusOr<double> {
       int64_t tokens = 0;
       const double t0 = Now();
-      absl::Status s = services->actors[0]->Generate(request, [&](grail::v1::Sample sample) {
-        tokens += sample.token_ids_size();
-      });
+      absl::Status s = actor.Generate(request, [&](grail::v1::Sample sample) { tokens += sample.token_ids_size(); });
       const double seconds = Now() - t0;
-      if (!s.ok()) return Fail("Generate", s);
+      if (!s.ok()) return s;
+      return tokens / seconds;
+    };
+    std::vector<double> grail_rate, blas_rate, peer_rate;
+    for (int rep = 0; rep < 4; ++rep) {  // rep 0 untimed on every side
+      auto packed = generate(*services->actors[0]);
+      if (!packed.ok()) return Fail("Generate", packed.status());
+      auto blas = batch == 64 ? generate(*services->actors[1]) : absl::StatusOr<double>(0.0);
+      if (!blas.ok()) return Fail("Generate (unpacked)", blas.status());
       auto peer = RunPeer(peer_args);
       if (!peer.ok()) return Fail("peer generate", peer.status());
       if (rep == 0) continue;
-      grail_rate.push_back(tokens / seconds);
+      grail_rate.push_back(*packed);
+      blas_rate.push_back(*blas);
       peer_rate.push_back((*peer)["tokens"].get<double>() / (*peer)["seconds"].get<double>());
       std::cerr << "grail-bench: rollout batch " << batch << " rep " << rep << ": grail " << grail_rate.back()
-                << " tokens/s, eager peer " << peer_rate.back() << " tokens/s" << std::endl;
+                << " tokens/s (unpacked " << blas_rate.back() << "), eager peer " << peer_rate.back() << " tokens/s"
+                << std::endl;
     }
     std::cerr << "grail-bench: rollout batch " << batch << ": grail " << Spread(grail_rate) << ", eager peer "
               << Spread(peer_rate) << " tokens/s" << std::endl;
     Emit(absl::StrCat("rollout_tokens_per_s_b", batch), Median(grail_rate), "tokens/s", "eager_pytorch_tokens_per_s",
          Median(peer_rate));
+    if (batch == 64) {
+      std::cerr << "grail-bench: rollout batch 64 without packed weights: " << Spread(blas_rate) << " tokens/s"
+                << std::endl;
+      Emit("rollout_packed_vs_blas_b64", Median(grail_rate), "tokens/s", "grail_actor_pack_weights_false",
+           Median(blas_rate));
+    }
     if (batch == 64) {
       auto peak = RunPeer("sgemm");
       if (!peak.ok()) return Fail("peer sgemm", peak.status());
