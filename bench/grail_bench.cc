@@ -529,8 +529,8 @@ int Rollout() {
       blas_rate.push_back(*blas);
       peer_rate.push_back((*peer)["tokens"].get<double>() / (*peer)["seconds"].get<double>());
       std::cerr << "grail-bench: rollout batch " << batch << " rep " << rep << ": grail " << grail_rate.back()
-                << " tokens/s (unpacked " << blas_rate.back() << "), eager peer " << peer_rate.back() << " tokens/s"
-                << std::endl;
+                << " tokens/s" << (batch == 64 ? absl::StrCat(" (unpacked ", blas_rate.back(), ")") : "")
+                << ", eager peer " << peer_rate.back() << " tokens/s" << std::endl;
     }
     std::cerr << "grail-bench: rollout batch " << batch << ": grail " << Spread(grail_rate) << ", eager peer "
               << Spread(peer_rate) << " tokens/s" << std::endl;
@@ -541,8 +541,6 @@ int Rollout() {
                 << std::endl;
       Emit("rollout_packed_vs_blas_b64", Median(grail_rate), "tokens/s", "grail_actor_pack_weights_false",
            Median(blas_rate));
-    }
-    if (batch == 64) {
       auto peak = RunPeer("sgemm");
       if (!peak.ok()) return Fail("peer sgemm", peak.status());
       Emit("decode_flops_b64", Median(grail_rate) * flops_per_token, "FLOP/s", "sgemm_1thread_flops",
