@@ -108,7 +108,8 @@ absl::Status WeightsAssembler::Add(const grail::v1::WeightsChunk& chunk) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": data runs past total_bytes ", total_));
   }
   blob_.append(chunk.data());
-  sha_.Update(chunk.data());  // hashed as it arrives, while the next chunk is on the wire
+  // Hashed as it arrives, while the next chunk is on the wire.
+  if (check_ == DigestCheck::kVerify) sha_.Update(chunk.data());
   ++chunks_;
   return absl::OkStatus();
 }
@@ -119,6 +120,7 @@ absl::StatusOr<std::string> WeightsAssembler::Finish() {
     return absl::DataLossError(absl::StrCat("weights: stream ended after ", bytes_received(),
                                             " of ", total_, " bytes"));
   }
+  if (check_ == DigestCheck::kLeaveToReceivers) return std::move(blob_);
   const std::string actual = sha_.FinishHex();
   if (actual != digest_) {
     return absl::DataLossError(absl::StrCat("weights: digest mismatch (got ", actual.substr(0, 12),
@@ -129,8 +131,8 @@ absl::StatusOr<std::string> WeightsAssembler::Finish() {
 
 absl::StatusOr<ReceivedWeights> ReadWeightsStream(
     grpc::internal::ReaderInterface<grail::v1::WeightsChunk>* reader,
-    const std::function<void(grail::v1::WeightsChunk)>& sink) {
-  WeightsAssembler assembler;
+    const std::function<void(grail::v1::WeightsChunk)>& sink, DigestCheck check) {
+  WeightsAssembler assembler(kMaxWeightsBytes, check);
   grail::v1::WeightsChunk chunk;
   absl::Status bad;
   // After a bad chunk the rest is read and dropped, so that the peer's stream ends normally
@@ -143,6 +145,7 @@ absl::StatusOr<ReceivedWeights> ReadWeightsStream(
   if (!bad.ok()) return bad;
   ReceivedWeights out;
   out.version = assembler.version();
+  out.digest = assembler.digest();
   absl::StatusOr<std::string> blob = assembler.Finish();
   if (!blob.ok()) return blob.status();
   out.blob = std::move(*blob);

@@ -19,6 +19,9 @@ namespace grail {
 // moves about 15% more bytes per second than 2 MiB over loopback gRPC (fewer messages).
 inline constexpr int64_t kWeightsChunkBytes = int64_t{4} << 20;
 
+// The largest weights blob a receiver accepts by default.
+inline constexpr int64_t kMaxWeightsBytes = int64_t{16} << 30;
+
 // In the FAILED_PRECONDITION of a replica asked to load the trainable part of a model whose
 // frozen part it does not hold (README, "PEFT"): the sender sends the frozen part, then the
 // trainable part again.
@@ -47,14 +50,21 @@ class Sha256Stream {
 std::vector<grail::v1::WeightsChunk> ChunkWeights(absl::string_view blob, int64_t version,
                                                   int64_t chunk_bytes = kWeightsChunkBytes);
 
+// Whether a receiver hashes what it receives. A relay that hands every chunk on to
+// receivers that verify it need not (the sender hashes once per version, the final
+// receivers once each; README, "Benchmarks").
+enum class DigestCheck { kVerify, kLeaveToReceivers };
+
 // Reassembles a chunk stream on the receiving side. Chunks must arrive in order, agree on
 // version, total and digest, and stay within `max_total_bytes`; Finish() checks that the
-// blob is complete and that its SHA-256 matches. Any violation is an error naming the chunk;
-// the partial blob is then discarded. Not thread-safe (one per stream).
+// blob is complete and (with DigestCheck::kVerify) that its SHA-256 matches. Any violation
+// is an error naming the chunk; the partial blob is then discarded. Not thread-safe (one
+// per stream).
 class WeightsAssembler {
  public:
-  explicit WeightsAssembler(int64_t max_total_bytes = int64_t{16} << 30)
-      : max_total_bytes_(max_total_bytes) {}
+  explicit WeightsAssembler(int64_t max_total_bytes = kMaxWeightsBytes,
+                            DigestCheck check = DigestCheck::kVerify)
+      : max_total_bytes_(max_total_bytes), check_(check) {}
 
   absl::Status Add(const grail::v1::WeightsChunk& chunk);
   // Returns the verified blob; INVALID_ARGUMENT for an empty stream, DATA_LOSS for a short
@@ -62,10 +72,13 @@ class WeightsAssembler {
   absl::StatusOr<std::string> Finish();
 
   int64_t version() const { return version_; }
+  // The digest the stream names (hex); empty before the first chunk.
+  const std::string& digest() const { return digest_; }
   int64_t bytes_received() const { return static_cast<int64_t>(blob_.size()); }
 
  private:
   int64_t max_total_bytes_;
+  DigestCheck check_;
   int64_t chunks_ = 0;
   int64_t version_ = -1;
   int64_t total_ = -1;
@@ -75,8 +88,9 @@ class WeightsAssembler {
 };
 
 struct ReceivedWeights {
-  std::string blob;  // verified against the stream's digest
+  std::string blob;  // verified against `digest` unless DigestCheck::kLeaveToReceivers
   int64_t version = -1;
+  std::string digest;  // the stream's SHA-256 (hex)
 };
 
 // Reads a whole weights stream (client or server side) and verifies it (see
@@ -84,7 +98,8 @@ struct ReceivedWeights {
 // With `sink`, every chunk the assembler accepts is handed on (moved) as it arrives.
 absl::StatusOr<ReceivedWeights> ReadWeightsStream(
     grpc::internal::ReaderInterface<grail::v1::WeightsChunk>* reader,
-    const std::function<void(grail::v1::WeightsChunk)>& sink = nullptr);
+    const std::function<void(grail::v1::WeightsChunk)>& sink = nullptr,
+    DigestCheck check = DigestCheck::kVerify);
 
 // The body of every LoadWeights-style RPC: reads and verifies the stream, hands the blob to
 // `load`, and fills `response`. Errors come back as the status to return.

@@ -41,6 +41,24 @@ TEST(WeightsStreamTest, CorruptedStreamFailsDigest) {
   EXPECT_THAT(std::string(out.status().message()), HasSubstr("digest mismatch"));
 }
 
+TEST(WeightsStreamTest, ARelayLeavesTheDigestToTheReceiversButStillChecksTheFraming) {
+  const std::string blob = Blob(5000);
+  auto chunks = ChunkWeights(blob, 1, 1024);
+  (*chunks[2].mutable_data())[10] ^= 1;
+  WeightsAssembler relay(kMaxWeightsBytes, DigestCheck::kLeaveToReceivers);
+  for (const auto& c : chunks) ASSERT_TRUE(relay.Add(c).ok());
+  EXPECT_EQ(relay.digest(), Sha256Hex(blob));
+  auto out = relay.Finish();
+  ASSERT_TRUE(out.ok()) << out.status();  // not hashed: the corrupt byte passes the relay
+  EXPECT_NE(*out, blob);
+  WeightsAssembler short_relay(kMaxWeightsBytes, DigestCheck::kLeaveToReceivers);
+  ASSERT_TRUE(short_relay.Add(chunks[0]).ok());
+  EXPECT_EQ(short_relay.Finish().status().code(), absl::StatusCode::kDataLoss);
+  WeightsAssembler skipped(kMaxWeightsBytes, DigestCheck::kLeaveToReceivers);
+  ASSERT_TRUE(skipped.Add(chunks[0]).ok());
+  EXPECT_FALSE(skipped.Add(chunks[2]).ok());
+}
+
 TEST(WeightsStreamTest, PartialStreamIsDataLoss) {
   auto chunks = ChunkWeights(Blob(5000), 1, 1024);
   WeightsAssembler a;

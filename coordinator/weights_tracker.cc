@@ -131,6 +131,15 @@ absl::Status WeightsTracker::KeepAndSync(int step, int64_t version) {
                            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   if (!fetched.ok()) return fetched.status();
+  // The stream's blob is not hashed on the way through: every actor it reached verified the
+  // digest. When one did not take it whole (or none was behind), it is hashed here, so that
+  // a stream that does not match its digest is the learner's error and is never kept.
+  const bool verified_by_actors =
+      !relays.empty() && std::all_of(relays.begin(), relays.end(), [](const auto& r) { return r->status.ok(); });
+  if (!verified_by_actors && !fetched->digest.empty() && Sha256Hex(fetched->blob) != fetched->digest) {
+    return absl::DataLossError(absl::StrCat("learner: weights version ", fetched->version,
+                                            " do not match the digest their stream names"));
+  }
   auto weights = std::make_shared<const learner::LearnerClient::Weights>(std::move(*fetched));
   {
     absl::MutexLock lock(&mu_);

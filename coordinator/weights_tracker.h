@@ -46,10 +46,11 @@ class WeightsTracker {
   absl::Status Keep(int step, int64_t version);
   // Keep, then SyncActors, with the new weights streamed through: each chunk goes on to
   // every actor behind as it arrives from the learner, so the actors receive while the
-  // learner sends (no store-and-forward hop, no second hash). The actors verify the digest
-  // and swap as a LoadWeights does. An actor whose streamed load failed (or that needs the
-  // frozen part first) gets the kept blob through SyncActors. For the synchronous loop:
-  // the actors end up on the newest weights.
+  // learner sends (no store-and-forward hop). The actors verify the digest and swap as a
+  // LoadWeights does; the coordinator hashes the blob only when an actor did not take it
+  // whole, and then a mismatch is the learner's DATA_LOSS. An actor whose streamed load
+  // failed (or that needs the frozen part first) gets the kept blob through SyncActors.
+  // For the synchronous loop: the actors end up on the newest weights.
   absl::Status KeepAndSync(int step, int64_t version);
   // The weights kept after `step`; null when none are.
   WeightsPtr After(int step) const;

@@ -70,19 +70,23 @@ TEST_F(WeightsTrackerTest, OnlyActorsThatLoadedAVersionMaySampleWithIt) {
 }
 
 // A learner whose weights arrive in chunks of 3 bytes, and whose stream can break after the
-// first chunk.
+// first chunk or carry a flipped bit under the digest of the true bytes. Like the real
+// client, it returns the bytes it streamed, unhashed, with the digest the stream named.
 class ChunkedLearner : public testing::FakeLearnerClient {
  public:
-  std::atomic<bool> break_stream{false};
+  std::atomic<bool> break_stream{false}, corrupt_stream{false};
   absl::StatusOr<Weights> StreamWeights(int64_t min_version, grail::v1::WeightsPart part,
                                         const ChunkSink& sink) override {
     ASSIGN_OR_RETURN(Weights w, GetWeights(min_version, part));
     auto chunks = ChunkWeights(w.blob, w.version, /*chunk_bytes=*/3);
+    Weights streamed{"", w.version, chunks[0].digest()};
     for (size_t i = 0; i < chunks.size(); ++i) {
       if (break_stream && i == 1) return absl::UnavailableError("learner: stream broken");
+      if (corrupt_stream && i == 1) (*chunks[i].mutable_data())[0] ^= 1;
+      streamed.blob += chunks[i].data();
       sink(std::move(chunks[i]));
     }
-    return w;
+    return streamed;
   }
 };
 
@@ -156,6 +160,37 @@ TEST(WeightsTrackerStreamTest, StreamsNewWeightsThroughToTheActorsBehindAndFalls
   ASSERT_TRUE(tracker.KeepAndSync(2, v2).ok());
   EXPECT_THAT(tracker.ActorsHolding(v2), ::testing::ElementsAre(0, 1));
   EXPECT_EQ(streaming->last_blob, tracker.After(2)->blob);
+
+  // A stream whose bytes do not match its digest: the streaming actor refuses it, and the
+  // coordinator, which did not hash it on the way through, does now. The error is the
+  // learner's, nothing is kept, and no actor (streamed or not) loads the bytes.
+  const int64_t v3 = learner.InitModel(init)->weights_version();
+  learner.corrupt_stream = true;
+  absl::Status corrupt = tracker.KeepAndSync(3, v3);
+  EXPECT_EQ(corrupt.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(corrupt.message()), ::testing::HasSubstr("learner: weights version"));
+  EXPECT_EQ(tracker.After(3), nullptr);
+  EXPECT_THAT(tracker.ActorsHolding(v2), ::testing::ElementsAre(0, 1));
+  EXPECT_EQ(streaming->streamed_loads.load(), 2);
+}
+
+// With no actor taking the stream (this one cannot stream: it loads the kept blob), no
+// actor verifies it on the way: the coordinator hashes it before keeping it.
+TEST(WeightsTrackerStreamTest, AStreamNoActorVerifiedIsHashedBeforeItIsKept) {
+  prometheus::Registry registry;
+  CoordinatorMetrics metrics(registry);
+  ChunkedLearner learner;
+  auto plain = std::make_shared<testing::FakeActorClient>();
+  WeightsTracker tracker({plain}, &learner, &metrics, /*max_staleness=*/0);
+  grail::v1::InitModelRequest init;
+  const int64_t v1 = learner.InitModel(init)->weights_version();
+  learner.corrupt_stream = true;
+  EXPECT_EQ(tracker.KeepAndSync(0, v1).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(tracker.After(0), nullptr);
+  EXPECT_EQ(plain->version.load(), -1);
+  learner.corrupt_stream = false;
+  ASSERT_TRUE(tracker.KeepAndSync(0, v1).ok());
+  EXPECT_EQ(tracker.After(0)->digest, Sha256Hex(tracker.After(0)->blob));
 }
 
 }  // namespace

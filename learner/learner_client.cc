@@ -118,12 +118,13 @@ class GrpcLearnerClient : public LearnerClient {
     request.set_min_version(min_version);
     request.set_part(part);
     auto reader = stub_->GetWeights(&context, request);
-    absl::StatusOr<ReceivedWeights> received = ReadWeightsStream(reader.get(), sink);
+    absl::StatusOr<ReceivedWeights> received =
+        ReadWeightsStream(reader.get(), sink, sink ? DigestCheck::kLeaveToReceivers : DigestCheck::kVerify);
     absl::Status status = FromGrpcStatus(reader->Finish(), "learner", options_.target);
     // The server's own error explains an empty or short stream better than ours does.
     if (!status.ok()) return status;
     if (!received.ok()) return NamePeer(received.status(), "learner", options_.target);
-    return Weights{std::move(received->blob), received->version};
+    return Weights{std::move(received->blob), received->version, std::move(received->digest)};
   }
 
  private:

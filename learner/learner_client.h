@@ -16,8 +16,9 @@ namespace grail::learner {
 class LearnerClient {
  public:
   struct Weights {
-    std::string blob;  // verified against the stream's digest
+    std::string blob;  // verified against `digest`, except StreamWeights' (see there)
     int64_t version = -1;
+    std::string digest;  // SHA-256 (hex) the learner sent; empty where not known
   };
   // Called with each chunk of a weights stream as it arrives, in order, after its framing
   // (version, offset, total, digest) was checked and before the whole blob's digest is.
@@ -45,8 +46,11 @@ class LearnerClient {
   }
   // GetWeights that also hands every chunk to `sink` while the stream is received, so that
   // a caller can forward it to actors without waiting for the whole blob (stream-through
-  // weight sync). The result is what GetWeights returns, verified. The default (fakes)
-  // fetches with GetWeights and then chunks the blob.
+  // weight sync). The chunks' framing is checked, but the blob is not hashed here: the
+  // receivers of the chunks verify the digest, and a caller whose receivers did not all
+  // verify it checks the result against `digest` itself (the learner hashes once per
+  // version, each final receiver once). The default (fakes) fetches with GetWeights and
+  // then chunks the blob.
   virtual absl::StatusOr<Weights> StreamWeights(int64_t min_version, grail::v1::WeightsPart part,
                                                 const ChunkSink& sink);
   virtual absl::StatusOr<grail::v1::ComputeValuesResponse> ComputeValues(
