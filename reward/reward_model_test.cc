@@ -1,5 +1,8 @@
 #include "reward/reward_model.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tokenizer/char_tokenizer.h"
@@ -124,7 +127,10 @@ TEST(RewardModelTest, ScorerUsesTheModelForRmItems) {
   EXPECT_TRUE(checked->scores(0).answer_correct());
   EXPECT_TRUE(checked->scores(2).answer_checked());
   EXPECT_FALSE(checked->scores(2).answer_correct());
-  EXPECT_FLOAT_EQ(checked->scores(0).score(), after->scores(0).score());
+  // The same item in a batch of three: BLAS blocks the products by batch size, so the score
+  // may differ in its last bits (the scorer does not claim batch invariance).
+  const float alone = after->scores(0).score();
+  EXPECT_NEAR(checked->scores(0).score(), alone, 1e-5 * std::max(1.0f, std::abs(alone)));
 }
 
 }  // namespace
