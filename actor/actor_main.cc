@@ -14,6 +14,9 @@ ABSL_FLAG(int, max_batch_rows, 256, "Sequences decoded together (KV-cache slots)
 ABSL_FLAG(bool, pack_weights, true,
           "Keep a packed copy of the weights for the CPU matmuls (faster decoding; the weights' "
           "size in memory once more)");
+ABSL_FLAG(bool, share_prefixes, true,
+          "The samples of a prompt read one copy of its keys and values in the KV cache instead of "
+          "each copying them (the same results)");
 
 int main(int argc, char** argv) {
   grail::ServiceMainSpec spec;
@@ -61,6 +64,7 @@ int main(int argc, char** argv) {
     options.max_rows_per_request = absl::GetFlag(FLAGS_max_rows_per_request);
     options.max_batch_rows = absl::GetFlag(FLAGS_max_batch_rows);
     options.pack_weights = absl::GetFlag(FLAGS_pack_weights);
+    options.share_prefixes = absl::GetFlag(FLAGS_share_prefixes);
     auto engine = grail::actor::RolloutEngine::Create(options);
     if (!engine.ok()) return engine.status();
     std::shared_ptr<grail::actor::RolloutEngine> shared = std::move(*engine);

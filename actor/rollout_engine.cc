@@ -45,6 +45,7 @@ class TorchRolloutEngine : public RolloutEngine {
     o.max_new_tokens = sp.max_new_tokens();
     o.stop_token_ids.assign(sp.stop_token_ids().begin(), sp.stop_token_ids().end());
     o.seed = sp.seed();
+    o.share_prefixes = options_.share_prefixes;
     std::vector<std::vector<int>> prompts;
     prompts.reserve(request.prompts_size());
     for (const auto& p : request.prompts()) prompts.emplace_back(p.token_ids().begin(), p.token_ids().end());

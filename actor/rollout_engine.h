@@ -30,6 +30,9 @@ struct RolloutEngineOptions {
   // Keep a packed copy of each weights version for the CPU matmuls
   // (model/packed_gemm.h): faster decoding for the weights' size in memory once more.
   bool pack_weights = true;
+  // The samples of a prompt share its keys and values in the KV cache instead of copying
+  // them (model::SamplingOptions::share_prefixes).
+  bool share_prefixes = true;
   // Observers for metrics (optional): after each successful Generate, after each weights swap.
   std::function<void(const RolloutStats&)> on_generate;
   std::function<void(int64_t version)> on_weights;

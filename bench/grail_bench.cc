@@ -460,13 +460,18 @@ std::string PeerConfig(const grail::v1::ModelConfig& c) {
 //                      (OpenBLAS packing its weight operand on every call), same run
 //   decode_flops_b64   the actor's matmul FLOP/s at batch 64 against a one-thread sgemm
 //                      (1024^3, measured by the peer in the same run)
+//   rollout_shared_prefix_g16   4 prompts of 192 tokens, 16 samples each, 48 new tokens:
+//                      the actor as deployed against one with --share_prefixes=false (each
+//                      sample's slot copies its prompt's keys and values), same run
 // Each figure is the median of 3 repetitions, grail and peer interleaved, after one untimed
 // generation each.
 int Rollout() {
   const grail::v1::RunSpec spec = RolloutModelSpec();
   const auto& c = spec.model().config();
-  // Actor 0 as deployed; actor 1 without packed weights, for rollout_packed_vs_blas_b64.
-  auto services = StartLearnerAndActors(/*num_actors=*/2, {{}, {"--pack_weights=false"}});
+  // Actor 0 as deployed; actor 1 without packed weights, for rollout_packed_vs_blas_b64;
+  // actor 2 without shared prefixes, for rollout_shared_prefix_g16.
+  auto services =
+      StartLearnerAndActors(/*num_actors=*/3, {{}, {"--pack_weights=false"}, {"--share_prefixes=false"}});
   if (!services.ok()) return Fail("services", services.status());
   auto init = services->learner->InitModel(spec);
   if (!init.ok()) return Fail("InitModel", init.status());
@@ -548,6 +553,42 @@ int Rollout() {
     }
   }
   std::filesystem::remove_all(dir);
+
+  // Group sampling of long prompts: what sharing each prompt's keys and values saves.
+  grail::v1::GenerateRequest group;
+  group.set_run_id("bench");
+  group.set_group_size(16);
+  group.mutable_sampling()->set_temperature(1.0f);
+  group.mutable_sampling()->set_max_new_tokens(48);
+  group.mutable_sampling()->set_seed(7);
+  for (int p = 0; p < 4; ++p) {
+    auto* prompt = group.add_prompts();
+    prompt->set_prompt_id(p);
+    for (int t = 0; t < 192; ++t) prompt->add_token_ids(3 + (p * 131 + t * 977 + 17) % (c.vocab_size() - 3));
+  }
+  auto group_rate = [&](actor::ActorClient& actor) -> absl::StatusOr<double> {
+    int64_t tokens = 0;
+    const double t0 = Now();
+    absl::Status s = actor.Generate(group, [&](grail::v1::Sample sample) { tokens += sample.token_ids_size(); });
+    if (!s.ok()) return s;
+    return tokens / (Now() - t0);
+  };
+  std::vector<double> shared_rate, copied_rate;
+  for (int rep = 0; rep < 4; ++rep) {  // rep 0 untimed
+    auto shared = group_rate(*services->actors[0]);
+    if (!shared.ok()) return Fail("Generate (shared prefixes)", shared.status());
+    auto copied = group_rate(*services->actors[2]);
+    if (!copied.ok()) return Fail("Generate (copied prefixes)", copied.status());
+    if (rep == 0) continue;
+    shared_rate.push_back(*shared);
+    copied_rate.push_back(*copied);
+    std::cerr << "grail-bench: rollout 4 x 16 samples of 192-token prompts rep " << rep << ": shared prefixes "
+              << shared_rate.back() << " tokens/s, copied " << copied_rate.back() << std::endl;
+  }
+  std::cerr << "grail-bench: rollout 4 x 16 samples of 192-token prompts: shared prefixes " << Spread(shared_rate)
+            << ", copied " << Spread(copied_rate) << " tokens/s" << std::endl;
+  Emit("rollout_shared_prefix_g16", Median(shared_rate), "tokens/s", "grail_actor_share_prefixes_false",
+       Median(copied_rate));
   return 0;
 }
 

@@ -15,18 +15,21 @@ namespace {
 #endif
 
 // One (row, key/value head) pair: its G query heads against the same keys and values, so
-// each key and value row is read once per group while it is in cache.
+// each key and value row is read once per group while it is in cache. Positions below
+// `shared` come from prefix_keys/prefix_values, the rest from keys/values (both indexed by
+// position).
 GRAIL_CPU_CLONES
-void AttendGroup(const float* __restrict q, const float* __restrict keys, const float* __restrict values,
-                 const bool* __restrict mask, int64_t groups, int64_t dim, int64_t span, float scale,
-                 float* __restrict scores, float* __restrict out) {
+void AttendGroup(const float* __restrict q, const float* __restrict prefix_keys,
+                 const float* __restrict prefix_values, int64_t shared, const float* __restrict keys,
+                 const float* __restrict values, const bool* __restrict mask, int64_t groups, int64_t dim,
+                 int64_t span, float scale, float* __restrict scores, float* __restrict out) {
   for (int64_t g = 0; g < groups; ++g) {
     const float* qg = q + g * dim;
     float* og = out + g * dim;
     float max = -std::numeric_limits<float>::infinity();
     for (int64_t s = 0; s < span; ++s) {
       if (!mask[s]) continue;
-      const float* k = keys + s * dim;
+      const float* k = (s < shared ? prefix_keys : keys) + s * dim;
       float dot = 0;
       for (int64_t d = 0; d < dim; ++d) dot += qg[d] * k[d];
       scores[s] = dot * scale;
@@ -44,7 +47,7 @@ void AttendGroup(const float* __restrict q, const float* __restrict keys, const 
     for (int64_t s = 0; s < span; ++s) {
       if (!mask[s]) continue;
       const float w = scores[s] * inv;
-      const float* v = values + s * dim;
+      const float* v = (s < shared ? prefix_values : values) + s * dim;
       for (int64_t d = 0; d < dim; ++d) og[d] += w * v[d];
     }
   }
@@ -93,15 +96,23 @@ void Rope(float* x, const float* cos, const float* sin, int64_t rows, int64_t he
 
 void DecodeAttention(const DecodeAttentionShape& shape, const float* q, const float* keys,
                      const float* values, const bool* mask, int64_t mask_stride, float scale,
-                     float* out, int64_t begin, int64_t end) {
+                     float* out, int64_t begin, int64_t end, const DecodePrefixes* prefixes) {
   const int64_t KV = shape.kv_heads, D = shape.head_dim, G = shape.heads / shape.kv_heads;
   std::vector<float> scores(static_cast<size_t>(shape.span));
   for (int64_t pair = begin; pair < end; ++pair) {
     const int64_t b = pair / KV, j = pair % KV;
     const int64_t kv_offset = (b * KV + j) * shape.capacity * D;
     const int64_t q_offset = (b * shape.heads + j * G) * D;
-    AttendGroup(q + q_offset, keys + kv_offset, values + kv_offset, mask + b * mask_stride, G, D, shape.span,
-                scale, scores.data(), out + q_offset);
+    const float *prefix_keys = nullptr, *prefix_values = nullptr;
+    int64_t shared = 0;
+    if (prefixes != nullptr && prefixes->index[b] >= 0) {
+      const int64_t offset = (prefixes->index[b] * KV + j) * prefixes->capacity * D;
+      prefix_keys = prefixes->keys + offset;
+      prefix_values = prefixes->values + offset;
+      shared = std::min(prefixes->length[b], shape.span);
+    }
+    AttendGroup(q + q_offset, prefix_keys, prefix_values, shared, keys + kv_offset, values + kv_offset,
+                mask + b * mask_stride, G, D, shape.span, scale, scores.data(), out + q_offset);
   }
 }
 

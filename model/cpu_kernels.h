@@ -20,16 +20,29 @@ struct DecodeAttentionShape {
   int64_t span = 0;      // cache positions attended to: [0, span)
 };
 
+// Shared prompt prefixes of a decoding step (the sampler's group of samples of one prompt
+// reads one copy of the prompt's keys and values): row b reads its positions
+// s < length[b] from prefix index[b]'s keys and values instead of its own, where index[b]
+// >= 0. keys and values are [NP, KV, capacity, D], contiguous.
+struct DecodePrefixes {
+  const float* keys = nullptr;
+  const float* values = nullptr;
+  int64_t capacity = 0;
+  const int64_t* index = nullptr;   // per row: its prefix, or -1 for none
+  const int64_t* length = nullptr;  // per row: positions read from the prefix
+};
+
 // Grouped-query attention of one query per row over a KV cache, without repeating keys and
 // values: for every row b and query head h, with j = h / (H / KV),
 //   out[b, h, :] = sum_s softmax_s(scale * q[b, h, :] . keys[b, j, s, :]) values[b, j, s, :]
 // over the positions s < span where mask[b * mask_stride + s] is true (a row with none gets
 // zeros). q and out are [B, H, D]; keys and values [B, KV, capacity, D]; all contiguous.
-// Computes the (b, j) pairs with b * KV + j in [begin, end), so callers can split the work
-// across threads.
+// With `prefixes`, a row's first positions come from its shared prefix (see there), summed
+// in the same order as its own would be. Computes the (b, j) pairs with b * KV + j in
+// [begin, end), so callers can split the work across threads.
 void DecodeAttention(const DecodeAttentionShape& shape, const float* q, const float* keys,
                      const float* values, const bool* mask, int64_t mask_stride, float scale,
-                     float* out, int64_t begin, int64_t end);
+                     float* out, int64_t begin, int64_t end, const DecodePrefixes* prefixes = nullptr);
 
 // RMS normalisation of `rows` rows of `dim` floats: out = x * w / sqrt(mean(x^2) + eps).
 // x and out must not overlap.

@@ -117,12 +117,35 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
 
   // A prompt's prefill: its keys/values per layer [KV, len, D] and the logits of its last
   // position. Kept until every sample of the prompt has a slot.
+  //
+  // On the CPU decoding path the prompt's keys and values are shared, not copied: they go to
+  // an entry of the cache's prefix store once, and every sample's slot references that entry
+  // (KVCache::prefix_of) until the last of them finishes. A live entry has an active slot,
+  // or is about to (admission follows each prefill), so S entries suffice.
   struct Prefix {
-    std::vector<torch::Tensor> keys, values;
+    std::vector<torch::Tensor> keys, values;  // copying mode only
     torch::Tensor logits;
-    int pending = 0;
+    int pending = 0;     // samples not yet admitted
+    int live = 0;        // samples admitted and not finished (sharing mode)
+    int64_t entry = -1;  // its prefix store entry (sharing mode)
   };
   std::vector<Prefix> prefixes(P);
+  const bool share_prefixes = o.share_prefixes && cache.keys.front().is_cpu() &&
+                              cache.keys.front().scalar_type() == torch::kFloat32;
+  std::vector<int64_t> free_entries;
+  if (share_prefixes) {
+    int64_t longest = 0;
+    for (const auto& prompt : prompts) longest = std::max<int64_t>(longest, prompt.size());
+    const int64_t entries = std::min(P, S);
+    for (int64_t l = 0; l < layers; ++l) {
+      const auto& k = cache.keys[l];
+      cache.prefix_keys.push_back(torch::empty({entries, k.size(1), virtual_tokens + longest, k.size(3)}, k.options()));
+      cache.prefix_values.push_back(torch::empty_like(cache.prefix_keys.back()));
+    }
+    cache.prefix_of.assign(S, -1);
+    cache.prefix_length.assign(S, 0);
+    for (int64_t e = entries - 1; e >= 0; --e) free_entries.push_back(e);
+  }
   // Prefills, together, the prompts of rows [first, first + count) that have no prefix yet:
   // sorted by length and cut into batches of at most kPrefillTokens padded tokens, each row
   // right-padded (padding is masked out, so every prompt computes as it would alone).
@@ -160,9 +183,20 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
       for (int64_t i = 0; i < n; ++i) {
         Prefix& pre = prefixes[need[begin + i]];
         const int64_t entries = virtual_tokens + last[i] + 1;
+        if (share_prefixes) {
+          TORCH_CHECK(!free_entries.empty(), "sampler: no free prefix store entry");
+          pre.entry = free_entries.back();
+          free_entries.pop_back();
+        }
         for (int64_t l = 0; l < layers; ++l) {
-          pre.keys.push_back(tmp.keys[l][i].narrow(1, 0, entries));
-          pre.values.push_back(tmp.values[l][i].narrow(1, 0, entries));
+          auto keys = tmp.keys[l][i].narrow(1, 0, entries), values = tmp.values[l][i].narrow(1, 0, entries);
+          if (share_prefixes) {
+            cache.prefix_keys[l][pre.entry].narrow(1, 0, entries).copy_(keys);
+            cache.prefix_values[l][pre.entry].narrow(1, 0, entries).copy_(values);
+          } else {
+            pre.keys.push_back(keys);
+            pre.values.push_back(values);
+          }
         }
         pre.logits = logits[i];
         pre.pending = group_size;
@@ -179,14 +213,21 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
     const int64_t r = next_row++, p = r / group_size;
     const int64_t len = virtual_tokens + static_cast<int64_t>(prompts[p].size());  // cache entries
     Prefix& pre = prefixes[p];
-    for (int64_t l = 0; l < layers; ++l) {
-      cache.keys[l][s].narrow(1, 0, len).copy_(pre.keys[l]);
-      cache.values[l][s].narrow(1, 0, len).copy_(pre.values[l]);
+    if (share_prefixes) {
+      cache.prefix_of[s] = pre.entry;
+      cache.prefix_length[s] = len;
+      ++pre.live;
+    } else {
+      for (int64_t l = 0; l < layers; ++l) {
+        cache.keys[l][s].narrow(1, 0, len).copy_(pre.keys[l]);
+        cache.values[l][s].narrow(1, 0, len).copy_(pre.values[l]);
+      }
     }
     cache.key_valid[s].fill_(false);
     cache.key_valid[s].narrow(0, 0, len).fill_(true);
     next_logits[s].copy_(pre.logits);
-    if (--pre.pending == 0) pre = Prefix();  // last sample admitted: free the prefix
+    // Last sample admitted: free the prefix (its store entry once the last one finishes).
+    if (--pre.pending == 0 && !share_prefixes) pre = Prefix();
     slot_row[s] = r;
     slot_len[s] = len;
     slot_limit[s] = std::min<int64_t>(o.max_new_tokens, context - (len - virtual_tokens));
@@ -226,6 +267,15 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateGroups(
       const bool stopped = stops.count(tok) > 0;
       if (stopped || static_cast<int64_t>(res.tokens.size()) >= slot_limit[s]) {
         res.finish = stopped ? FinishReason::kEos : FinishReason::kLength;
+        if (share_prefixes) {
+          Prefix& pre = prefixes[slot_row[s] / group_size];
+          cache.prefix_of[s] = -1;
+          cache.prefix_length[s] = 0;
+          if (--pre.live == 0 && pre.pending == 0) {
+            free_entries.push_back(pre.entry);
+            pre = Prefix();
+          }
+        }
         slot_row[s] = -1;  // free the slot for a waiting row
         --active;
         continue;

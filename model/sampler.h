@@ -23,6 +23,11 @@ struct SamplingOptions {
   std::vector<int> stop_token_ids;
   // Seed of the sampling generator: the same seed, model and prompts give the same output.
   uint64_t seed = 0;
+  // On the CPU (float32), the samples of a prompt reference one copy of its keys and values
+  // (KVCache::prefix_of) instead of each slot copying them: the same results, one prompt's
+  // cache reads per group instead of one per sample. false: each slot copies its prompt's
+  // keys and values (for comparison; other devices always copy).
+  bool share_prefixes = true;
 };
 
 enum class FinishReason { kEos, kLength };

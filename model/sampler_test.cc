@@ -1,5 +1,6 @@
 #include "model/sampler.h"
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -93,6 +94,43 @@ TEST(SamplerTest, SampledLogProbsMatchAFullForwardPassUnderContinuousBatching) {
   ASSERT_EQ(out->size(), 9u);
   for (size_t r = 0; r < out->size(); ++r) {
     ExpectLogProbsMatchFullForward(model, kPrompts[r / 3], (*out)[r], 1.0, "row " + std::to_string(r));
+  }
+}
+
+// The samples of a prompt reading one copy of its keys and values give what each slot's own
+// copy gives, bit for bit: under continuous batching through few slots (prefix store
+// entries are freed and taken again), with rows stopping early, and with a prompt-tuned model
+// (whose prefixes start with the virtual tokens).
+TEST(SamplerTest, SharedPromptPrefixesGiveWhatCopiedOnesGive) {
+  for (int virtual_tokens : {0, 3}) {
+    CausalLm model = TinyModel();
+    if (virtual_tokens > 0) {
+      ModelConfig c = model->config();
+      c.num_virtual_tokens = virtual_tokens;
+      model = CausalLm(c);
+      model->InitWeights(9);
+    }
+    SamplingOptions o;
+    o.max_new_tokens = 9;
+    o.seed = 5;
+    auto first = Generate(model, {{3}}, o);
+    ASSERT_TRUE(first.ok()) << first.status();
+    o.stop_token_ids = {(*first)[0].tokens[1]};
+    for (int slots : {1, 2, 5, 64}) {
+      SamplingOptions copy = o;
+      copy.share_prefixes = false;
+      GenerationStats stats;
+      auto shared = GenerateGroups(model, kPrompts, 4, o, slots, &stats);
+      auto copied = GenerateGroups(model, kPrompts, 4, copy, slots);
+      ASSERT_TRUE(shared.ok() && copied.ok()) << shared.status() << copied.status();
+      ASSERT_EQ(shared->size(), 12u);
+      for (size_t r = 0; r < shared->size(); ++r) {
+        const std::string where = absl::StrCat("virtual ", virtual_tokens, ", slots ", slots, ", row ", r);
+        EXPECT_EQ((*shared)[r].tokens, (*copied)[r].tokens) << where;
+        EXPECT_EQ((*shared)[r].log_probs, (*copied)[r].log_probs) << where;
+        EXPECT_EQ((*shared)[r].finish, (*copied)[r].finish) << where;
+      }
+    }
   }
 }
 

@@ -269,12 +269,38 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     auto out = torch::empty({B, H, D}, q.options());
     DecodeAttentionShape shape{B, H, KV, D, cache->capacity(), mask.size(-1)};
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+    DecodePrefixes prefixes;
+    const bool shared = !cache->prefix_of.empty();
+    if (shared) {
+      TORCH_CHECK(static_cast<int64_t>(cache->prefix_of.size()) == B &&
+                      static_cast<int64_t>(cache->prefix_length.size()) == B,
+                  "KV cache: prefix_of and prefix_length must have one entry per row");
+      const auto& pk = cache->prefix_keys[layer];
+      TORCH_CHECK(pk.is_contiguous() && cache->prefix_values[layer].is_contiguous() && pk.size(1) == KV &&
+                      pk.size(3) == D,
+                  "KV cache: prefix keys and values must be contiguous [NP, KV, capacity, D]");
+      for (int64_t b = 0; b < B; ++b) {
+        TORCH_CHECK(cache->prefix_of[b] < pk.size(0) && cache->prefix_length[b] <= pk.size(2),
+                    "KV cache: row ", b, "'s prefix is outside the prefix store");
+      }
+      prefixes = DecodePrefixes{pk.data_ptr<float>(), cache->prefix_values[layer].data_ptr<float>(), pk.size(2),
+                                cache->prefix_of.data(), cache->prefix_length.data()};
+    }
     at::parallel_for(0, B * KV, 1, [&](int64_t begin, int64_t end) {
       DecodeAttention(shape, qc.data_ptr<float>(), cache->keys[layer].data_ptr<float>(),
                       cache->values[layer].data_ptr<float>(), m.data_ptr<bool>(), m.size(1), scale,
-                      out.data_ptr<float>(), begin, end);
+                      out.data_ptr<float>(), begin, end, shared ? &prefixes : nullptr);
     });
     return o_proj_(out.view({B, T, H * D}));
+  }
+  if (cache != nullptr && write_index.defined() && !cache->prefix_of.empty()) {
+    // The operator form reads every row's own entries: its shared prefix is copied in first.
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t p = cache->prefix_of[b], n = cache->prefix_length[b];
+      if (p < 0 || n == 0) continue;
+      cache->keys[layer][b].narrow(1, 0, n).copy_(cache->prefix_keys[layer][p].narrow(1, 0, n));
+      cache->values[layer][b].narrow(1, 0, n).copy_(cache->prefix_values[layer][p].narrow(1, 0, n));
+    }
   }
   // Grouped-query attention without repeating keys and values: the G query heads that share
   // a key/value head are G x T rows of one matmul against it.

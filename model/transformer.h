@@ -22,6 +22,14 @@ struct KVCache {
   std::vector<torch::Tensor> values;  // same
   torch::Tensor key_valid;            // [B, capacity] bool: false on padding
   int64_t length = 0;                 // positions filled so far
+  // Shared prompt prefixes, for decoding steps (the sampler's, so that the samples of one
+  // prompt reference its keys and values instead of copying them): row b's positions
+  // [0, prefix_length[b]) are prefix_keys/prefix_values[layer][prefix_of[b]], where
+  // prefix_of[b] >= 0; its own entries there are not read. Empty: no row has one.
+  std::vector<torch::Tensor> prefix_keys;    // per layer [NP, num_kv_heads, prefix capacity, head_dim]
+  std::vector<torch::Tensor> prefix_values;  // same
+  std::vector<int64_t> prefix_of;            // per row: its prefix, or -1
+  std::vector<int64_t> prefix_length;        // per row
   int64_t capacity() const { return key_valid.size(1); }
 };
 

@@ -146,6 +146,36 @@ TEST(TransformerTest, DecodeAttentionKernelMatchesTheOperatorForm) {
   EXPECT_EQ(out[2].abs().max().item<float>(), 0.0f);
 }
 
+// Rows that read their first positions from a shared prefix compute bit for bit what they
+// compute holding those positions themselves; a row without one reads only its own.
+TEST(TransformerTest, DecodeAttentionReadsSharedPrefixesAsItsOwnRows) {
+  torch::manual_seed(5);
+  const int64_t B = 4, H = 4, KV = 2, D = 16, cap = 10, span = 8, NP = 2, pcap = 6;
+  auto q = torch::randn({B, H, D}), own_keys = torch::randn({B, KV, cap, D}), own_values = torch::randn({B, KV, cap, D});
+  auto prefix_keys = torch::randn({NP, KV, pcap, D}), prefix_values = torch::randn({NP, KV, pcap, D});
+  auto mask = torch::ones({B, cap}, torch::kBool);
+  mask[1][2] = false;
+  std::vector<int64_t> index = {1, 0, -1, 1}, length = {5, 3, 0, 6};
+  // The same rows with each prefix copied in, and garbage where the shared rows are not read.
+  auto keys = own_keys.clone(), values = own_values.clone();
+  for (int64_t b = 0; b < B; ++b) {
+    if (index[b] < 0) continue;
+    keys[b].narrow(1, 0, length[b]).copy_(prefix_keys[index[b]].narrow(1, 0, length[b]));
+    values[b].narrow(1, 0, length[b]).copy_(prefix_values[index[b]].narrow(1, 0, length[b]));
+    own_keys[b].narrow(1, 0, length[b]).fill_(1e9);
+    own_values[b].narrow(1, 0, length[b]).fill_(1e9);
+  }
+  DecodeAttentionShape shape{B, H, KV, D, cap, span};
+  auto copied = torch::empty({B, H, D}), shared = torch::empty({B, H, D});
+  DecodeAttention(shape, q.data_ptr<float>(), keys.data_ptr<float>(), values.data_ptr<float>(), mask.data_ptr<bool>(),
+                  cap, 0.25f, copied.data_ptr<float>(), 0, B * KV);
+  DecodePrefixes prefixes{prefix_keys.data_ptr<float>(), prefix_values.data_ptr<float>(), pcap, index.data(),
+                          length.data()};
+  DecodeAttention(shape, q.data_ptr<float>(), own_keys.data_ptr<float>(), own_values.data_ptr<float>(),
+                  mask.data_ptr<bool>(), cap, 0.25f, shared.data_ptr<float>(), 0, B * KV, &prefixes);
+  EXPECT_TRUE(torch::equal(shared, copied)) << (shared - copied).abs().max();
+}
+
 // The elementwise inference kernels against their operator forms (the training path).
 TEST(TransformerTest, NormAndRopeKernelsMatchTheOperatorForms) {
   torch::manual_seed(4);
