@@ -48,6 +48,7 @@
 #include "absl/strings/str_cat.h"
 #include "actor/actor_client.h"
 #include "common/config.h"
+#include "common/memory.h"
 #include "common/parallel.h"
 #include "common/status_macros.h"
 #include "coordinator/coordinator_metrics.h"
@@ -179,6 +180,8 @@ int WeightSync() {
   // for comparison: the whole blob fetched, then uploaded to both actors. Five rounds each,
   // interleaved; the first two build each actor's two resident models, later ones stage
   // into the spare; the best round counts.
+  // This process relays as the coordinator does, with its memory settings.
+  KeepFreedMemory();
   prometheus::Registry registry;
   coordinator::CoordinatorMetrics metrics(registry);
   coordinator::WeightsTracker tracker(actors, learner.get(), &metrics, /*max_staleness=*/0);

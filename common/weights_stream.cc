@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/memory.h"
 
 namespace grail {
 
@@ -94,7 +95,7 @@ absl::Status WeightsAssembler::Add(const grail::v1::WeightsChunk& chunk) {
     version_ = chunk.version();
     total_ = chunk.total_bytes();
     digest_ = chunk.digest();
-    blob_.reserve(static_cast<size_t>(total_));
+    ReserveWithHugePages(&blob_, static_cast<size_t>(total_));
   } else if (chunk.version() != version_ || chunk.total_bytes() != total_ ||
              chunk.digest() != digest_) {
     return absl::InvalidArgumentError(

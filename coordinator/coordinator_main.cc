@@ -5,6 +5,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_split.h"
+#include "common/memory.h"
 #include "common/service_main.h"
 #include "common/status_macros.h"
 #include "coordinator/coordinator_metrics.h"
@@ -12,6 +13,9 @@
 #include "coordinator/run_service_impl.h"
 #include "learner/learner_group_client.h"
 
+ABSL_FLAG(bool, keep_freed_memory, true,
+          "Keep freed heap memory for reuse instead of returning it to the system (no page faults "
+          "re-zeroing the buffers of the weights it relays every version)");
 ABSL_FLAG(std::vector<std::string>, actors, {}, "Comma-separated actor addresses HOST:PORT");
 ABSL_FLAG(std::string, reward, "", "Reward service address HOST:PORT");
 ABSL_FLAG(std::string, reference, "", "Reference service address HOST:PORT");
@@ -45,6 +49,7 @@ int main(int argc, char** argv) {
   std::shared_ptr<grail::coordinator::RunManager> manager;
   spec.make_services = [&manager](prometheus::Registry& registry,
                                   const grail::ServiceEnv& env) -> absl::StatusOr<grail::ServiceBundle> {
+    if (absl::GetFlag(FLAGS_keep_freed_memory)) grail::KeepFreedMemory();
     auto client_options = [&env](const std::string& target, absl::Duration timeout) {
       grail::ClientOptions o;
       o.security = env.security;

@@ -1,8 +1,5 @@
 // grail-learner: trains the policy (and critic) for the coordinator.
 
-#include <malloc.h>
-
-#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -12,6 +9,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "common/memory.h"
 #include "common/service_main.h"
 #include "learner/collective.h"
 #include "learner/learner_service_impl.h"
@@ -38,15 +36,6 @@ ABSL_FLAG(bool, keep_freed_memory, true,
           "Keep freed heap memory for reuse instead of returning it to the system after each step "
           "(no page faults re-zeroing activations every step; resident memory stays at its peak)");
 
-// Every step allocates and frees the same activations. glibc serves blocks above its mmap
-// threshold (128 KiB, adapting up to 32 MiB) with fresh mappings and trims the heap's top
-// on free, so each step faults its activations in again and the kernel zeroes those pages.
-// The largest threshold and no trimming keep them in the heap for the next step.
-void KeepFreedMemory() {
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
-}
-
 int main(int argc, char** argv) {
   grail::ServiceMainSpec spec;
   spec.binary = "grail-learner";
@@ -59,7 +48,8 @@ int main(int argc, char** argv) {
       "With --world_size > 1 the ranks rendezvous before serving (start them together);\n"
       "the coordinator's --learner lists every rank's address, rank 0 first.";
   spec.make_services = [](prometheus::Registry& registry, const grail::ServiceEnv& env) -> absl::StatusOr<grail::ServiceBundle> {
-    if (absl::GetFlag(FLAGS_keep_freed_memory)) KeepFreedMemory();
+    // Every step allocates and frees the same activations (common/memory.h).
+    if (absl::GetFlag(FLAGS_keep_freed_memory)) grail::KeepFreedMemory();
     // Gauges: the last step's value of each training metric the trainer reports.
     static constexpr struct {
       const char* key;

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <new>
 
+#include "common/memory.h"
+
 namespace grail::model {
 namespace {
 
@@ -132,6 +134,7 @@ PackedWeight::PackedWeight(const float* w, int64_t n, int64_t k) : n_(n), k_(k) 
   float* d = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
   if (d == nullptr) throw std::bad_alloc();
   data_.reset(d, std::free);
+  AdviseHugePages(d, bytes);
   for (int64_t p = 0; p < panels(); ++p) {
     float* panel = d + p * k * kWidth;
     // Column by column: each reads a row of w in order and writes within one panel, which

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/memory.h"
 
 namespace grail::model {
 namespace {
@@ -139,7 +140,7 @@ absl::StatusOr<std::string> SerializeSafetensors(
   std::string json = header.dump();
   json.append((8 - json.size() % 8) % 8, ' ');
   std::string out;
-  out.reserve(8 + json.size() + offset);
+  ReserveWithHugePages(&out, 8 + json.size() + offset);
   uint64_t len = json.size();
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((len >> (8 * i)) & 0xff));
   out += json;
