@@ -137,11 +137,11 @@ TEST_P(PreferenceTest, RaisesHeldOutPreferenceAccuracy) {
 
 INSTANTIATE_TEST_SUITE_P(
     Menu, PreferenceTest,
-    ::testing::Values(Objective{"dpo", "{objective: dpo, beta: 0.1}", 1e-4, Claim::kRewardAccuracy},
+    ::testing::Values(Objective{"dpo", "{objective: dpo, beta: 0.1}", 5e-5, Claim::kRewardAccuracy},
                       Objective{"dpo_sampled",
                                 "{objective: dpo, beta: 0.1, sampled_pairs: {prompts: 4000, samples: 8}}", 1e-4,
                                 Claim::kBoth, /*steps=*/60, /*pairs_per_step=*/64},
-                      Objective{"dpo_ipo", "{objective: dpo, loss_type: ipo, beta: 0.1}", 1e-4, Claim::kRewardAccuracy},
+                      Objective{"dpo_ipo", "{objective: dpo, loss_type: ipo, beta: 0.1}", 5e-5, Claim::kRewardAccuracy},
                       Objective{"dpo_hinge", "{objective: dpo, loss_type: hinge, beta: 0.1}", 5e-5, Claim::kRewardAccuracy},
                       Objective{"dpo_norm", "{objective: dpo, loss_type: sigmoid_norm, beta: 5.0}", 1e-4,
                                 Claim::kRewardAccuracy},
