@@ -293,15 +293,10 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     });
     return o_proj_(out.view({B, T, H * D}));
   }
-  if (cache != nullptr && write_index.defined() && !cache->prefix_of.empty()) {
-    // The operator form reads every row's own entries: its shared prefix is copied in first.
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t p = cache->prefix_of[b], n = cache->prefix_length[b];
-      if (p < 0 || n == 0) continue;
-      cache->keys[layer][b].narrow(1, 0, n).copy_(cache->prefix_keys[layer][p].narrow(1, 0, n));
-      cache->values[layer][b].narrow(1, 0, n).copy_(cache->prefix_values[layer][p].narrow(1, 0, n));
-    }
-  }
+  // The operator form reads every row's own entries only; the sampler shares prefixes only
+  // where the kernel above runs (CPU float32, no gradient).
+  TORCH_CHECK(cache == nullptr || cache->prefix_of.empty(),
+              "KV cache: shared prefixes are read only by the CPU decoding kernel (float32, no gradient)");
   // Grouped-query attention without repeating keys and values: the G query heads that share
   // a key/value head are G x T rows of one matmul against it.
   const int64_t G = H / KV, S = k.size(2);

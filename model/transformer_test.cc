@@ -176,6 +176,27 @@ TEST(TransformerTest, DecodeAttentionReadsSharedPrefixesAsItsOwnRows) {
   EXPECT_TRUE(torch::equal(shared, copied)) << (shared - copied).abs().max();
 }
 
+// Only the CPU decoding kernel reads shared prefixes: the operator form (here with a
+// gradient recorded) refuses a cache that has them rather than read the rows' own entries.
+TEST(TransformerTest, SharedPrefixesOutsideTheDecodingKernelAreRefused) {
+  CausalLm model(SmallConfig(/*gqa=*/true, /*bias=*/false, /*tied=*/false));
+  model->InitWeights(1);
+  KVCache cache = model->NewCache(2, 8);
+  const auto& k = cache.keys.front();
+  for (size_t l = 0; l < cache.keys.size(); ++l) {
+    cache.prefix_keys.push_back(torch::zeros({1, k.size(1), 4, k.size(3)}));
+    cache.prefix_values.push_back(torch::zeros({1, k.size(1), 4, k.size(3)}));
+  }
+  cache.prefix_of = {0, -1};
+  cache.prefix_length = {3, 0};
+  auto tokens = torch::tensor({5, 6}), positions = torch::tensor({3, 0}), at = torch::tensor({3, 0});
+  {
+    torch::NoGradGuard no_grad;
+    EXPECT_NO_THROW(model->DecodeHidden(tokens, positions, at, &cache));
+  }
+  EXPECT_THROW(model->DecodeHidden(tokens, positions, at, &cache), c10::Error);
+}
+
 // The elementwise inference kernels against their operator forms (the training path).
 TEST(TransformerTest, NormAndRopeKernelsMatchTheOperatorForms) {
   torch::manual_seed(4);
