@@ -235,6 +235,10 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
     return Bad("trainer.sft_epochs", "set trainer.sft_epochs or trainer.sft_steps, not both");
   }
   if (t.sft_eval_every() < 0) return Bad("trainer.sft_eval_every", "must be >= 0");
+  if (t.sft_target_holds() < 0) return Bad("trainer.sft_target_holds", "must be >= 0");
+  if (t.sft_target_holds() > 0 && t.sft_target_accuracy() <= 0) {
+    return Bad("trainer.sft_target_holds", "needs trainer.sft_target_accuracy");
+  }
   if (!t.lr_schedule().empty() && t.lr_schedule() != "constant" && t.lr_schedule() != "cosine") {
     return Bad("trainer.lr_schedule", absl::StrCat("'", t.lr_schedule().substr(0, 64), "' is not constant or cosine"));
   }
@@ -345,12 +349,14 @@ grail::v1::RunSpec StageRunSpec(const grail::v1::RunSpec& run, int index) {
       t->set_sft_steps(0);
       t->set_sft_epochs(0);
       t->set_sft_target_accuracy(0);
+      t->set_sft_target_holds(0);
       break;
     default:  // rl
       spec.clear_preference();
       t->set_sft_steps(0);
       t->set_sft_epochs(0);
       t->set_sft_target_accuracy(0);
+      t->set_sft_target_holds(0);
       break;
   }
   if (t->sft_steps() == 0 && t->sft_epochs() == 0) spec.mutable_dataset()->clear_sft_path();

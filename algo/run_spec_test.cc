@@ -122,6 +122,17 @@ INSTANTIATE_TEST_SUITE_P(
                s->mutable_trainer()->set_sft_target_accuracy(1.5);
              },
              "trainer.sft_target_accuracy"},
+        Edit{[](auto* s) {
+               s->mutable_trainer()->set_sft_steps(10);
+               s->mutable_trainer()->set_sft_target_holds(2);
+             },
+             "trainer.sft_target_holds"},
+        Edit{[](auto* s) {
+               s->mutable_trainer()->set_sft_steps(10);
+               s->mutable_trainer()->set_sft_target_accuracy(0.5);
+               s->mutable_trainer()->set_sft_target_holds(-1);
+             },
+             "trainer.sft_target_holds"},
         Edit{[](auto* s) { s->mutable_trainer()->set_ppo_epochs(1000000); }, "trainer.ppo_epochs"},
         Edit{[](auto* s) {
                s->mutable_trainer()->set_sft_steps(10);

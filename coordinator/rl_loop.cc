@@ -272,7 +272,9 @@ absl::Status RlLoop::SupervisedWarmup() {
   const int batch = t.sft_batch_size();
   const double target = t.sft_target_accuracy();
   const int eval_every = t.sft_eval_every();
+  const int holds = std::max(1, t.sft_target_holds());
   bool close = false;  // the last evaluation reached half the target
+  int held = 0;        // consecutive evaluations at or above the target
   for (int s = 1; s <= steps; ++s) {
     RETURN_IF_ERROR(CheckCancelled());
     std::vector<SupervisedRow> rows(batch);
@@ -316,7 +318,8 @@ absl::Status RlLoop::SupervisedWarmup() {
       ASSIGN_OR_RETURN(double accuracy, collector_->Evaluate());
       summary_["sft_heldout_accuracy"] = accuracy;
       Report("sft_eval", s, {{"heldout_accuracy", accuracy}, {"sft_steps", static_cast<double>(steps)}});
-      if (accuracy >= target) break;
+      held = accuracy >= target ? held + 1 : 0;
+      if (held >= holds) break;
       // Accuracy can climb steeply once it starts (30 points in 10 steps): from half the
       // target on, every step is evaluated, so the warm-up stops within a step of it.
       close = accuracy >= target / 2;

@@ -693,6 +693,36 @@ TEST_F(RlLoopUnitTest, TheWarmupStopsAtItsHeldOutTarget) {
   EXPECT_EQ(summary["sft_steps_taken"], 30);
 }
 
+// With sft_target_holds, a single evaluation that spikes past the target does not stop the
+// warm-up: the model here is right at the first evaluation (step 10), wrong at the next
+// (step 11), and right from step 20 on, so two consecutive evaluations first hold at 21.
+TEST_F(RlLoopUnitTest, TheWarmupStopsOnlyWhenItsTargetHoldsOverConsecutiveEvaluations) {
+  for (int holds : {1, 2}) {
+    SetUp();
+    spec_.mutable_trainer()->set_sft_steps(100);
+    spec_.mutable_trainer()->set_sft_eval_every(10);
+    spec_.mutable_trainer()->set_sft_target_accuracy(0.5);
+    spec_.mutable_trainer()->set_sft_target_holds(holds);
+    auto first = std::make_shared<std::atomic<int64_t>>(-1);  // the first evaluated version
+    for (auto& actor : actors_) {
+      auto* a = actor.get();
+      a->greedy_right = [a, first](int64_t, int64_t) {
+        int64_t expected = -1;
+        first->compare_exchange_strong(expected, a->version.load());
+        const int64_t since = a->version.load() - first->load();
+        return since == 0 || since >= 10;
+      };
+    }
+    std::vector<grail::v1::StepReport> reports;
+    std::map<std::string, double> summary;
+    ASSERT_TRUE(RunLoop(&reports, &summary).ok());
+    EXPECT_EQ(summary["sft_steps_taken"], holds == 1 ? 10 : 21) << "holds " << holds;
+    int evals = 0;
+    for (const auto& r : reports) evals += r.phase() == "sft_eval";
+    EXPECT_EQ(evals, holds == 1 ? 1 : 4) << "holds " << holds;  // steps 10, 11, 20, 21
+  }
+}
+
 // A reference scorer that restarted mid-run (it has no model) gets the reference weights
 // again and the run goes on; one that stays away fails the run after recovery_timeout,
 // naming it.

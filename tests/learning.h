@@ -41,7 +41,7 @@ model:
            num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 16}
 dataset: {builtin: arithmetic, max_digits: 2, seed: 7, heldout_size: 500}
 sampling: {temperature: 1.0, max_new_tokens: 5}
-trainer: {sft_steps: 1500, sft_target_accuracy: %g, sft_eval_every: 10, sft_batch_size: 64,
+trainer: {sft_steps: 1500, sft_target_accuracy: %g, sft_target_holds: 2, sft_eval_every: 10, sft_batch_size: 64,
           sft_learning_rate: 0.001, total_steps: 1, prompts_per_step: 32, learning_rate: 0.0003,
           warmup_steps: 3}
 )", seed, seed, target);

@@ -75,6 +75,7 @@ TEST_P(ObjectivesTest, ShortRunRaisesMeanReward) {
   auto* t = spec.mutable_trainer();
   t->set_sft_steps(0);
   t->set_sft_target_accuracy(0);
+  t->set_sft_target_holds(0);
   // 32 training problems, all of them in every step: the reward a run optimises is measured
   // on the same prompts each step, so its rise stands out from sampling noise alone, without
   // the step-to-step noise of prompt difficulty. The held-out split is the same 500 problems.
