@@ -218,7 +218,9 @@ absl::Status CheckSpecLimits(const grail::v1::RunSpec& spec) {
            {"dataset.chat_template", &d.chat_template(), 4096},
            {"dataset.pairs_path", &d.pairs_path(), 4096},
            {"dataset.overlong", &d.overlong(), 64},
-           {"dataset.builtin", &d.builtin(), 64}}) {
+           {"dataset.builtin", &d.builtin(), 64},
+           {"reward.model", &spec.reward().model(), 4096},
+           {"preference.sampled_pairs.policy", &spec.preference().sampled_pairs().policy(), 4096}}) {
     if (text->size() > limit) {
       return Bad(field, absl::StrCat("is ", text->size(), " bytes long, above the limit of ", limit));
     }
@@ -305,6 +307,15 @@ absl::Status ValidateStages(const grail::v1::RunSpec& spec) {
           StageRunSpec(spec, it->second).preference().objective() != grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL) {
         return Bad(absl::StrCat(prefix, "reward.model"),
                    absl::StrCat("stage '", rm, "' is not an earlier reward_model stage"));
+      }
+    }
+    // preference.sampled_pairs.policy may name an earlier stage that trains a policy.
+    const std::string& policy = effective.preference().sampled_pairs().policy();
+    if (auto it = index.find(policy); it != index.end()) {
+      if (it->second == i ||
+          StageRunSpec(spec, it->second).preference().objective() == grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL) {
+        return Bad(absl::StrCat(prefix, "preference.sampled_pairs.policy"),
+                   absl::StrCat("stage '", policy, "' is not an earlier stage that trains a policy"));
       }
     }
     const auto objective = effective.preference().objective();
@@ -499,6 +510,12 @@ absl::Status ValidateRunSpec(const grail::v1::RunSpec& spec) {
   }
   if (sampled.prompts() > 0 && pref.objective() == grail::v1::PREFERENCE_OBJECTIVE_UNSPECIFIED) {
     return Bad("preference.sampled_pairs", "needs preference.objective");
+  }
+  if (!sampled.policy().empty() && sampled.prompts() == 0) {
+    return Bad("preference.sampled_pairs.policy", "needs preference.sampled_pairs.prompts > 0");
+  }
+  if (!sampled.policy().empty() && spec.model().peft().type() != grail::v1::PEFT_TYPE_UNSPECIFIED) {
+    return Bad("preference.sampled_pairs.policy", "is not supported with model.peft (the policy loads as a whole model)");
   }
 
   if (pref.label_smoothing() < 0 || pref.label_smoothing() >= 0.5) {

@@ -240,7 +240,17 @@ INSTANTIATE_TEST_SUITE_P(
         std::pair{"stages: [{name: a, kind: preference}]", "stages[0] (a): preference.objective"},
         std::pair{"stages: [{name: a, kind: rl}, {name: b, kind: rl, reward: {verifier: rm, model: a}}]",
                   "stages[1] (b): reward.model"},
-        std::pair{"stages: [{name: a, kind: rl, algorithm: {group_size: 1}}]", "stages[0] (a): algorithm.group_size"}));
+        std::pair{"stages: [{name: a, kind: rl, algorithm: {group_size: 1}}]", "stages[0] (a): algorithm.group_size"},
+        // sampled_pairs.policy names a stage that trains a policy, not a reward model or itself.
+        std::pair{"stages: [{name: r, kind: preference, preference: {objective: reward_model}}, {name: b, kind: "
+                  "preference, preference: {objective: reward_model, sampled_pairs: {prompts: 4, policy: r}}}]",
+                  "stages[1] (b): preference.sampled_pairs.policy"},
+        std::pair{"stages: [{name: b, kind: preference, preference: {objective: reward_model, sampled_pairs: "
+                  "{prompts: 4, policy: b}}}]",
+                  "stages[0] (b): preference.sampled_pairs.policy"},
+        std::pair{"stages: [{name: b, kind: preference, preference: {objective: reward_model, sampled_pairs: "
+                  "{policy: ckpt}}}]",
+                  "stages[0] (b): preference.sampled_pairs.policy"}));
 
 }  // namespace
 }  // namespace grail::algo

@@ -38,7 +38,25 @@ absl::StatusOr<std::vector<PreferenceRow>> ArithmeticPairs(const Dataset& proble
     int64_t near = answer + (sign(rng) ? 1 : -1) * offset(rng);
     if (near < 0) near = answer + offset(rng);
     std::vector<std::string> wrongs = {absl::StrCat(near)};
-    if (style == PairStyle::kVaried) wrongs.push_back(malformed(p.answer));
+    if (style == PairStyle::kVaried) {
+      wrongs.push_back(malformed(p.answer));
+      // A slip in the tens (off by 10 or 20, the units right): a policy's most common
+      // mistake, which the near misses above (they all change the units) never show.
+      int64_t slip = answer + (sign(rng) ? 10 : -10) * std::uniform_int_distribution<int>(1, 2)(rng);
+      if (slip < 0) slip = answer + 10;
+      wrongs.push_back(absl::StrCat(slip));
+      // Another problem's answer: well-formed and plausible, right for some prompt but not
+      // this one, so that a score must depend on the prompt (none when a few draws find only
+      // the same answer).
+      std::uniform_int_distribution<size_t> pick(0, problems.size() - 1);
+      for (int tries = 0; tries < 16; ++tries) {
+        const std::string& other = problems.problems()[pick(rng)].answer;
+        if (other != p.answer) {
+          wrongs.push_back(other);
+          break;
+        }
+      }
+    }
     PreferenceRow row;
     auto prompt = tok.Encode(p.prompt);
     if (!prompt.ok()) return prompt.status();

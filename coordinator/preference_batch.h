@@ -19,9 +19,10 @@ enum class PairStyle {
   // One pair per problem: the answer plus a seeded offset of 1 to 9 either way (never
   // negative). The preference objectives' pairs.
   kNearMiss,
-  // Two pairs per problem: a near miss as above, and a malformed or unrelated answer (a digit
-  // added, a digit dropped, the digits reversed, or a random number). A reward model's
-  // pairs: it scores whatever a policy samples, not only near misses.
+  // Four pairs per problem: a near miss as above; a malformed or unrelated answer (a digit
+  // added, a digit dropped, the digits reversed, or a random number); a slip in the tens
+  // (off by 10 or 20); and another problem's answer. A reward model's pairs: it scores
+  // whatever a policy samples, not only near misses.
   kVaried,
 };
 

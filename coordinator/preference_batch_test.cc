@@ -1,10 +1,9 @@
 #include "coordinator/preference_batch.h"
 
 #include <cstring>
-
-#include "absl/strings/str_cat.h"
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -37,28 +36,38 @@ TEST(PreferenceBatchTest, ArithmeticPairsPreferTheCorrectSum) {
   }
 }
 
-// A reward model's pairs: each problem's near miss (the same as the preference objectives'
-// pairs) and a malformed or unrelated answer.
-TEST(PreferenceBatchTest, VariedPairsAddAMalformedAnswerToEachNearMiss) {
+// A reward model's pairs: per problem a near miss (as in the preference objectives'
+// pairs), a malformed or unrelated answer, a slip in the tens (the units right) and another
+// problem's answer.
+TEST(PreferenceBatchTest, VariedPairsAddMalformedTensSlipAndOtherProblemsAnswers) {
   auto tok = std::move(*tokenizer::NewTokenizer("char"));
   std::vector<Problem> list;
   for (int i = 0; i < 50; ++i) list.push_back(Problem{absl::StrCat(i, "+", i, "="), absl::StrCat(2 * i), "", ""});
   Dataset problems(list);
+  std::set<std::string> answers;
+  for (const auto& p : list) answers.insert(p.answer);
   auto near = ArithmeticPairs(problems, *tok, 3);
   auto varied = ArithmeticPairs(problems, *tok, 3, PairStyle::kVaried);
   ASSERT_TRUE(near.ok() && varied.ok());
-  ASSERT_EQ(varied->size(), 2 * near->size());
+  ASSERT_EQ(varied->size(), 4 * near->size());
   int far = 0;
   for (size_t i = 0; i < problems.size(); ++i) {
-    const auto& first = (*varied)[2 * i];
-    const auto& second = (*varied)[2 * i + 1];
-    EXPECT_EQ(tok->Decode(first.chosen), problems.Get(i).answer);
-    EXPECT_EQ(second.chosen, first.chosen);
-    const std::string wrong = tok->Decode(second.rejected);
-    EXPECT_NE(wrong, problems.Get(i).answer);
-    EXPECT_EQ(second.rejected.back(), tok->eos_id());
-    far += std::abs(std::stoll(wrong) - std::stoll(problems.Get(i).answer)) > 9 ||
-           wrong.size() != problems.Get(i).answer.size();
+    const std::string answer = problems.Get(i).answer;
+    const auto* rows = &(*varied)[4 * i];
+    EXPECT_EQ(tok->Decode(rows[0].chosen), answer);
+    std::vector<std::string> wrong;
+    for (int k = 0; k < 4; ++k) {
+      EXPECT_EQ(rows[k].chosen, rows[0].chosen);
+      EXPECT_EQ(rows[k].rejected.back(), tok->eos_id());
+      wrong.push_back(tok->Decode(rows[k].rejected));
+      EXPECT_NE(wrong.back(), answer);
+    }
+    const int64_t miss = std::abs(std::stoll(wrong[0]) - std::stoll(answer));
+    EXPECT_TRUE(miss >= 1 && miss <= 9) << answer << " " << wrong[0];
+    far += std::abs(std::stoll(wrong[1]) - std::stoll(answer)) > 9 || wrong[1].size() != answer.size();
+    const int64_t slip = std::stoll(wrong[2]) - std::stoll(answer);
+    EXPECT_TRUE(slip == 10 || slip == 20 || slip == -10 || slip == -20) << answer << " " << wrong[2];
+    EXPECT_TRUE(answers.count(wrong[3])) << wrong[3] << " is no problem's answer";
   }
   EXPECT_GT(far, 25);  // mostly not near misses
 }

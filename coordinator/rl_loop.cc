@@ -115,6 +115,9 @@ absl::Status RlLoop::Run() {
       BatchCollector::Peers{clients_.actors, clients_.reward, weights_.get(), reference_.get(), clients_.clock}, metrics_);
   weights_->ForgetActorVersions();
   if (!spec_.reward().model().empty()) RETURN_IF_ERROR(LoadRewardModel());
+  if (preference() && !spec_.preference().sampled_pairs().policy().empty()) {
+    RETURN_IF_ERROR(MakeTrainingPairsFromPolicy(/*report=*/!spec_.trainer().resume()));
+  }
   ASSIGN_OR_RETURN(auto init, InitLearner(spec_));
   version_ = init.weights_version();
   summary_["rows_skipped_too_long"] = static_cast<double>(data_.rows_skipped_too_long);
@@ -142,7 +145,7 @@ absl::Status RlLoop::Run() {
     RETURN_IF_ERROR(weights_->KeepAndSync(0, version_));
     reference_sums_.clear();
     RETURN_IF_ERROR(reference_->Load(weights_->After(0)));
-    if (preference()) RETURN_IF_ERROR(MakeTrainingPairs(/*report=*/true));
+    if (preference() && !pairs_made_) RETURN_IF_ERROR(MakeTrainingPairs(/*report=*/true));
     if (spec_.trainer().checkpoint_every() > 0) RETURN_IF_ERROR(SaveCheckpoint(0));
   }
   ASSIGN_OR_RETURN(double before, collector_->Evaluate());
@@ -369,6 +372,28 @@ absl::Status RlLoop::LoadRewardModel() {
   return absl::OkStatus();
 }
 
+absl::Status RlLoop::MakeTrainingPairsFromPolicy(bool report) {
+  const std::string& path = spec_.preference().sampled_pairs().policy();
+  grail::v1::RunSpec policy = spec_;
+  policy.mutable_model()->clear_config();
+  policy.mutable_model()->set_path(path);
+  policy.mutable_trainer()->set_resume(false);
+  policy.clear_critic();
+  policy.clear_preference();  // a plain policy: no value head
+  auto named = [&](const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat("preference.sampled_pairs.policy '", path, "': ", s.message()));
+  };
+  auto init = InitLearner(policy);
+  if (!init.ok()) return named(init.status());
+  version_ = init->weights_version();
+  auto weights = clients_.learner->GetWeights(version_);
+  if (!weights.ok()) return named(weights.status());
+  RETURN_IF_ERROR(weights_->SyncActors(std::make_shared<const learner::LearnerClient::Weights>(std::move(*weights))));
+  RETURN_IF_ERROR(MakeTrainingPairs(report));
+  pairs_made_ = true;
+  return absl::OkStatus();
+}
+
 absl::Status RlLoop::TakeGreedyProbeResponses() {
   std::vector<std::vector<int>> prompts;
   for (const auto& p : data_.probes) prompts.push_back(p.prompt);
@@ -459,7 +484,7 @@ absl::StatusOr<int> RlLoop::Resume(const grail::v1::InitModelResponse& init) {
   auto reference_weights = std::make_shared<const learner::LearnerClient::Weights>(std::move(fetched));
   reference_sums_.clear();
   RETURN_IF_ERROR(reference_->Load(reference_weights));
-  const bool sampled_pairs = preference() && spec_.preference().sampled_pairs().prompts() > 0;
+  const bool sampled_pairs = preference() && spec_.preference().sampled_pairs().prompts() > 0 && !pairs_made_;
   if (!data_.probes.empty() || sampled_pairs) {
     // The greedy probe responses and the sampled pairs are the start weights' (the
     // reference's), as in the straight run; the recordings up to the checkpoint are in the
@@ -468,7 +493,7 @@ absl::StatusOr<int> RlLoop::Resume(const grail::v1::InitModelResponse& init) {
     if (!data_.probes.empty()) RETURN_IF_ERROR(TakeGreedyProbeResponses());
   }
   // The resumed run's pairs are the same, reported already.
-  if (preference()) RETURN_IF_ERROR(MakeTrainingPairs(/*report=*/false));
+  if (preference() && !pairs_made_) RETURN_IF_ERROR(MakeTrainingPairs(/*report=*/false));
   // Back to the checkpoint being resumed (weights, optimizer state, step count).
   ASSIGN_OR_RETURN(auto resumed, InitLearner(spec_));
   version_ = resumed.weights_version();

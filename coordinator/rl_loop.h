@@ -115,6 +115,9 @@ class RlLoop {
   // reward.model: the reward model's checkpoint, through the learner, into the reward
   // scorer's rm verifier (before the run's own model is initialised).
   absl::Status LoadRewardModel();
+  // preference.sampled_pairs.policy: that checkpoint through the learner into the actors,
+  // and the training pairs from its samples (before the run's own model is initialised).
+  absl::Status MakeTrainingPairsFromPolicy(bool report);
   // Probes (spec.probes): each probe's greedy response with the weights the actors hold (the
   // stage's starting weights), kept as one of the responses recorded.
   absl::Status TakeGreedyProbeResponses();
@@ -152,6 +155,7 @@ class RlLoop {
   std::string reference_checkpoint_;  // the checkpoint holding the weights RL started from
   ProbeSequences probe_sequences_;     // with the greedy responses, once TakeGreedyProbeResponses ran
   int64_t version_ = -1;
+  bool pairs_made_ = false;  // pairs_ holds the training pairs already (sampled_pairs.policy)
   std::map<std::string, double> summary_;
   std::chrono::steady_clock::time_point last_step_end_;
 };

@@ -246,6 +246,51 @@ TEST_F(RlLoopUnitTest, SampledPairsComeFromTheStartingPolicysScoredSamples) {
   EXPECT_NE(s.message().find("preference.sampled_pairs"), std::string::npos) << s;
 }
 
+// preference.sampled_pairs.policy: the samples come from that checkpoint, loaded through the
+// learner into the actors before the run's own model (here a reward model) is initialised.
+TEST_F(RlLoopUnitTest, SampledPairsCanComeFromAnotherPolicy) {
+  spec_.mutable_model()->set_path("rm-start");
+  spec_.mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL);
+  spec_.mutable_preference()->mutable_sampled_pairs()->set_prompts(10);
+  spec_.mutable_preference()->mutable_sampled_pairs()->set_samples(4);
+  spec_.mutable_preference()->mutable_sampled_pairs()->set_policy("policy-ckpt");
+  spec_.mutable_trainer()->set_sft_steps(0);
+  Splits splits = PreferenceSplits();
+  std::vector<grail::v1::StepReport> reports;
+  {
+    RlLoop loop("run-rm", spec_, splits, clients_, &metrics_,
+                [&](const grail::v1::StepReport& r) { reports.push_back(r); }, &cancelled_);
+    absl::Status s = loop.Run();
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  const auto inits = learner_->init_requests();
+  ASSERT_GE(inits.size(), 2u);
+  // First the policy, as a plain model (no value head, no critic), then the run's own.
+  EXPECT_EQ(inits[0].spec().model().path(), "policy-ckpt");
+  EXPECT_EQ(inits[0].spec().preference().objective(), grail::v1::PREFERENCE_OBJECTIVE_UNSPECIFIED);
+  EXPECT_FALSE(inits[0].spec().critic().enabled());
+  EXPECT_EQ(inits[1].spec().model().path(), "rm-start");
+  EXPECT_EQ(inits[1].spec().preference().objective(), grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL);
+  // Every sampled pair's generation ran on the policy's weights (the first init's version),
+  // and the pairs were made once.
+  int sampled_reports = 0;
+  for (const auto& r : reports) {
+    if (r.phase() != "sampled_pairs") continue;
+    ++sampled_reports;
+    EXPECT_EQ(r.metrics().at("sampled_pairs"), 10);
+    EXPECT_EQ(r.metrics().at("dataset_pairs"), static_cast<double>(splits.pairs.size()));
+  }
+  EXPECT_EQ(sampled_reports, 1);
+  int64_t policy_generations = 0;
+  for (const auto& actor : actors_) {
+    for (int64_t v : actor->generate_versions()) policy_generations += v == 0;
+  }
+  EXPECT_GE(policy_generations, 1);
+  int train = 0;
+  for (const auto& r : learner_->preference_requests()) train += r.eval_only() ? 0 : 1;
+  EXPECT_EQ(train, 3);
+}
+
 TEST(PairsFromGroupTest, OnePairOrEveryDistinctPairWhoseScoresDiffer) {
   Group g;
   for (int i = 0; i < 5; ++i) {

@@ -445,6 +445,11 @@ void RunManager::Execute(RunRecord* record, std::vector<StagePlan> plan) {
       // reward.model may name an earlier reward_model stage: its final checkpoint.
       auto rm = run.stage_checkpoints().find(spec.reward().model());
       if (staged && rm != run.stage_checkpoints().end()) spec.mutable_reward()->set_model(rm->second);
+      // So may preference.sampled_pairs.policy: an earlier stage's final checkpoint.
+      auto policy = run.stage_checkpoints().find(spec.preference().sampled_pairs().policy());
+      if (staged && policy != run.stage_checkpoints().end()) {
+        spec.mutable_preference()->mutable_sampled_pairs()->set_policy(policy->second);
+      }
       run.set_stage(stage.name);
       PersistLocked(*record);
     }
