@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "algo/run_spec.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/grpc_client.h"
@@ -46,7 +47,7 @@ constexpr char kUsage[] =
     "  probes RUN        a run's learning-dynamics probes: --out=FILE.csv (the records),\n"
     "                    --plot=FILE.svg (mean per response type over steps, with a band)\n"
     "  health TARGET     exit 0 if the service at TARGET (HOST:PORT) is SERVING\n"
-    "  validate FILE     check a run spec locally without submitting it\n"
+    "  validate FILE     check a run spec locally (fields and stages) without submitting it\n"
     "  export DIR OUT    write checkpoint DIR as a Hugging Face model directory OUT (local files;\n"
     "                    --dtype=float32|bfloat16, --max_shard_bytes=N, --tokenizer=DIR to copy);\n"
     "                    a LoRA checkpoint: its adapters in PEFT's format, or --merge for a merged model\n"
@@ -187,7 +188,11 @@ int main(int argc, char** argv) {
     auto spec = grail::LoadRunSpecFile(args[2]);
     if (!spec.ok()) return Fail(spec.status());
     if (command == "validate") {
-      std::cout << args[2] << ": parsed" << std::endl;
+      // The checks the coordinator makes at submit time that need no data root: every
+      // field's range and combination, and each stage's (files are checked on submit).
+      absl::Status valid = grail::algo::ValidateRunSpec(*spec);
+      if (!valid.ok()) return Fail(valid);
+      std::cout << args[2] << ": valid" << std::endl;
       return 0;
     }
     auto id = grail::coordinator::NewGrpcRunClient(options)->Submit(*spec);
