@@ -100,9 +100,14 @@ std::string ProgressLine(const grail::v1::StepReport& r, absl::Time* rl_start, i
                            Metric(r, "sft_loss"));
   }
   if (phase == "preference") {
-    return absl::StrFormat("[preference] step %d/%d  loss %.4f  reward_acc %.3f  margin %.3f  logp c/r %.2f/%.2f",
-                           r.step(), r.total_steps(), Metric(r, "loss"), Metric(r, "reward_accuracy"),
-                           Metric(r, "reward_margin"), Metric(r, "logp_chosen"), Metric(r, "logp_rejected"));
+    std::string line =
+        absl::StrFormat("[preference] step %d/%d  loss %.4f  reward_acc %.3f  margin %.3f", r.step(), r.total_steps(),
+                        Metric(r, "loss"), Metric(r, "reward_accuracy"), Metric(r, "reward_margin"));
+    // A reward model's steps carry scores, not the policy's log-probs.
+    if (r.metrics().contains("logp_chosen")) {
+      absl::StrAppendFormat(&line, "  logp c/r %.2f/%.2f", Metric(r, "logp_chosen"), Metric(r, "logp_rejected"));
+    }
+    return line;
   }
   if (phase == "eval") {
     std::string line =
