@@ -348,12 +348,23 @@ absl::StatusOr<double> RlLoop::SupervisedHeldoutLoss(int step) {
   return tokens > 0 ? loss / tokens : 0.0;
 }
 
+namespace {
+
+// The run's spec for loading another checkpoint into the learner (a reward model, a policy
+// to sample): the model at `path`, fresh (no resume), without a critic.
+grail::v1::RunSpec CheckpointSpec(const grail::v1::RunSpec& run, const std::string& path) {
+  grail::v1::RunSpec spec = run;
+  spec.mutable_model()->clear_config();
+  spec.mutable_model()->set_path(path);
+  spec.mutable_trainer()->set_resume(false);
+  spec.clear_critic();
+  return spec;
+}
+
+}  // namespace
+
 absl::Status RlLoop::LoadRewardModel() {
-  grail::v1::RunSpec rm = spec_;
-  rm.mutable_model()->clear_config();
-  rm.mutable_model()->set_path(spec_.reward().model());
-  rm.mutable_trainer()->set_resume(false);
-  rm.clear_critic();
+  grail::v1::RunSpec rm = CheckpointSpec(spec_, spec_.reward().model());
   rm.mutable_algorithm()->set_advantage_estimator(grail::v1::ADVANTAGE_ESTIMATOR_GRPO);
   rm.mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_REWARD_MODEL);
   auto named = [&](const absl::Status& s) {
@@ -374,11 +385,7 @@ absl::Status RlLoop::LoadRewardModel() {
 
 absl::Status RlLoop::MakeTrainingPairsFromPolicy(bool report) {
   const std::string& path = spec_.preference().sampled_pairs().policy();
-  grail::v1::RunSpec policy = spec_;
-  policy.mutable_model()->clear_config();
-  policy.mutable_model()->set_path(path);
-  policy.mutable_trainer()->set_resume(false);
-  policy.clear_critic();
+  grail::v1::RunSpec policy = CheckpointSpec(spec_, path);
   policy.clear_preference();  // a plain policy: no value head
   auto named = [&](const absl::Status& s) {
     return absl::Status(s.code(), absl::StrCat("preference.sampled_pairs.policy '", path, "': ", s.message()));

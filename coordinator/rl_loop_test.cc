@@ -538,38 +538,59 @@ TEST_F(RlLoopUnitTest, CheckpointsEveryKStepsAndAtTheEnd) {
 // A run resumed from its step-2 checkpoint trains steps 3-5 on exactly the prompts, in the
 // same order, that the uninterrupted run trained; the reference gets the step-0 weights.
 // A resumed preference run continues with the same pairs, in the same order, after the
-// checkpoint's step.
+// checkpoint's step; so does one whose sampled pairs come from another policy
+// (preference.sampled_pairs.policy), which samples that policy again and reports nothing new.
 TEST_F(RlLoopUnitTest, AResumedPreferenceRunContinuesWithTheSamePairs) {
-  spec_.mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_DPO);
-  spec_.mutable_trainer()->set_total_steps(5);
-  spec_.mutable_trainer()->set_checkpoint_every(2);
-  auto run = [&]() {
-    std::vector<grail::v1::StepReport> reports;
-    RlLoop loop("run-pref", spec_, PreferenceSplits(), clients_, &metrics_,
-                [&](const grail::v1::StepReport& r) { reports.push_back(r); }, &cancelled_);
-    absl::Status s = loop.Run();
-    return std::make_pair(s, loop.summary());
-  };
-  auto trained = [&]() {
-    std::vector<grail::v1::PreferenceStepRequest> out;
-    for (const auto& r : learner_->preference_requests()) {
-      if (!r.eval_only()) out.push_back(r);
+  for (const std::string policy : {"", "policy-ckpt"}) {
+    SetUp();
+    spec_.clear_model();
+    spec_.mutable_preference()->set_objective(grail::v1::PREFERENCE_OBJECTIVE_DPO);
+    if (!policy.empty()) {
+      spec_.mutable_preference()->mutable_sampled_pairs()->set_prompts(10);
+      spec_.mutable_preference()->mutable_sampled_pairs()->set_samples(4);
+      spec_.mutable_preference()->mutable_sampled_pairs()->set_policy(policy);
     }
-    return out;
-  };
-  ASSERT_TRUE(run().first.ok());
-  const auto full = trained();
-  ASSERT_EQ(full.size(), 5u);
-  spec_.mutable_model()->set_path("run-pref/step-000002");
-  spec_.mutable_trainer()->set_resume(true);
-  auto [status, summary] = run();
-  ASSERT_TRUE(status.ok()) << status;
-  EXPECT_EQ(summary["resumed_after_step"], 2);
-  const auto all = trained();
-  ASSERT_EQ(all.size(), 8u);  // 5 + steps 3, 4, 5 again
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(all[5 + i].step(), full[2 + i].step());
-    EXPECT_EQ(all[5 + i].input_ids().data(), full[2 + i].input_ids().data()) << "step " << full[2 + i].step();
+    spec_.mutable_trainer()->set_total_steps(5);
+    spec_.mutable_trainer()->set_checkpoint_every(2);
+    spec_.mutable_trainer()->set_resume(false);
+    int sampled_reports = 0;
+    auto run = [&]() {
+      std::vector<grail::v1::StepReport> reports;
+      RlLoop loop("run-pref", spec_, PreferenceSplits(), clients_, &metrics_,
+                  [&](const grail::v1::StepReport& r) { reports.push_back(r); }, &cancelled_);
+      absl::Status s = loop.Run();
+      for (const auto& r : reports) sampled_reports += r.phase() == "sampled_pairs";
+      return std::make_pair(s, loop.summary());
+    };
+    auto trained = [&]() {
+      std::vector<grail::v1::PreferenceStepRequest> out;
+      for (const auto& r : learner_->preference_requests()) {
+        if (!r.eval_only()) out.push_back(r);
+      }
+      return out;
+    };
+    ASSERT_TRUE(run().first.ok());
+    const auto full = trained();
+    ASSERT_EQ(full.size(), 5u);
+    spec_.mutable_model()->set_path("run-pref/step-000002");
+    spec_.mutable_trainer()->set_resume(true);
+    auto [status, summary] = run();
+    ASSERT_TRUE(status.ok()) << status;
+    EXPECT_EQ(summary["resumed_after_step"], 2);
+    EXPECT_EQ(sampled_reports, policy.empty() ? 0 : 1) << policy;  // the first run's only
+    const auto all = trained();
+    ASSERT_EQ(all.size(), 8u);  // 5 + steps 3, 4, 5 again
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(all[5 + i].step(), full[2 + i].step());
+      EXPECT_EQ(all[5 + i].input_ids().data(), full[2 + i].input_ids().data())
+          << "step " << full[2 + i].step() << ", policy '" << policy << "'";
+    }
+    if (!policy.empty()) {
+      // The resumed run loaded the policy again (before its own checkpoint) to sample it.
+      int policy_inits = 0;
+      for (const auto& r : learner_->init_requests()) policy_inits += r.spec().model().path() == policy;
+      EXPECT_EQ(policy_inits, 2);
+    }
   }
 }
 
