@@ -1,17 +1,17 @@
-// A staged run end to end with learning-dynamics probes: the demo's model and task, an sft
-// stage (warm-up to 0.3 greedy held-out accuracy), then 30 DPO steps on the task's own
-// pairs; and classic RLHF from the same sft checkpoint: a reward model whose body is the sft
-// policy trained further (sft_rm, to 0.9), trained for 2400 Bradley-Terry steps of 64 pairs (cosine rate)
-// on the task's varied pairs plus pairs from the sft policy's own samples of 3000 training
-// problems (preference.sampled_pairs.policy; it must rank at least 90% of the held-out
-// pairs right), then 60 PPO steps of the sft policy against it (a critic and GAE, 8 samples
-// per prompt, KL to the sft policy both in the reward and as a loss), during which it must
-// rank the policy's own correct samples above its wrong ones more often than chance, and
-// after which the math verifier's held-out accuracy must have risen. One run through every
-// service. 64 probes (training problems with their pair, two paraphrases of each response,
-// an unrelated answer and the model's own greedy answer) are recorded every 5 steps of the
-// sft and dpo stages. The known effects must show, each by more than two standard errors
-// over the probes:
+// A staged run end to end with learning-dynamics probes: the demo's model and task, an
+// sft stage (warm-up to 0.3 greedy held-out accuracy), then 30 DPO steps on the task's
+// own pairs; and classic RLHF from the same sft checkpoint: a reward model whose body is
+// the sft policy trained further (sft_rm, to 0.9), trained for 2400 Bradley-Terry steps
+// of 64 pairs (cosine rate) on the task's varied pairs plus pairs from the sft policy's
+// own samples of 3000 training problems (preference.sampled_pairs.policy; it must rank at
+// least 90% of the held-out pairs right), then 60 PPO steps of the sft policy against it
+// (a critic and GAE, 8 samples per prompt, KL to the sft policy both in the reward and as
+// a loss), during which it must rank the policy's own correct samples above its wrong
+// ones more often than chance, and after which the math verifier's held-out accuracy must
+// have risen. One run through every service. 64 probes (training problems with their
+// pair, two paraphrases of each response, an unrelated answer and the model's own greedy
+// answer) are recorded every 5 steps of the sft and dpo stages. The known effects must
+// show, each by more than two standard errors over the probes:
 //   - under SFT, the chosen answers' paraphrases rise with them;
 //   - under DPO, the rejected answers fall, while at their positions where the rejected
 //     token is not the most likely one, the most likely token's probability rises (the
