@@ -47,20 +47,24 @@ std::string Sha256Stream::FinishHex() {
 
 namespace {
 
-// Calls `fn` on each chunk of `blob` in order; stops early when it returns false.
+// Calls `fn` on each chunk of `blob` in order; stops early when it returns false. The blob
+// is hashed as it is chunked, so the first chunk leaves before the last byte is hashed; the
+// digest rides on the last chunk.
 bool ForEachChunk(absl::string_view blob, int64_t version, int64_t chunk_bytes,
                   const std::function<bool(const grail::v1::WeightsChunk&)>& fn) {
-  const std::string digest = Sha256Hex(blob);
   const int64_t total = static_cast<int64_t>(blob.size());
+  Sha256Stream sha;
   int64_t offset = 0;
   do {
     const int64_t n = std::min(chunk_bytes, total - offset);
+    const absl::string_view data = blob.substr(static_cast<size_t>(offset), static_cast<size_t>(n));
+    sha.Update(data);
     grail::v1::WeightsChunk c;
     c.set_version(version);
     c.set_offset(offset);
     c.set_total_bytes(total);
-    c.set_digest(digest);
-    c.set_data(blob.data() + offset, n);
+    if (offset + n == total) c.set_digest(sha.FinishHex());
+    c.set_data(data.data(), data.size());
     if (!fn(c)) return false;
     offset += n;
   } while (offset < total);
@@ -89,17 +93,21 @@ absl::Status WeightsAssembler::Add(const grail::v1::WeightsChunk& chunk) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": total_bytes ", chunk.total_bytes(),
                                                      " outside [0, ", max_total_bytes_, "]"));
     }
+    version_ = chunk.version();
+    total_ = chunk.total_bytes();
+    ReserveWithHugePages(&blob_, static_cast<size_t>(total_));
+  } else if (chunk.version() != version_ || chunk.total_bytes() != total_) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": version or total_bytes changed within the stream"));
+  }
+  // The digest rides on the last chunk; a chunk before it may carry it too, the same one.
+  if (!chunk.digest().empty()) {
     if (chunk.digest().size() != 64) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": digest is not a SHA-256 hex string"));
     }
-    version_ = chunk.version();
-    total_ = chunk.total_bytes();
+    if (!digest_.empty() && chunk.digest() != digest_) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": digest changed within the stream"));
+    }
     digest_ = chunk.digest();
-    ReserveWithHugePages(&blob_, static_cast<size_t>(total_));
-  } else if (chunk.version() != version_ || chunk.total_bytes() != total_ ||
-             chunk.digest() != digest_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, ": version, total_bytes or digest changed within the stream"));
   }
   if (chunk.offset() != bytes_received()) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": offset ", chunk.offset(),
@@ -121,6 +129,7 @@ absl::StatusOr<std::string> WeightsAssembler::Finish() {
     return absl::DataLossError(absl::StrCat("weights: stream ended after ", bytes_received(),
                                             " of ", total_, " bytes"));
   }
+  if (digest_.empty()) return absl::InvalidArgumentError("weights: the stream carried no digest");
   if (check_ == DigestCheck::kLeaveToReceivers) return std::move(blob_);
   const std::string actual = sha_.FinishHex();
   if (actual != digest_) {

@@ -45,8 +45,10 @@ class Sha256Stream {
   ::evp_md_ctx_st* ctx_;
 };
 
-// Splits a weights blob into chunks of at most `chunk_bytes`, each carrying version, offset,
-// total size and the digest of the whole blob. An empty blob gives one empty chunk.
+// Splits a weights blob into chunks of at most `chunk_bytes`, each carrying version, offset
+// and total size; the last also carries the digest of the whole blob, hashed as the chunks
+// are made (a sender streams its first chunk without hashing the whole blob first). An
+// empty blob gives one empty chunk.
 std::vector<grail::v1::WeightsChunk> ChunkWeights(absl::string_view blob, int64_t version,
                                                   int64_t chunk_bytes = kWeightsChunkBytes);
 
@@ -56,8 +58,10 @@ std::vector<grail::v1::WeightsChunk> ChunkWeights(absl::string_view blob, int64_
 enum class DigestCheck { kVerify, kLeaveToReceivers };
 
 // Reassembles a chunk stream on the receiving side. Chunks must arrive in order, agree on
-// version, total and digest, and stay within `max_total_bytes`; Finish() checks that the
-// blob is complete and (with DigestCheck::kVerify) that its SHA-256 matches. Any violation
+// version and total, and stay within `max_total_bytes`; the digest may come on any chunk
+// and must come by the last (every chunk that names it names the same). Finish() checks
+// that the blob is complete, that a digest came, and (with DigestCheck::kVerify) that its
+// SHA-256 matches. Any violation
 // is an error naming the chunk; the partial blob is then discarded. Not thread-safe (one
 // per stream).
 class WeightsAssembler {
@@ -72,7 +76,7 @@ class WeightsAssembler {
   absl::StatusOr<std::string> Finish();
 
   int64_t version() const { return version_; }
-  // The digest the stream names (hex); empty before the first chunk.
+  // The digest the stream names (hex); empty until a chunk carries it (the last at the latest).
   const std::string& digest() const { return digest_; }
   int64_t bytes_received() const { return static_cast<int64_t>(blob_.size()); }
 

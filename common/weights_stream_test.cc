@@ -31,6 +31,48 @@ TEST(WeightsStreamTest, ChunksReassemble) {
   EXPECT_EQ(a.version(), 3);
 }
 
+// The sender hashes as it chunks: only the last chunk carries the digest. A receiver takes
+// the digest from whichever chunk names it (an older sender's on every chunk), and a stream
+// that never names one, or names two, is refused.
+TEST(WeightsStreamTest, TheDigestRidesOnTheLastChunk) {
+  const std::string blob = Blob(10000);
+  auto chunks = ChunkWeights(blob, 3, 4096);
+  ASSERT_EQ(chunks.size(), 3u);
+  EXPECT_TRUE(chunks[0].digest().empty());
+  EXPECT_TRUE(chunks[1].digest().empty());
+  EXPECT_EQ(chunks[2].digest(), Sha256Hex(blob));
+  EXPECT_EQ(ChunkWeights("", 1)[0].digest(), Sha256Hex(""));
+
+  auto everywhere = chunks;
+  for (auto& c : everywhere) c.set_digest(Sha256Hex(blob));
+  WeightsAssembler older;
+  for (const auto& c : everywhere) ASSERT_TRUE(older.Add(c).ok());
+  EXPECT_EQ(older.digest(), Sha256Hex(blob));
+  ASSERT_TRUE(older.Finish().ok());
+
+  auto none = chunks;
+  none[2].clear_digest();
+  WeightsAssembler unnamed;
+  for (const auto& c : none) ASSERT_TRUE(unnamed.Add(c).ok());
+  EXPECT_THAT(std::string(unnamed.Finish().status().message()), HasSubstr("no digest"));
+  WeightsAssembler unnamed_relay(kMaxWeightsBytes, DigestCheck::kLeaveToReceivers);
+  for (const auto& c : none) ASSERT_TRUE(unnamed_relay.Add(c).ok());
+  EXPECT_FALSE(unnamed_relay.Finish().ok());
+
+  auto two = chunks;
+  two[0].set_digest(Sha256Hex("something else"));
+  WeightsAssembler changed;
+  ASSERT_TRUE(changed.Add(two[0]).ok());
+  ASSERT_TRUE(changed.Add(two[1]).ok());
+  EXPECT_THAT(std::string(changed.Add(two[2]).message()), HasSubstr("digest changed"));
+
+  auto malformed = chunks;
+  malformed[1].set_digest("abc");
+  WeightsAssembler bad;
+  ASSERT_TRUE(bad.Add(malformed[0]).ok());
+  EXPECT_THAT(std::string(bad.Add(malformed[1]).message()), HasSubstr("not a SHA-256"));
+}
+
 TEST(WeightsStreamTest, CorruptedStreamFailsDigest) {
   auto chunks = ChunkWeights(Blob(5000), 1, 1024);
   (*chunks[2].mutable_data())[10] ^= 1;
