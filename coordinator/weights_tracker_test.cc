@@ -79,7 +79,7 @@ class ChunkedLearner : public testing::FakeLearnerClient {
                                         const ChunkSink& sink) override {
     ASSIGN_OR_RETURN(Weights w, GetWeights(min_version, part));
     auto chunks = ChunkWeights(w.blob, w.version, /*chunk_bytes=*/3);
-    Weights streamed{"", w.version, chunks[0].digest()};
+    Weights streamed{"", w.version, chunks.back().digest()};  // the digest rides on the last chunk
     for (size_t i = 0; i < chunks.size(); ++i) {
       if (break_stream && i == 1) return absl::UnavailableError("learner: stream broken");
       if (corrupt_stream && i == 1) (*chunks[i].mutable_data())[0] ^= 1;
