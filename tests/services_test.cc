@@ -100,5 +100,33 @@ TEST(ServiceFlagsTest, BadListenAddressFailsNamingTheFlag) {
   EXPECT_THAT(r.output, HasSubstr("listen"));
 }
 
+// `grailctl validate` runs the coordinator's submit-time checks locally: a valid spec passes,
+// and a bad field or a stage naming no earlier stage fails with the field named.
+TEST(GrailctlValidateTest, RunsTheSubmitChecksNamingTheField) {
+  const std::string base = R"(model:
+  tokenizer: char
+  config: {vocab_size: 98, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1,
+           num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 16}
+dataset: {builtin: arithmetic}
+sampling: {max_new_tokens: 5}
+algorithm: {group_size: 4}
+trainer: {total_steps: 2, prompts_per_step: 4, sft_steps: 10}
+)";
+  auto validate = [&](const std::string& name, const std::string& extra) {
+    const std::string path = ::testing::TempDir() + name + ".yaml";
+    std::ofstream(path) << "name: " << name << "\n" << base << extra;
+    return RunCommand(BinDir() + "/grailctl validate " + path + " 2>&1");
+  };
+  CommandResult ok = validate("valid", "stages:\n  - {name: a, kind: sft}\n  - {name: b, kind: rl, from: a}\n");
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_THAT(ok.output, HasSubstr(".yaml: valid"));
+  CommandResult holds = validate("holds", "stages:\n  - {name: a, kind: sft, trainer: {sft_target_holds: -1}}\n");
+  EXPECT_NE(holds.exit_code, 0);
+  EXPECT_THAT(holds.output, HasSubstr("sft_target_holds"));
+  CommandResult stage = validate("stage", "stages:\n  - {name: a, kind: sft}\n  - {name: b, kind: rl, from: nope}\n");
+  EXPECT_NE(stage.exit_code, 0);
+  EXPECT_THAT(stage.output, HasSubstr("stages[1].from"));
+}
+
 }  // namespace
 }  // namespace grail::testing
