@@ -20,8 +20,11 @@ ratio against a baseline measured in the same run.
 
   eager_peer.py grpo --seed S [--target 0.75] [--weights W.safetensors]
       The demo run (deploy/demo/arithmetic.yaml) in one process: supervised warm-up to 0.5
-      held-out accuracy, then GRPO with dynamic sampling until held-out accuracy (every 10
-      steps) reaches --target. Prints {"seconds" (null if never), "steps", "accuracy"}.
+      held-out accuracy (evaluated every 10 steps, and every step from 0.25 on, as grail's
+      coordinator does), then GRPO with dynamic sampling until held-out accuracy (every 10
+      steps) reaches --target. Prints {"seconds" (null if never), "steps", "accuracy",
+      "warmup_seconds", "warmup_accuracy", "step_seconds_median"}: the last is the median RL
+      step's sampling and update, evaluations excluded.
 
 One intra-op thread unless --threads says otherwise (grail's services run with one).
 Reads safetensors with the standard library (header JSON + raw little-endian bytes): no
@@ -322,7 +325,7 @@ def grpo(args):
     t0 = time.perf_counter()
     # Supervised warm-up: answer + EOS after BOS + prompt, 64 rows a step, lr 1e-3.
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
-    sft_steps, acc = 0, 0.0
+    sft_steps, acc, close = 0, 0.0, False
     while sft_steps < 1500:
         batch = [train[rng.randrange(len(train))] for _ in range(64)]
         rows, masks = [], []
@@ -340,19 +343,25 @@ def grpo(args):
         loss.backward()
         opt.step()
         sft_steps += 1
-        if sft_steps % 10 == 0:
+        # The demo's warm-up rule (trainer.sft_eval_every 10, sft_target_accuracy 0.5, as
+        # grail's coordinator applies it): evaluate every 10 steps, and every step once an
+        # evaluation has reached half the target, so the warm-up stops within a step of it.
+        if sft_steps % 10 == 0 or close:
             acc = heldout_accuracy(model, heldout)
             if acc >= 0.5:
                 break
-    print(f"eager_peer grpo: warm-up {sft_steps} steps to {acc:.3f} in {time.perf_counter() - t0:.1f} s",
-          file=sys.stderr)
+            close = acc >= 0.25
+    warmup_seconds, warmup_accuracy = time.perf_counter() - t0, acc
+    print(f"eager_peer grpo: warm-up {sft_steps} steps to {acc:.3f} in {warmup_seconds:.1f} s", file=sys.stderr)
     # GRPO: 64 prompts x 16 samples, temperature 1, 5 new tokens, groups with equal rewards
     # dropped and refilled from new prompts (at most 3 sampling rounds), clip 0.2/0.28,
     # token-mean loss, lr 4e-4 with 10 warm-up steps then cosine to 0.1 over 140 steps,
     # gradient clip 1.
     opt = torch.optim.AdamW(model.parameters(), lr=4e-4, weight_decay=0.0)
     total, warm, reached, step = 140, 10, None, 0
+    step_seconds = []  # each RL step's sampling and update, the held-out evaluations excluded
     for step in range(1, total + 1):
+        t_step = time.perf_counter()
         lr = 4e-4 * min(1.0, step / warm)
         if step > warm:
             lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warm) / (total - warm)))
@@ -387,6 +396,7 @@ def grpo(args):
                 old[i, plen - 1 : plen - 1 + len(o)] = torch.tensor(o)
                 adv[i] = advs[i]
             ppo_update(model, opt, lp, old, adv, mask)
+        step_seconds.append(time.perf_counter() - t_step)
         if step % 10 == 0:
             acc = heldout_accuracy(model, heldout)
             print(f"eager_peer grpo: step {step} held-out {acc:.3f} at {time.perf_counter() - t0:.1f} s",
@@ -394,7 +404,9 @@ def grpo(args):
             if acc >= args.target:
                 reached = time.perf_counter() - t0
                 break
-    print(json.dumps({"seconds": reached, "steps": step, "sft_steps": sft_steps, "accuracy": acc}))
+    print(json.dumps({"seconds": reached, "steps": step, "sft_steps": sft_steps, "accuracy": acc,
+                      "warmup_seconds": warmup_seconds, "warmup_accuracy": warmup_accuracy,
+                      "step_seconds_median": sorted(step_seconds)[len(step_seconds) // 2]}))
 
 
 def sgemm(args):

@@ -22,7 +22,8 @@
 //   grail-bench learner_step      the learner's PPO step time and peak RSS against the eager
 //                                 peer's (LearnerStep() below).
 //   grail-bench time_to_accuracy  wall time to 0.75 held-out accuracy on the demo task against
-//                                 the eager peer's single-process GRPO loop (TimeToAccuracy()).
+//                                 the eager peer's single-process GRPO loop (TimeToAccuracy()),
+//                                 and what it is made of: warm-up time, RL steps, RL step time.
 //
 // Service binaries come from GRAIL_BIN_DIR (default build/bin); the demo spec from
 // GRAIL_SOURCE_DIR (default .).
@@ -37,6 +38,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -811,10 +813,19 @@ absl::StatusOr<std::string> InitialDemoWeights(int seed) {
   return std::move(weights.blob);
 }
 
+// One side's way to the target on the demo task: the wall time, and what it is made of.
+struct TimeToTarget {
+  double seconds = 0;          // to the first held-out evaluation at or above the target
+  double warmup_seconds = 0;   // the supervised warm-up, its evaluations included
+  double warmup_accuracy = 0;  // held-out accuracy where the warm-up stopped
+  int64_t rl_steps = 0;        // RL steps to the target (or to the run's end)
+  double step_seconds = 0;     // the median RL step
+};
+
 // Wall time from submit to the first held-out evaluation (every 10 RL steps) at or above
 // `target` of the demo run with run and init seed `seed`, which is then cancelled; the whole
 // run's time if it ends below the target (reported on stderr).
-absl::StatusOr<double> DemoTimeToAccuracy(int seed, double target) {
+absl::StatusOr<TimeToTarget> DemoTimeToAccuracy(int seed, double target) {
   ASSIGN_OR_RETURN(grail::v1::RunSpec spec, DemoSpec(seed));
   spec.mutable_trainer()->set_eval_every(10);
   testing::LocalClusterOptions options;
@@ -823,36 +834,52 @@ absl::StatusOr<double> DemoTimeToAccuracy(int seed, double target) {
   auto client = cluster->NewRunClient();
   const double t0 = Now();
   ASSIGN_OR_RETURN(std::string id, client->Submit(spec));
+  TimeToTarget out;
   double reached = -1, accuracy = 0;
-  int64_t step = 0;
+  std::vector<double> step_seconds;
   absl::Status watched = client->Watch(id, [&](const grail::v1::StepReport& r) {
-    auto it = r.metrics().find("heldout_accuracy");
-    if (reached >= 0 || r.phase() != "eval" || it == r.metrics().end()) return;
-    accuracy = it->second;
-    step = r.step();
+    auto find = [&](const std::string& key) {
+      auto it = r.metrics().find(key);
+      return it == r.metrics().end() ? std::optional<double>() : std::optional<double>(it->second);
+    };
+    if (reached >= 0) return;
+    if (r.phase() == "sft_eval" && find("heldout_accuracy")) out.warmup_accuracy = *find("heldout_accuracy");
+    if (r.phase() == "rl" && find("time_step")) {
+      // The first RL step began where the warm-up (and the evaluation after it) ended.
+      if (step_seconds.empty()) out.warmup_seconds = Now() - t0 - *find("time_step");
+      step_seconds.push_back(*find("time_step"));
+    }
+    if (r.phase() != "eval" || !find("heldout_accuracy")) return;
+    accuracy = *find("heldout_accuracy");
+    out.rl_steps = r.step();
     if (accuracy >= target) {
       reached = Now() - t0;
       (void)client->Cancel(id);
     }
   });
+  if (!step_seconds.empty()) out.step_seconds = Median(step_seconds);
   if (reached < 0) {
     RETURN_IF_ERROR(watched);
     std::cerr << "grail-bench: time_to_accuracy seed " << seed << ": grail ended at " << accuracy << " < " << target
               << std::endl;
-    return Now() - t0;
+    out.seconds = Now() - t0;
+    return out;
   }
   std::cerr << "grail-bench: time_to_accuracy seed " << seed << ": grail reached " << accuracy << " at RL step "
-            << step << " after " << reached << " s" << std::endl;
-  return reached;
+            << out.rl_steps << " after " << reached << " s" << std::endl;
+  out.seconds = reached;
+  return out;
 }
 
 // Wall time to 0.75 held-out accuracy on the demo task, the demo's model and
 // hyper-parameters: grail's six-service cluster (two actors on one thread each, learner and
 // reference on two, as deploy/local/cluster.sh starts them) against the eager peer's single
 // process on two threads (this machine's cores), median over seeds 1-3, the two interleaved.
+// What the time is made of is printed too: the warm-up's time, the RL steps taken and the
+// median RL step's time, each side's (tta_warmup_time, tta_rl_steps, tta_rl_step_time).
 int TimeToAccuracy() {
   const double target = 0.75;
-  std::vector<double> grail_s, peer_s;
+  std::vector<TimeToTarget> grail, peer;
   const std::string dir = absl::StrCat("/tmp/grail-bench-tta-", getpid());
   std::filesystem::create_directories(dir);
   for (int seed = 1; seed <= 3; ++seed) {
@@ -862,22 +889,48 @@ int TimeToAccuracy() {
       if (!init.ok()) return Fail("initial weights", init.status());
       if (auto s = WriteFile(dir + "/init.safetensors", *init); !s.ok()) return Fail("weights", s);
     }
-    auto grail = DemoTimeToAccuracy(seed, target);
-    if (!grail.ok()) return Fail("demo run", grail.status());
-    grail_s.push_back(*grail);
+    auto ours = DemoTimeToAccuracy(seed, target);
+    if (!ours.ok()) return Fail("demo run", ours.status());
+    grail.push_back(*ours);
     const double t0 = Now();
-    auto peer = RunPeer(absl::StrCat("grpo --seed=", seed, " --target=", target, " --weights=", dir, "/init.safetensors"),
-                        /*threads=*/2);
-    if (!peer.ok()) return Fail("peer grpo", peer.status());
-    const nlohmann::json& j = *peer;
-    peer_s.push_back(j["seconds"].is_null() ? Now() - t0 : j["seconds"].get<double>());
-    std::cerr << "grail-bench: time_to_accuracy seed " << seed << ": grail " << grail_s.back() << " s, eager peer "
-              << peer_s.back() << " s (" << (j["seconds"].is_null() ? "ended below the target at " : "reached at ")
-              << j["accuracy"] << ", RL step " << j["steps"] << ")" << std::endl;
+    auto ran = RunPeer(absl::StrCat("grpo --seed=", seed, " --target=", target, " --weights=", dir, "/init.safetensors"),
+                       /*threads=*/2);
+    if (!ran.ok()) return Fail("peer grpo", ran.status());
+    const nlohmann::json& j = *ran;
+    TimeToTarget theirs;
+    theirs.seconds = j["seconds"].is_null() ? Now() - t0 : j["seconds"].get<double>();
+    theirs.warmup_seconds = j["warmup_seconds"].get<double>();
+    theirs.warmup_accuracy = j["warmup_accuracy"].get<double>();
+    theirs.rl_steps = j["steps"].get<int64_t>();
+    theirs.step_seconds = j["step_seconds_median"].get<double>();
+    peer.push_back(theirs);
+    std::cerr << "grail-bench: time_to_accuracy seed " << seed << ": grail " << ours->seconds << " s, eager peer "
+              << theirs.seconds << " s (" << (j["seconds"].is_null() ? "ended below the target at " : "reached at ")
+              << j["accuracy"] << ", RL step " << theirs.rl_steps << ")" << std::endl;
+    std::cerr << "grail-bench: time_to_accuracy seed " << seed << ": warm-up to " << ours->warmup_accuracy << " in "
+              << ours->warmup_seconds << " s against " << theirs.warmup_accuracy << " in " << theirs.warmup_seconds
+              << " s; RL steps " << ours->rl_steps << " against " << theirs.rl_steps << ", median RL step "
+              << ours->step_seconds << " s against " << theirs.step_seconds << " s" << std::endl;
   }
-  std::cerr << "grail-bench: time_to_accuracy: grail " << Spread(grail_s) << " s, eager peer " << Spread(peer_s)
-            << " s" << std::endl;
-  Emit("time_to_accuracy", Median(grail_s), "s", "eager_pytorch_time", Median(peer_s));
+  auto column = [](const std::vector<TimeToTarget>& v, double TimeToTarget::*field) {
+    std::vector<double> out;
+    for (const auto& t : v) out.push_back(t.*field);
+    return out;
+  };
+  auto steps = [](const std::vector<TimeToTarget>& v) {
+    std::vector<double> out;
+    for (const auto& t : v) out.push_back(static_cast<double>(t.rl_steps));
+    return out;
+  };
+  std::cerr << "grail-bench: time_to_accuracy: grail " << Spread(column(grail, &TimeToTarget::seconds))
+            << " s, eager peer " << Spread(column(peer, &TimeToTarget::seconds)) << " s" << std::endl;
+  Emit("time_to_accuracy", Median(column(grail, &TimeToTarget::seconds)), "s", "eager_pytorch_time",
+       Median(column(peer, &TimeToTarget::seconds)));
+  Emit("tta_warmup_time", Median(column(grail, &TimeToTarget::warmup_seconds)), "s", "eager_pytorch_warmup_time",
+       Median(column(peer, &TimeToTarget::warmup_seconds)));
+  Emit("tta_rl_steps", Median(steps(grail)), "steps", "eager_pytorch_rl_steps", Median(steps(peer)));
+  Emit("tta_rl_step_time", Median(column(grail, &TimeToTarget::step_seconds)), "s", "eager_pytorch_rl_step_time",
+       Median(column(peer, &TimeToTarget::step_seconds)));
   std::filesystem::remove_all(dir);
   return 0;
 }
