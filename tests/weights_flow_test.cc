@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <cmath>
 #include <iostream>
 #include <cstring>
@@ -305,26 +306,34 @@ TEST_F(WeightsFlowTest, SigtermLetsAnInFlightGenerateFinish) {
   gen.mutable_sampling()->set_temperature(1.0);
   gen.mutable_sampling()->set_max_new_tokens(60);
   absl::Status result;
-  size_t received = 0;
+  std::atomic<size_t> received{0};
+  const size_t expected = 24u * 16u;
   std::thread call([&] {
     result = actor_->Generate(gen, [&](grail::v1::Sample) { ++received; });
   });
-  // SIGTERM only once the server counts the call as in flight: a fixed sleep raced the
-  // call's arrival on slow machines, and a call that arrives after shutdown began is refused.
+  // SIGTERM only once the server is serving the call: a fixed sleep raced the call's
+  // arrival on slow machines, and a call that arrives after shutdown began is refused.
+  // Either sign will do: the server's in-flight gauge, or samples streaming back before
+  // the last. Each scrape is bounded, so one stuck scrape does not use up the wait.
   const std::string in_flight = "grail_actor_rpc_in_flight{method=\"/grail.v1.ActorService/Generate\"} 1";
+  auto serving = [&] {
+    if (received > 0 && received < expected) return true;
+    return RunCommand("curl -sf --max-time 2 http://" + actor_proc_->metrics_address() + "/metrics")
+               .output.find(in_flight) != std::string::npos;
+  };
   bool seen_in_flight = false;
   for (const absl::Time deadline = absl::Now() + absl::Seconds(30);
-       !seen_in_flight && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(20))) {
-    seen_in_flight = RunCommand("curl -sf http://" + actor_proc_->metrics_address() + "/metrics")
-                         .output.find(in_flight) != std::string::npos;
+       !seen_in_flight && absl::Now() < deadline && received < expected; absl::SleepFor(absl::Milliseconds(20))) {
+    seen_in_flight = serving();
   }
-  EXPECT_TRUE(seen_in_flight) << "the Generate call never showed as in flight";
+  EXPECT_TRUE(seen_in_flight) << "the Generate call never showed as in flight (" << received << " of " << expected
+                              << " samples back)";
   auto status = actor_proc_->SignalAndWait(SIGTERM, absl::Seconds(30));
   call.join();
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
   EXPECT_TRUE(result.ok()) << result;
-  EXPECT_EQ(received, 24u * 16u);
+  EXPECT_EQ(received, expected);
 }
 
 }  // namespace
