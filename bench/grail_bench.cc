@@ -818,7 +818,7 @@ struct TimeToTarget {
   double seconds = 0;          // to the first held-out evaluation at or above the target
   double warmup_seconds = 0;   // the supervised warm-up, its evaluations included
   double warmup_accuracy = 0;  // held-out accuracy where the warm-up stopped
-  int64_t rl_steps = 0;        // RL steps to the target (or to the run's end)
+  double rl_steps = 0;         // RL steps to the target (or to the run's end)
   double step_seconds = 0;     // the median RL step
 };
 
@@ -851,7 +851,7 @@ absl::StatusOr<TimeToTarget> DemoTimeToAccuracy(int seed, double target) {
     }
     if (r.phase() != "eval" || !find("heldout_accuracy")) return;
     accuracy = *find("heldout_accuracy");
-    out.rl_steps = r.step();
+    out.rl_steps = static_cast<double>(r.step());
     if (accuracy >= target) {
       reached = Now() - t0;
       (void)client->Cancel(id);
@@ -901,7 +901,7 @@ int TimeToAccuracy() {
     theirs.seconds = j["seconds"].is_null() ? Now() - t0 : j["seconds"].get<double>();
     theirs.warmup_seconds = j["warmup_seconds"].get<double>();
     theirs.warmup_accuracy = j["warmup_accuracy"].get<double>();
-    theirs.rl_steps = j["steps"].get<int64_t>();
+    theirs.rl_steps = j["steps"].get<double>();
     theirs.step_seconds = j["step_seconds_median"].get<double>();
     peer.push_back(theirs);
     std::cerr << "grail-bench: time_to_accuracy seed " << seed << ": grail " << ours->seconds << " s, eager peer "
@@ -917,18 +917,14 @@ int TimeToAccuracy() {
     for (const auto& t : v) out.push_back(t.*field);
     return out;
   };
-  auto steps = [](const std::vector<TimeToTarget>& v) {
-    std::vector<double> out;
-    for (const auto& t : v) out.push_back(static_cast<double>(t.rl_steps));
-    return out;
-  };
   std::cerr << "grail-bench: time_to_accuracy: grail " << Spread(column(grail, &TimeToTarget::seconds))
             << " s, eager peer " << Spread(column(peer, &TimeToTarget::seconds)) << " s" << std::endl;
   Emit("time_to_accuracy", Median(column(grail, &TimeToTarget::seconds)), "s", "eager_pytorch_time",
        Median(column(peer, &TimeToTarget::seconds)));
   Emit("tta_warmup_time", Median(column(grail, &TimeToTarget::warmup_seconds)), "s", "eager_pytorch_warmup_time",
        Median(column(peer, &TimeToTarget::warmup_seconds)));
-  Emit("tta_rl_steps", Median(steps(grail)), "steps", "eager_pytorch_rl_steps", Median(steps(peer)));
+  Emit("tta_rl_steps", Median(column(grail, &TimeToTarget::rl_steps)), "steps", "eager_pytorch_rl_steps",
+       Median(column(peer, &TimeToTarget::rl_steps)));
   Emit("tta_rl_step_time", Median(column(grail, &TimeToTarget::step_seconds)), "s", "eager_pytorch_rl_step_time",
        Median(column(peer, &TimeToTarget::step_seconds)));
   std::filesystem::remove_all(dir);
